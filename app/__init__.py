@@ -1,0 +1,1 @@
+"""Fine-tune a classification head on a torchvision CNN, configured in typed Python with Hydra."""

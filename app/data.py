@@ -1,0 +1,105 @@
+"""Datasets: each factory returns a train and a validation split of ``(image, label)`` pairs.
+
+Images come out as float tensors ``[channels, size, size]``, standardised, ready for the model.
+"""
+
+import os
+from typing import NamedTuple
+
+import torch
+from torch.utils.data import Dataset
+
+from app.configs import ImageConfig
+
+
+class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """``(image, label)`` pairs with a length (torch's ``Dataset`` does not promise one)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+class ImageTensorDataset(ImageDataset):
+    """Images held in memory as one ``[N, 1, H, W]`` tensor; channels are expanded on access."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, channels: int) -> None:
+        self.images, self.labels, self.channels = images, labels, channels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index].expand(self.channels, -1, -1), self.labels[index]
+
+
+class Splits(NamedTuple):
+    train: ImageDataset
+    val: ImageDataset
+    classes: int
+
+
+def digits(
+    image: ImageConfig,
+    classes: int = 10,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+) -> Splits:
+    """scikit-learn's handwritten digits (offline), digits ``0..classes-1``, resized to ``image.size``."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    pixels = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0  # [N, 1, 8, 8]
+    labels = torch.tensor(bunch.target, dtype=torch.long)
+    keep = labels < classes
+    pixels, labels = pixels[keep], labels[keep]
+
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    n_val = round(len(order) * val_fraction)
+    val_idx, train_idx = order[:n_val][:val_size], order[n_val:][:train_size]
+
+    # Resize once up front: bilinear upsampling of 8x8 glyphs, then standardise with the
+    # training split's statistics so the validation images see the same transform.
+    resized = torch.nn.functional.interpolate(
+        pixels, size=(image.size, image.size), mode="bilinear", align_corners=False
+    )
+    mean, std = resized[train_idx].mean(), resized[train_idx].std()
+    resized = (resized - mean) / std
+    return Splits(
+        ImageTensorDataset(resized[train_idx], labels[train_idx], image.channels),
+        ImageTensorDataset(resized[val_idx], labels[val_idx], image.channels),
+        classes,
+    )
+
+
+def fake(
+    image: ImageConfig,
+    classes: int = 10,
+    train_size: int | None = 256,
+    val_size: int | None = 64,
+    seed: int = 0,
+) -> Splits:
+    """torchvision ``FakeData``: random images and labels, the same for the same seed."""
+    from torchvision.datasets import FakeData
+    from torchvision.transforms import ToTensor
+
+    shape = (image.channels, image.size, image.size)
+    train_n = 1000 if train_size is None else train_size
+    val_n = 200 if val_size is None else val_size
+    # FakeData seeds image i with ``i + random_offset``: offsets keep the splits disjoint.
+    offset = seed * (train_n + val_n)
+
+    def split(n: int, start: int) -> ImageDataset:
+        return FakeData(  # type: ignore[no-any-return]
+            size=n, image_size=shape, num_classes=classes, transform=ToTensor(), random_offset=start
+        )
+
+    return Splits(split(train_n, offset), split(val_n, offset + train_n), classes)
+
+
+def default_num_workers(dataset: ImageDataset) -> int:
+    """In-memory tensors load fastest in-process; decoded datasets get a worker per spare core."""
+    if isinstance(dataset, ImageTensorDataset):
+        return 0
+    return max(1, min(4, (os.cpu_count() or 1) - 1))

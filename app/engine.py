@@ -1,0 +1,117 @@
+"""One pass over a loader (training or evaluation) and the files a run leaves behind."""
+
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+METRICS_FIELDS = [
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"
+]
+
+
+@dataclass
+class PassResult:
+    loss: float
+    acc: float
+    images: int
+    seconds: float
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("trainer.device=cuda, but no CUDA device is visible; use auto or cpu")
+    return torch.device(name)
+
+
+def run_pass(
+    model: nn.Module,
+    loader: DataLoader[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    optimizer: Optional[torch.optim.Optimizer] = None,
+    desc: str = "",
+) -> PassResult:
+    """Train on every batch when given an optimizer, else evaluate without gradients."""
+    training = optimizer is not None
+    model.train(training)
+    loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    start = time.perf_counter()
+    with torch.set_grad_enabled(training):
+        for images, labels in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            logits = model(images)
+            loss = nn.functional.cross_entropy(logits, labels)
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+            loss_sum += loss.detach() * len(labels)
+            correct += (logits.argmax(1) == labels).sum()
+            seen += len(labels)
+    seconds = time.perf_counter() - start
+    return PassResult(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds)
+
+
+def write_atomically(path: Path, write: Any) -> None:
+    """Write through a temporary file, so an interrupted run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, config: dict[str, Any]
+) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "config": config,
+    }
+    write_atomically(path, lambda tmp: torch.save(state, tmp))
+
+
+def save_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+class MetricsLog:
+    """``metrics.csv``: one row per epoch, flushed as it is written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with path.open("w", newline="") as f:
+            csv.DictWriter(f, METRICS_FIELDS).writeheader()
+
+    def append(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, METRICS_FIELDS).writerow(row)
+
+
+def epoch_row(epoch: int, lr: float, train: PassResult, val: PassResult) -> dict[str, Any]:
+    seconds = train.seconds + val.seconds
+    return {
+        "epoch": epoch,
+        "train_loss": round(train.loss, 6),
+        "train_acc": round(train.acc, 6),
+        "val_loss": round(val.loss, 6),
+        "val_acc": round(val.acc, 6),
+        "lr": lr,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(train.images / train.seconds, 1) if train.seconds else 0.0,
+    }
+

@@ -1,0 +1,47 @@
+"""Shared helpers: the CLI run as a user runs it (a real subprocess), and tiny-run overrides."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A run of a few seconds: tiny fake images (AlexNet needs at least 63 px), two epochs.
+TINY = [
+    "dataset=fake",
+    "dataset.image.size=64",
+    "dataset.train_size=16",
+    "dataset.val_size=8",
+    "trainer.epochs=2",
+    "trainer.batch_size=8",
+]
+
+
+def run_cli(*args: str, cwd: Path, program: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m app.train ARGS`` in ``cwd``, as a user would type it (no full Hydra errors)."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    command = program or [sys.executable, "-m", "app.train"]
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def console_script(name: str) -> str:
+    """The installed console script beside this interpreter (``pip install -e .`` puts it there)."""
+    path = Path(sys.executable).parent / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed beside {sys.executable}; run pip install -e .")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One complete tiny CLI run, shared by the tests that inspect its artefacts."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    result = run_cli(*TINY, f"hydra.run.dir={out}", cwd=out.parent)
+    assert result.returncode == 0, result.stderr
+    return {"dir": out, "result": result}

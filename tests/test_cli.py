@@ -1,0 +1,149 @@
+"""The command line as users type it: real subprocesses, real run dirs."""
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import TINY, console_script, run_cli
+
+EPOCH_COLUMNS = [
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"
+]
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_run_writes_every_artefact(tiny_run: dict[str, Any]) -> None:
+    run_dir: Path = tiny_run["dir"]
+    hydra_dir = run_dir / ".hydra"
+    composed = yaml.safe_load((hydra_dir / "config.yaml").read_text())
+    assert composed["dataset"]["image"]["size"] == 64
+    assert yaml.safe_load((hydra_dir / "overrides.yaml").read_text())[0] == TINY[0]
+    assert (hydra_dir / "hydra.yaml").exists()
+
+    log = (run_dir / "train.log").read_text()  # named after the job, not _implementations
+    assert log.count("epoch ") >= 2 and "best val acc" in log
+
+    rows = read_metrics(run_dir)
+    assert list(rows[0]) == EPOCH_COLUMNS
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert all(0.0 <= float(r["val_acc"]) <= 1.0 and float(r["images_per_s"]) > 0 for r in rows)
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["final"]["epoch"] == 2
+    assert summary["best"]["val_acc"] == max(float(r["val_acc"]) for r in rows)
+
+    for name in ["last.pt", "best.pt"]:
+        checkpoint = torch.load(run_dir / "checkpoints" / name, weights_only=True)
+        assert set(checkpoint) == {"model", "optimizer", "epoch", "config"}
+        assert checkpoint["config"]["dataset"]["image"]["size"] == 64
+        assert checkpoint["config"]["trainer"]["device"] == "auto"
+        assert any(key.startswith("head.") for key in checkpoint["model"])
+    assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_large_head_trains(tmp_path: Path) -> None:
+    result = run_cli("classifier=large", *TINY, "trainer.epochs=1", "hydra.run.dir=out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    checkpoint = torch.load(tmp_path / "out/checkpoints/last.pt", weights_only=True)
+    assert checkpoint["config"]["classifier"]["_args_"][2]["_target_"] == "torch.nn.Dropout"
+    assert "head.6.weight" in checkpoint["model"]  # seven layers: Linear ReLU Dropout x2 + Linear
+
+
+def test_multirun_writes_one_complete_run_dir_per_point(tmp_path: Path) -> None:
+    result = run_cli(
+        "-m", "classifier=small,large", *TINY, "trainer.epochs=1", "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    for index, head in enumerate(["small", "large"]):
+        run_dir = tmp_path / "sweep" / str(index)
+        assert yaml.safe_load((run_dir / ".hydra/overrides.yaml").read_text())[0] == f"classifier={head}"
+        for artefact in ["train.log", "metrics.csv", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"]:
+            assert (run_dir / artefact).exists(), f"{run_dir / artefact} missing"
+
+
+def test_run_dir_is_chosen_with_hydra_run_dir(tmp_path: Path) -> None:
+    result = run_cli(*TINY, "trainer.epochs=1", "hydra.run.dir=outputs/custom_folder", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "outputs/custom_folder/summary.json").exists()
+
+
+def test_plus_adds_a_group_and_tilde_removes_one(tmp_path: Path) -> None:
+    result = run_cli("+debug=fast", "~scheduler", "dataset=fake", "hydra.run.dir=out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    composed = yaml.safe_load((tmp_path / "out/.hydra/config.yaml").read_text())
+    assert composed["trainer"]["epochs"] == 1  # from +debug=fast
+    assert composed["scheduler"] is None
+    lrs = {row["lr"] for row in read_metrics(tmp_path / "out")}
+    assert lrs == {"0.0001"}
+
+
+def test_cfg_job_prints_the_composed_config_without_running(tmp_path: Path) -> None:
+    result = run_cli("--cfg", "job", "--resolve", "classifier=large", "dataset.classes=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    cfg = yaml.safe_load(result.stdout)
+    assert cfg["classifier"]["_args_"][-1]["out_features"] == 3
+    assert cfg["classifier"]["_args_"][0]["in_features"] == 9216
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_help_lists_groups_and_their_options(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for line in [
+        "classifier: large, small",
+        "dataset: digits, fake",
+        "feature_extractor: alexnet, resnet18",
+        "optimizer: adam, adamw, sgd",
+        "scheduler: cosine, step",
+        "trainer: default",
+        "debug: fast",
+    ]:
+        assert line in result.stdout
+
+
+REFUSED = [
+    ("dataset.classes=0.5", "dataset.classes"),
+    ("dataset.image.size=abc", "dataset.image.size"),
+    ("dataset.clases=3", "dataset.clases"),
+    ("classifier=medium", "classifier"),
+    ("trainer.device=gpu", "trainer.device"),
+]
+
+
+@pytest.mark.parametrize(("override", "key"), REFUSED)
+def test_bad_override_is_refused_before_anything_runs(tmp_path: Path, override: str, key: str) -> None:
+    result = run_cli(override, "hydra.run.dir=out", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert key in result.stderr
+    assert not (tmp_path / "out").exists()  # no run dir, so no checkpoint or metrics
+
+
+def test_console_script_runs_the_same_app(tmp_path: Path) -> None:
+    app_train = console_script("app-train")
+    result = run_cli(*TINY, "trainer.epochs=1", "hydra.run.dir=out", cwd=tmp_path, program=[app_train])
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out/train.log").exists() and (tmp_path / "out/summary.json").exists()
+
+
+def test_shell_completion_suggests_group_options(tmp_path: Path) -> None:
+    app_train = console_script("app-train")
+    env = {**os.environ, "COMP_LINE": "app-train classifier="}
+    result = subprocess.run(
+        [app_train, "-sc", "query=bash"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.split()) == {"classifier=large", "classifier=small"}

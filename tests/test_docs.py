@@ -1,0 +1,30 @@
+"""The README stays true: CI runs its test command, and its Python examples run."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def code_blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_ci_runs_the_quick_start_test_command() -> None:
+    quick_start = README.split("## Quick start")[1].split("\n## ")[0]
+    commands = [block.strip() for block in re.findall(r"```bash\n(.*?)```", quick_start, flags=re.S)]
+    assert len(commands) == 2, "the Quick start is exactly two commands"
+    assert "app.train" in commands[0] and "pytest" in commands[1]
+    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_python_examples_run(tmp_path: Path) -> None:
+    for block in code_blocks("python"):
+        result = subprocess.run(
+            [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, f"{block}\n{result.stderr}"
+    assert (tmp_path / "my_run" / "summary.json").exists()

@@ -1,0 +1,119 @@
+"""``instantiate`` on every node builds the real torch object it describes."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torchvision
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from app.configs import compose_config
+from app.data import Splits
+from app.models import ImageClassifier
+
+
+@pytest.fixture(scope="session")
+def alexnet_features() -> torch.Tensor:
+    """The default extractor's output for a 124-px batch of two images (built once)."""
+    torch.manual_seed(0)
+    extractor = instantiate(compose_config().feature_extractor)
+    with torch.no_grad():
+        features: torch.Tensor = extractor(torch.randn(2, 3, 124, 124))
+    return features
+
+
+def test_alexnet_extractor_emits_its_declared_width(alexnet_features: torch.Tensor) -> None:
+    assert alexnet_features.shape == (2, compose_config().feature_extractor.out_features)
+
+
+@pytest.mark.parametrize(("head", "classes", "layers"), [("small", 10, 3), ("large", 4, 7)])
+def test_head_output_shape_on_alexnet_batch(
+    head: str, classes: int, layers: int, alexnet_features: torch.Tensor
+) -> None:
+    cfg = compose_config([f"classifier={head}", f"dataset.classes={classes}"])
+    module = instantiate(cfg.classifier)
+    assert isinstance(module, torch.nn.Sequential) and len(module) == layers
+    assert module(alexnet_features).shape == (2, classes)
+    if head == "large":  # non-linear: ReLU and Dropout between the Linear layers
+        kinds = {type(layer) for layer in module}
+        assert {torch.nn.ReLU, torch.nn.Dropout} <= kinds
+
+
+def test_resnet18_extractor_and_head_fit_together() -> None:
+    cfg = compose_config(["feature_extractor=resnet18", "classifier=large"])
+    model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier))
+    assert model.eval()(torch.randn(2, 3, 64, 64)).shape == (2, 10)
+
+
+def test_grey_images_are_repeated_for_an_rgb_backbone(alexnet_features: torch.Tensor) -> None:
+    cfg = compose_config(["dataset.image.channels=1"])
+    model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier))
+    assert model(torch.randn(2, 1, 64, 64)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("option", ["digits", "fake"])
+def test_dataset_nodes_build_splits(option: str) -> None:
+    cfg = compose_config(
+        [f"dataset={option}", "dataset.image.size=32", "dataset.train_size=20", "dataset.val_size=6",
+         "dataset.classes=4"]
+    )
+    splits = instantiate(cfg.dataset)
+    assert isinstance(splits, Splits)
+    assert (len(splits.train), len(splits.val), splits.classes) == (20, 6, 4)
+    image, label = splits.train[0]
+    assert image.shape == (3, 32, 32) and image.dtype == torch.float32
+    assert 0 <= int(label) < 4
+
+
+def test_digits_uses_every_image_when_sizes_are_null() -> None:
+    splits = instantiate(compose_config(["dataset.image.size=16"]).dataset)
+    assert len(splits.train) + len(splits.val) == 1797
+    assert len(splits.val) == round(1797 * 0.2)
+
+
+def test_splits_follow_the_seed() -> None:
+    def first_labels(seed: int) -> list[int]:
+        cfg = compose_config(["dataset.image.size=16", f"trainer.seed={seed}"])
+        train = instantiate(cfg.dataset).train
+        return [int(train[i][1]) for i in range(20)]
+
+    assert first_labels(0) == first_labels(0)
+    assert first_labels(0) != first_labels(1)
+
+
+@pytest.mark.parametrize("option", ["adam", "adamw", "sgd"])
+def test_optimizer_nodes_are_partials_of_torch_optimizers(option: str) -> None:
+    cfg = compose_config([f"optimizer={option}", "optimizer.lr=0.5"])
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    optimizer = instantiate(cfg.optimizer)(params)
+    assert type(optimizer).__name__.lower() == option
+    assert optimizer.param_groups[0]["lr"] == 0.5
+
+
+@pytest.mark.parametrize(("option", "kind"), [("cosine", "CosineAnnealingLR"), ("step", "StepLR")])
+def test_scheduler_nodes_wrap_the_optimizer(option: str, kind: str) -> None:
+    cfg = compose_config([f"scheduler={option}"])
+    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
+    assert type(instantiate(cfg.scheduler)(optimizer)).__name__ == kind
+
+
+def test_nodes_without_target_instantiate_to_themselves() -> None:
+    trainer: Any = instantiate(compose_config().trainer)
+    assert isinstance(trainer, DictConfig) and trainer.epochs == 4
+
+
+def test_extractor_loads_a_local_checkpoint(tmp_path: Path) -> None:
+    torch.manual_seed(123)
+    reference = torchvision.models.alexnet()
+    path = tmp_path / "alexnet.pt"
+    torch.save(reference.state_dict(), path)
+    extractor = instantiate(compose_config([f"feature_extractor.checkpoint={path}"]).feature_extractor)
+    assert torch.equal(extractor[0][0].weight, reference.features[0].weight)
+
+
+def test_extractor_refuses_a_wrong_declared_width() -> None:
+    cfg = compose_config(["feature_extractor.out_features=100"])
+    with pytest.raises(Exception, match="produces 9216"):
+        instantiate(cfg.feature_extractor)

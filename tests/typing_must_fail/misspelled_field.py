@@ -1,0 +1,4 @@
+# expect: Unexpected keyword argument "clases" for "DigitsConfig"
+from app.configs import DigitsConfig
+
+DigitsConfig(clases=3)

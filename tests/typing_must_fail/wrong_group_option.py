@@ -1,0 +1,4 @@
+# expect: Argument "optimizer" to "MainConfig" has incompatible type "AlexNetConfig"; expected "OptimizerConfig"
+from app.configs import AlexNetConfig, MainConfig
+
+MainConfig(optimizer=AlexNetConfig())
