@@ -244,6 +244,12 @@ class Device(Enum):
     cuda = "cuda"
 
 
+class Precision(Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"  # autocast to bfloat16
+    fp16 = "fp16"  # autocast to float16, with gradient scaling
+
+
 @dataclass
 class TrainerConfig:
     epochs: int = 4
@@ -252,6 +258,8 @@ class TrainerConfig:
     device: Device = Device.auto
     num_workers: Optional[int] = None  # null: chosen from the dataset and the cores
     freeze_extractor: bool = False  # train the head only
+    precision: Precision = Precision.fp32
+    channels_last: bool = False  # NHWC memory format: faster convolutions on recent GPUs
 
 
 store(TrainerConfig(), group="trainer", name="default")

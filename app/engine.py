@@ -34,15 +34,34 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Step:
+    """How each batch is computed: where, in which precision and memory format."""
+
+    device: torch.device
+    precision: str = "fp32"
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        self.dtype = AUTOCAST_DTYPES[self.precision]
+        # float16 gradients underflow without scaling; bfloat16 and float32 need none
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+
+
 def run_pass(
     model: nn.Module,
     loader: DataLoader[tuple[torch.Tensor, torch.Tensor]],
-    device: torch.device,
+    step: Step,
     optimizer: Optional[torch.optim.Optimizer] = None,
     desc: str = "",
 ) -> PassResult:
     """Train on every batch when given an optimizer, else evaluate without gradients."""
     training = optimizer is not None
+    device = step.device
     model.train(training)
     loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
     correct = torch.zeros((), device=device, dtype=torch.long)
@@ -50,14 +69,16 @@ def run_pass(
     start = time.perf_counter()
     with torch.set_grad_enabled(training):
         for images, labels in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
-            images = images.to(device, non_blocking=True)
+            images = images.to(device, non_blocking=True, memory_format=step.memory_format)
             labels = labels.to(device, non_blocking=True)
-            logits = model(images)
-            loss = nn.functional.cross_entropy(logits, labels)
+            with torch.autocast(device.type, dtype=step.dtype, enabled=step.dtype is not None):
+                logits = model(images)
+                loss = nn.functional.cross_entropy(logits, labels)
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # type: ignore[no-untyped-call]
-                optimizer.step()
+                step.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                step.scaler.step(optimizer)
+                step.scaler.update()
             loss_sum += loss.detach() * len(labels)
             correct += (logits.argmax(1) == labels).sum()
             seen += len(labels)

@@ -35,6 +35,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(t.seed)
     device = engine.resolve_device(t.device.value)
+    step = engine.Step(device, t.precision.value, t.channels_last)
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
 
     # Data
@@ -53,6 +54,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
     model = ImageClassifier(
         instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor
     ).to(device)
+    model.to(memory_format=step.memory_format)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = instantiate(cfg.optimizer)(trainable)
     scheduler = instantiate(cfg.scheduler)(optimizer) if cfg.scheduler is not None else None
@@ -69,8 +71,8 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
     started = time.perf_counter()
     for epoch in range(1, t.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
-        train_pass = engine.run_pass(model, train_loader, device, optimizer, f"epoch {epoch} train")
-        val_pass = engine.run_pass(model, val_loader, device, None, f"epoch {epoch} val")
+        train_pass = engine.run_pass(model, train_loader, step, optimizer, f"epoch {epoch} train")
+        val_pass = engine.run_pass(model, val_loader, step, None, f"epoch {epoch} val")
         if scheduler is not None:
             scheduler.step()
         last = engine.epoch_row(epoch, lr, train_pass, val_pass)
