@@ -18,11 +18,18 @@ The tree (``python -m app.train --help`` lists it too)::
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from hydra.conf import HelpConf, HydraConf, JobConf
 from hydra_zen import ZenStore
 from omegaconf import II, MISSING, DictConfig
+
+from app.rules import RULE, Rule, checked
+from app.validation import rules_help
+
+AT_LEAST_ONE = Rule(ge=1)
+NOT_NEGATIVE = Rule(ge=0)
+POSITIVE = Rule(gt=0)
 
 CONFIG_NAME = "config"
 JOB_NAME = "train"
@@ -34,8 +41,9 @@ store = ZenStore(name="app")
 # --------------------------------------------------------------------------------- dataset
 @dataclass
 class ImageConfig:
-    size: int = 124  # side of the square images fed to the extractor, in pixels
-    channels: int = 3  # 1 (grey, repeated for RGB backbones) or 3
+    # side of the square images fed to the extractor, in pixels (its minimum: a cross-field rule)
+    size: int = checked(124, AT_LEAST_ONE)
+    channels: int = checked(3, Rule(one_of=(1, 3), why="grey images are repeated for RGB backbones"))
 
 
 @dataclass
@@ -44,9 +52,9 @@ class DatasetConfig:
 
     _target_: str = MISSING
     image: ImageConfig = field(default_factory=ImageConfig)
-    classes: int = 10
-    train_size: Optional[int] = None  # images to use; null: all there are
-    val_size: Optional[int] = None
+    classes: int = checked(10, Rule(ge=2, why="a classifier needs two classes or more"))
+    train_size: Optional[int] = checked(None, AT_LEAST_ONE)  # images to use; null: all there are
+    val_size: Optional[int] = checked(None, AT_LEAST_ONE)
     seed: int = II("trainer.seed")  # the split (or the generated data) follows the run's seed
 
 
@@ -55,7 +63,8 @@ class DigitsConfig(DatasetConfig):
     """scikit-learn's 1,797 handwritten 8x8 digits, resized; ``classes`` keeps digits 0..classes-1."""
 
     _target_: str = "app.data.digits"
-    val_fraction: float = 0.2
+    classes: int = checked(10, Rule(ge=2, le=10, why="digits has ten classes, 0-9"))
+    val_fraction: float = checked(0.2, Rule(gt=0, lt=1, why="both splits need images"))
 
 
 @dataclass
@@ -63,8 +72,8 @@ class FakeDataConfig(DatasetConfig):
     """torchvision FakeData: random images, deterministic from the seed (smoke tests, benchmarks)."""
 
     _target_: str = "app.data.fake"
-    train_size: Optional[int] = 256  # null: 1000
-    val_size: Optional[int] = 64  # null: 200
+    train_size: Optional[int] = checked(256, AT_LEAST_ONE)  # null: 1000
+    val_size: Optional[int] = checked(64, AT_LEAST_ONE)  # null: 200
 
 
 store(DigitsConfig(), group="dataset", name="digits")
@@ -76,22 +85,29 @@ store(FakeDataConfig(), group="dataset", name="fake")
 class FeatureExtractorConfig:
     """A pretrained CNN body that maps an image batch to flat ``out_features``-wide vectors."""
 
+    min_image_size: ClassVar[int] = 1  # smallest dataset.image.size the body accepts
+
     _target_: str = MISSING
-    weights: Optional[str] = None  # torchvision weights name, e.g. IMAGENET1K_V1 (downloads)
-    checkpoint: Optional[str] = None  # a local torchvision state dict to load instead
+    # torchvision weights name (downloads on first use); or a local torchvision state dict
+    weights: Optional[str] = checked(None, Rule(one_of=("IMAGENET1K_V1", "DEFAULT")))
+    checkpoint: Optional[str] = checked(None, Rule(existing_file=True))
     out_features: int = MISSING  # the width it produces; the head's first layer follows it
 
 
 @dataclass
 class AlexNetConfig(FeatureExtractorConfig):
+    min_image_size: ClassVar[int] = 63  # smaller maps vanish in AlexNet's third max-pool
+
     _target_: str = "app.models.alexnet"
-    out_features: int = 9216
+    out_features: int = checked(9216, Rule(one_of=(9216,), why="AlexNet pools to 256x6x6"))
 
 
 @dataclass
 class ResNet18Config(FeatureExtractorConfig):
+    min_image_size: ClassVar[int] = 32  # below it the last stage sees single pixels
+
     _target_: str = "app.models.resnet18"
-    out_features: int = 512
+    out_features: int = checked(512, Rule(one_of=(512,), why="ResNet-18 pools to 512 channels"))
 
 
 store(AlexNetConfig(), group="feature_extractor", name="alexnet")
@@ -102,8 +118,8 @@ store(ResNet18Config(), group="feature_extractor", name="resnet18")
 @dataclass
 class LinearConfig:
     _target_: str = "torch.nn.Linear"
-    in_features: int = MISSING
-    out_features: int = MISSING
+    in_features: int = checked(MISSING, AT_LEAST_ONE)
+    out_features: int = checked(MISSING, AT_LEAST_ONE)
     bias: bool = True
 
 
@@ -116,7 +132,7 @@ class ReLUConfig:
 @dataclass
 class DropoutConfig:
     _target_: str = "torch.nn.Dropout"
-    p: float = 0.5
+    p: float = checked(0.5, Rule(ge=0, lt=1, why="the probability of zeroing a unit"))
     inplace: bool = False
 
 
@@ -177,32 +193,34 @@ class OptimizerConfig:
     _target_: str = MISSING
     _partial_: bool = True
     _convert_: str = "all"  # betas reach torch as a plain list, not a ListConfig
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    lr: float = checked(1e-3, POSITIVE)
+    weight_decay: float = checked(0.0, NOT_NEGATIVE)
 
 
 @dataclass
 class SGDConfig(OptimizerConfig):
     _target_: str = "torch.optim.SGD"
-    lr: float = 0.01
-    momentum: float = 0.9
-    dampening: float = 0.0
-    nesterov: bool = False
+    lr: float = checked(0.01, POSITIVE)
+    momentum: float = checked(0.9, NOT_NEGATIVE)
+    dampening: float = checked(0.0, NOT_NEGATIVE)
+    nesterov: bool = False  # needs momentum > 0 and dampening 0 (a cross-field rule)
 
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     _target_: str = "torch.optim.Adam"
-    lr: float = 1e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+    lr: float = checked(1e-4, POSITIVE)
+    betas: list[float] = field(
+        default_factory=lambda: [0.9, 0.999], metadata={RULE: Rule(ge=0, lt=1)}
+    )
+    eps: float = checked(1e-8, POSITIVE)
     amsgrad: bool = False
 
 
 @dataclass
 class AdamWConfig(AdamConfig):
     _target_: str = "torch.optim.AdamW"
-    weight_decay: float = 0.01
+    weight_decay: float = checked(0.01, NOT_NEGATIVE)
 
 
 store(AdamConfig(), group="optimizer", name="adam")
@@ -222,15 +240,15 @@ class SchedulerConfig:
 @dataclass
 class CosineConfig(SchedulerConfig):
     _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
-    T_max: int = II("trainer.epochs")
-    eta_min: float = 0.0
+    T_max: int = checked(II("trainer.epochs"), AT_LEAST_ONE)
+    eta_min: float = checked(0.0, NOT_NEGATIVE)
 
 
 @dataclass
 class StepConfig(SchedulerConfig):
     _target_: str = "torch.optim.lr_scheduler.StepLR"
-    step_size: int = 1
-    gamma: float = 0.5
+    step_size: int = checked(1, AT_LEAST_ONE)
+    gamma: float = checked(0.5, POSITIVE)
 
 
 store(CosineConfig(), group="scheduler", name="cosine")
@@ -252,11 +270,11 @@ class Precision(Enum):
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 4
-    batch_size: int = 32
-    seed: int = 0
+    epochs: int = checked(4, AT_LEAST_ONE)
+    batch_size: int = checked(32, AT_LEAST_ONE)
+    seed: int = checked(0, NOT_NEGATIVE)
     device: Device = Device.auto
-    num_workers: Optional[int] = None  # null: chosen from the dataset and the cores
+    num_workers: Optional[int] = checked(None, NOT_NEGATIVE)  # null: chosen for the data
     freeze_extractor: bool = False  # train the head only
     precision: Precision = Precision.fp32
     channels_last: bool = False  # NHWC memory format: faster convolutions on recent GPUs
@@ -309,12 +327,13 @@ Fine-tune a classification head on a torchvision CNN. Every config is typed Pyth
   app-train -m classifier=small,large        # one run dir per point
   app-train --cfg job                        # print the composed config
 """
+GROUP_OPTIONS = [(e["group"], e["name"], e["node"]) for e in store if e["group"]]
 # Hydra's own config, stored like the rest: the job is called ``train`` (so the log is
-# ``train.log``) whatever module or script launched it.
+# ``train.log``) whatever module or script launched it; --help ends with every rule.
 store(
     HydraConf(
         job=JobConf(name=JOB_NAME),
-        help=HelpConf(app_name="app-train", header=HELP_HEADER),
+        help=HelpConf(app_name="app-train", header=HELP_HEADER, footer=rules_help(GROUP_OPTIONS)),
     ),
     group="hydra",
     name="config",

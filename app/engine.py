@@ -13,6 +13,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from app.validation import ConfigError, Problem
+
 METRICS_FIELDS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"
 ]
@@ -30,7 +32,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("trainer.device=cuda, but no CUDA device is visible; use auto or cpu")
+        raise ConfigError([Problem(
+            "trainer.device", "cuda", "a device this machine has", "no CUDA device is visible: use auto or cpu"
+        )])
     return torch.device(name)
 
 

@@ -6,6 +6,7 @@ never pay for it.
 """
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from app import validation
 from app.configs import CONFIG_NAME, VERSION_BASE
 
 log = logging.getLogger("app.train")
@@ -24,6 +26,7 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
 
     Returns the best validation accuracy (what a sweeper optimises).
     """
+    validation.raise_if_invalid(cfg)  # for callers that skipped the launch check
     import torch
     from hydra.utils import instantiate
     from torch.utils.data import DataLoader
@@ -96,8 +99,30 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
 
 
 @hydra.main(config_path=None, config_name=CONFIG_NAME, version_base=VERSION_BASE)
-def main(cfg: DictConfig) -> float:
-    return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+def hydra_main(cfg: DictConfig) -> float:
+    try:
+        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except validation.ConfigError as error:
+        log.error("%s", error)
+        sys.exit(1)
+
+
+# Hydra flags after which Hydra only prints: nothing is launched, so nothing to check first.
+PRINT_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion")
+
+
+def main() -> None:
+    """``python -m app.train`` and ``app-train``: check every run or sweep point, then launch."""
+    from hydra._internal.utils import get_args_parser
+
+    args, _ = get_args_parser().parse_known_args()
+    if not any(getattr(args, flag, None) for flag in PRINT_ONLY):
+        config_name = args.config_name or CONFIG_NAME
+        points, problems = validation.check_overrides(args.overrides, args.multirun, config_name)
+        if problems:
+            validation.report(problems, points)
+            sys.exit(1)
+    hydra_main()
 
 
 if __name__ == "__main__":

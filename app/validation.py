@@ -1,0 +1,458 @@
+"""Refuse a bad configuration before anything runs.
+
+``check_overrides`` composes every point of a run or sweep exactly as Hydra will, and
+``check_config`` checks a composed config against the value rules declared next to each field
+(``app.rules``), the cross-field rules below, the schema's keys and the target allow-list. Each
+problem names the key, the value given, the rule and a hint. No torch is imported.
+"""
+
+import dataclasses
+import difflib
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from app.rules import Rule, rule_of
+
+CONFIG_NAME = "config"
+
+
+@dataclass
+class Problem:
+    key: str
+    value: str
+    rule: str
+    hint: str
+    point: Optional[Sequence[str]] = None  # the overrides of the sweep point it was found in
+    error: Optional[BaseException] = None  # re-raised under HYDRA_FULL_ERROR=1
+
+    def render(self) -> str:
+        where = f"   [sweep point: {' '.join(self.point) or '(defaults)'}]" if self.point is not None else ""
+        given = self.key if self.key.startswith("~") else f"{self.key}={self.value}"
+        return f"{given}{where}\n  rule: {self.rule}\n  hint: {self.hint}"
+
+
+class ConfigError(ValueError):
+    """A configuration that breaks the rules; ``str()`` is the report a person reads."""
+
+    def __init__(self, problems: Sequence[Problem], points: int = 1) -> None:
+        self.problems, self.points = list(problems), points
+        super().__init__(render(self.problems, points))
+
+
+def render(problems: Sequence[Problem], points: int = 1) -> str:
+    failing = len({tuple(p.point) for p in problems if p.point is not None})
+    scope = f" in {failing} of {points} sweep points" if points > 1 else ""
+    plural = "s" if len(problems) != 1 else ""
+    head = f"Refused: {len(problems)} problem{plural}{scope}; nothing was run."
+    return "\n\n".join([head, *(p.render() for p in problems)]) + "\n"
+
+
+def _suggest(word: str, choices: Sequence[str]) -> list[str]:
+    return difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+
+
+# ------------------------------------------------------------------------------ targets
+_user_targets: set[str] = set()
+
+
+def allow_target(path: str) -> None:
+    """Let configs name ``path`` as a ``_target_`` (for configs a user registers on purpose)."""
+    _user_targets.add(path)
+
+
+def allowed_targets() -> set[str]:
+    """Every ``_target_`` that a config registered in Hydra's ConfigStore uses, and the user's."""
+    from hydra.core.config_store import ConfigNode, ConfigStore
+
+    found = set(_user_targets)
+
+    def walk(item: Any) -> None:
+        if isinstance(item, dict):
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, ConfigNode):
+            walk(item.node)
+        elif isinstance(item, DictConfig) and not (item._is_none() or item._is_missing()):
+            for key in item.keys():
+                child = item._get_node(key)
+                if key == "_target_" and not OmegaConf.is_interpolation(item, str(key)):
+                    found.add(str(item[key]))
+                else:
+                    walk(child)
+        elif isinstance(item, ListConfig) and not (item._is_none() or item._is_missing()):
+            for index in range(len(item)):
+                walk(item._get_node(index))
+
+    walk(ConfigStore.instance().repo)
+    return found
+
+
+# --------------------------------------------------------------------- cross-field rules
+CrossRule = Callable[[DictConfig], Iterator[Problem]]
+CROSS_RULES: list[tuple[str, CrossRule]] = []
+
+
+def cross_rule(description: str) -> Callable[[CrossRule], CrossRule]:
+    def register(check: CrossRule) -> CrossRule:
+        CROSS_RULES.append((description, check))
+        return check
+
+    return register
+
+
+@cross_rule("dataset.image.size >= the extractor's smallest input (alexnet 63 px, resnet18 32 px)")
+def _image_fits_extractor(cfg: DictConfig) -> Iterator[Problem]:
+    extractor = OmegaConf.get_type(cfg.feature_extractor)
+    minimum = getattr(extractor, "min_image_size", 1)
+    size = cfg.dataset.image.size
+    if isinstance(size, int) and size < minimum:
+        yield Problem(
+            "dataset.image.size", str(size),
+            f">= {minimum}: the smallest image {cfg.feature_extractor._target_} accepts",
+            f"use dataset.image.size={max(minimum, 64)} or more, or another feature_extractor",
+        )
+
+
+@cross_rule(
+    "the head's Linear layers chain: the first in_features is feature_extractor.out_features, "
+    "each next one the previous out_features, and the last out_features is dataset.classes"
+)
+def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
+    layers = cfg.classifier.get("_args_")
+    linear = [
+        (i, layer) for i, layer in enumerate(layers or [])
+        if isinstance(layer, DictConfig) and layer.get("_target_") == "torch.nn.Linear"
+    ]
+    if not linear:
+        yield Problem(
+            "classifier._args_", str(OmegaConf.to_container(layers)) if layers is not None else "null",
+            "the head has at least one torch.nn.Linear layer",
+            "pick a stored head: classifier=small or classifier=large",
+        )
+        return
+    width, source = cfg.feature_extractor.out_features, "feature_extractor.out_features"
+    for i, layer in linear:
+        if layer.in_features != width:
+            yield Problem(
+                f"classifier._args_.{i}.in_features", str(layer.in_features),
+                f"equals {source} ({width})",
+                f"leave it to interpolation: classifier._args_.{i}.in_features='${{{source}}}'",
+            )
+        width, source = layer.out_features, f"classifier._args_.{i}.out_features"
+    last, classes = linear[-1][0], cfg.dataset.classes
+    if width != classes:
+        yield Problem(
+            f"classifier._args_.{last}.out_features", str(width),
+            f"equals dataset.classes ({classes}): one score per class",
+            "set dataset.classes instead; the last layer follows it",
+        )
+
+
+@cross_rule("feature_extractor.weights and feature_extractor.checkpoint are not both set")
+def _one_source_of_weights(cfg: DictConfig) -> Iterator[Problem]:
+    fe = cfg.feature_extractor
+    if fe.get("weights") is not None and fe.get("checkpoint") is not None:
+        yield Problem(
+            "feature_extractor.checkpoint", str(fe.checkpoint),
+            "only one of feature_extractor.weights and feature_extractor.checkpoint",
+            "drop one of them (feature_extractor.weights=null)",
+        )
+
+
+@cross_rule("optimizer.nesterov=true needs optimizer.momentum > 0 and optimizer.dampening = 0")
+def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
+    opt = cfg.optimizer
+    if opt.get("nesterov") and not (opt.get("momentum", 0) > 0 and opt.get("dampening", 0) == 0):
+        yield Problem(
+            "optimizer.nesterov", "true", "Nesterov momentum needs momentum > 0 and dampening = 0",
+            "set optimizer.momentum=0.9 optimizer.dampening=0, or optimizer.nesterov=false",
+        )
+
+
+# ------------------------------------------------------------------ the rules, as a table
+def rules_table(options: Sequence[tuple[str, str, Any]]) -> list[tuple[str, str]]:
+    """(key, rule) for every rule of the ``(group, option, dataclass instance)`` configs,
+    then the cross-field rules. What ``--help`` prints and the README lists."""
+    found: dict[str, dict[str, list[str]]] = {}
+    names: dict[str, list[str]] = {}
+
+    def walk(obj: Any, path: str, option: str) -> None:
+        if isinstance(obj, list):
+            for item in obj:
+                walk(item, f"{path}[*]", option)
+        elif dataclasses.is_dataclass(obj):
+            for f in dataclasses.fields(obj):
+                rule = rule_of(f.metadata)
+                if rule is not None:
+                    text = rule.describe() + (f" ({rule.why})" if rule.why else "")
+                    found.setdefault(f"{path}.{f.name}", {}).setdefault(text, []).append(option)
+                walk(getattr(obj, f.name), f"{path}.{f.name}", option)
+
+    for group, option, node in options:
+        names.setdefault(group, []).append(option)
+        walk(node, group, option)
+    rows = []
+    for key, texts in found.items():
+        group = key.split(".")[0]
+        for text, where in texts.items():
+            everywhere = len(texts) == 1 and len(set(where)) == len(names[group])
+            rows.append((key, text if everywhere else f"{text} [{', '.join(sorted(set(where)))}]"))
+    return rows + [("cross-field", description) for description, _ in CROSS_RULES]
+
+
+def rules_help(options: Sequence[tuple[str, str, Any]]) -> str:
+    rows = rules_table(options)
+    width = max(len(key) for key, _ in rows)
+    lines = [f"  {key:<{width}}  {text}" for key, text in rows]
+    return (
+        "== Rules (checked before anything runs; app-check checks without running) ==\n"
+        + "\n".join(lines)
+        + "\n\nAlso refused: unknown keys and group options, and any _target_ that no stored config uses.\n"
+    )
+
+
+# ------------------------------------------------------------------- one composed config
+def _value_hint(key: str, rule: Rule, default: Any) -> str:
+    if rule.existing_file:
+        return f"check the path: it is read from the directory you launch from ({os.getcwd()})"
+    concrete = default not in (dataclasses.MISSING, None, "???") and not str(default).startswith("${")
+    example = f", e.g. {key}={default}" if concrete else ""
+    return f"give {key} a value with {rule.describe()}{example}"
+
+
+def _check_node(node: Any, path: str, allowed: set[str], problems: list[Problem]) -> None:
+    """Field rules, unknown keys and targets, for ``node`` and everything under it."""
+    if isinstance(node, ListConfig):
+        for index in range(len(node)):
+            _check_node(node._get_node(index), f"{path}.{index}", allowed, problems)
+        return
+    if not isinstance(node, DictConfig):
+        return
+    schema = OmegaConf.get_type(node)
+    declared = (
+        {f.name: f for f in dataclasses.fields(schema)}
+        if isinstance(schema, type) and dataclasses.is_dataclass(schema)
+        else None
+    )
+    for key in map(str, node.keys()):
+        full = f"{path}.{key}" if path else key
+        if declared is not None and key not in declared:
+            close = _suggest(key, [name for name in declared if not name.startswith("_")])
+            problems.append(Problem(
+                full, str(node._get_node(key)._value()),  # type: ignore[union-attr]
+                f"a key of {schema.__name__}: {', '.join(n for n in declared if not n.startswith('_'))}",  # type: ignore[union-attr]
+                f"did you mean {' or '.join(f'{path}.{c}' for c in close)}?" if close
+                else f"remove it; {path} takes only the keys above",
+            ))
+            continue
+        try:
+            value = node[key]
+        except OmegaConfBaseException as error:
+            problems.append(Problem(full, "???", str(error).splitlines()[0], f"set {full}", error=error))
+            continue
+        if key == "_target_" and str(value) not in allowed:
+            problems.append(Problem(
+                full, str(value), "a _target_ that the app's registered configs use",
+                "pick a stored option of the group instead (see --help); to build your own class, "
+                "register its config and call app.validation.allow_target",
+            ))
+        rule = rule_of(declared[key].metadata) if declared is not None else None
+        # An interpolated value is checked where it comes from, so one mistake is one problem.
+        if rule is not None and not OmegaConf.is_interpolation(node, key):
+            plain = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value
+            if rule.broken_by(plain):
+                field = declared[key]  # type: ignore[index]
+                why = f" ({rule.why})" if rule.why else ""
+                problems.append(Problem(
+                    full, str(plain), rule.describe() + why, _value_hint(full, rule, field.default)
+                ))
+        if isinstance(value, (DictConfig, ListConfig)):
+            _check_node(node._get_node(key), full, allowed, problems)
+
+
+def check_config(cfg: DictConfig) -> list[Problem]:
+    """Every problem of one composed config (its ``hydra`` node, if there, for targets only)."""
+    problems: list[Problem] = []
+    allowed = allowed_targets()
+    job = cfg
+    if "hydra" in cfg:
+        job = cfg.copy()
+        with open_dict(job):
+            del job["hydra"]
+        _check_targets(cfg.hydra, "hydra", allowed, problems)
+    _check_node(job, "", allowed, problems)
+    if not problems:  # cross-field rules read values the checks above have vouched for
+        for _, rule in CROSS_RULES:
+            problems.extend(rule(job))
+    return problems
+
+
+def _check_targets(node: Any, path: str, allowed: set[str], problems: list[Problem]) -> None:
+    """Hydra's own config: only ``_target_`` matters there (a callback is code that runs)."""
+    if isinstance(node, (DictConfig, ListConfig)) and (node._is_none() or node._is_missing()):
+        return
+    if isinstance(node, DictConfig):
+        for key in map(str, node.keys()):
+            child = node._get_node(key)
+            if key == "_target_" and str(child._value()) not in allowed:  # type: ignore[union-attr]
+                problems.append(Problem(
+                    f"{path}.{key}", str(child._value()),  # type: ignore[union-attr]
+                    "a _target_ that a registered config uses",
+                    "register the config of your callback or plugin instead of naming a target",
+                ))
+            else:
+                _check_targets(child, f"{path}.{key}", allowed, problems)
+    elif isinstance(node, ListConfig):
+        for index in range(len(node)):
+            _check_targets(node._get_node(index), f"{path}.{index}", allowed, problems)
+
+
+def raise_if_invalid(cfg: DictConfig) -> None:
+    problems = check_config(cfg)
+    if problems:
+        raise ConfigError(problems)
+
+
+# ---------------------------------------------------------------- overrides, sweep points
+def _override_value(overrides: Sequence[str], key: str) -> str:
+    wanted = re.sub(r"\[(\d+)\]", r".\1", key)
+    for text in overrides:
+        name, _, value = text.partition("=")
+        if name.lstrip("+~") == wanted:
+            return value
+    return "?"
+
+
+def _composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
+    """A Hydra composition error, told as key, value, rule and hint."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigIndexError, ConfigKeyError, ConfigTypeError, ValidationError
+
+    message = str(error)
+    first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    cause = error.__cause__
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        options = list(error.options or [])
+        if not group:  # the primary config itself
+            return Problem("--config-name", option, "a stored primary config", "leave --config-name out", error=error)
+        close = _suggest(option, options)
+        hint = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
+        return Problem(
+            group.replace("/", "."), option, f"one of the options of group {group}: {', '.join(options)}",
+            hint + f"list them with --help", error=error,
+        )
+    if isinstance(cause, (ConfigKeyError, ConfigIndexError)) or isinstance(cause, AttributeError):
+        key = str(getattr(cause, "full_key", "") or "?")
+        schema = getattr(cause, "object_type", None)
+        if isinstance(cause, ConfigIndexError):
+            return Problem(key, _override_value(overrides, key), "an index inside the list",
+                           "count from 0; --cfg job shows the list", error=error)
+        names = [f.name for f in dataclasses.fields(schema) if not f.name.startswith("_")] if (
+            isinstance(schema, type) and dataclasses.is_dataclass(schema)) else []
+        parent, _, leaf = key.rpartition(".")
+        close = _suggest(leaf, names)
+        hint = (f"did you mean {' or '.join(f'{parent}.{c}' for c in close)}?" if close
+                else f"{parent or 'the config'} has the keys: {', '.join(names)}" if names
+                else "print the config with --cfg job to see its keys")
+        return Problem(key, _override_value(overrides, key),
+                       f"a key that exists in {getattr(schema, '__name__', 'the config')}", hint, error=error)
+    if isinstance(cause, ConfigTypeError) and "deletion" in str(cause):
+        key = str(getattr(cause, "full_key", "?"))
+        return Problem(f"~{key}", "", "typed fields cannot be removed; ~ removes a group or a key added with +",
+                       f"set a value instead ({key}=...), or remove a group such as ~scheduler", error=error)
+    if isinstance(cause, ValidationError):
+        key = str(getattr(cause, "full_key", "?"))
+        detail = str(cause).splitlines()[0]
+        return Problem(key, _override_value(overrides, key), detail,
+                       f"python -m app.train --cfg job shows {key}'s current value and type", error=error)
+    if "An item is already at" in message:
+        key = message.split("'")[1]
+        return Problem(f"+{key}", _override_value(overrides, key), "+ adds a key that does not exist yet",
+                       f"drop the +: {key}=...", error=error)
+    if "Ambiguous value for argument" in message:
+        given = first.split("'")[1] if "'" in first else "override="
+        key, _, value = given.partition("=")
+        return Problem(key, value,
+                       "a comma-separated value is a sweep, and sweeps need -m",
+                       "add -m (--multirun) to sweep, or write a list as key=[a,b]", error=error)
+    return Problem("override", " ".join(overrides), first,
+                   "see python -m app.train --help for the keys and the override grammar", error=error)
+
+
+def _parse_each(overrides: Sequence[str]) -> tuple[list[Any], list[Problem]]:
+    """Hydra's override grammar, one override at a time so a problem names its culprit."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    parsed, problems = [], []
+    for text in overrides:
+        try:
+            parsed.extend(parser.parse_overrides([text]))
+        except OverrideParseException as error:
+            detail = str(error).splitlines()[0]
+            problems.append(Problem(
+                text.partition("=")[0] or text, text.partition("=")[2],
+                f"Hydra's override grammar: key=value, +key=value, ~key, group=option ({detail})",
+                "quote values with spaces or special characters: key='a value'", error=error,
+            ))
+    return parsed, problems
+
+
+def sweep_points(overrides: Sequence[str], multirun: bool) -> tuple[list[list[str]], list[Problem]]:
+    """The override list of every job that the run (or the basic sweeper's sweep) launches."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.errors import HydraException
+
+    parsed, problems = _parse_each(overrides)
+    if problems:
+        return [], problems
+    if not multirun:
+        return [list(overrides)], []
+    try:
+        return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch], []
+    except HydraException as error:
+        return [], [Problem("-m", " ".join(overrides), str(error).splitlines()[0],
+                            "the basic sweeper expands lists (a,b), range() and choice()", error=error)]
+
+
+def check_overrides(
+    overrides: Sequence[str], multirun: bool = False, config_name: str = CONFIG_NAME
+) -> tuple[int, list[Problem]]:
+    """Compose and check every point of the run (or ``-m`` sweep); (points, problems)."""
+    from hydra import compose, initialize
+    from hydra.core.global_hydra import GlobalHydra
+
+    import app.configs  # noqa: F401  (registers the configs)
+
+    points, problems = sweep_points(overrides, multirun)
+    GlobalHydra.instance().clear()
+    with initialize(version_base=app.configs.VERSION_BASE, config_path=None, job_name=app.configs.JOB_NAME):
+        for point in points:
+            tag = point if multirun else None
+            try:
+                cfg = compose(config_name=config_name, overrides=point, return_hydra_config=True)
+                found = check_config(cfg)
+            except Exception as error:  # composition refused: say why in the same format
+                found = [_composition_problem(error, point)]
+            for problem in found:
+                problem.point = tag
+            problems.extend(found)
+    return max(len(points), 1), problems
+
+
+def report(problems: Sequence[Problem], points: int) -> None:
+    """Print the refusal to stderr; under HYDRA_FULL_ERROR=1 re-raise the first underlying error."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        for problem in problems:
+            if problem.error is not None:
+                raise problem.error
+    sys.stderr.write(render(problems, points))
