@@ -68,7 +68,7 @@ def lint(paths: Sequence[str]) -> int:
             if not COMMAND.match(line):
                 continue
             expect_refusal = "# refused" in line
-            result = check(parse(shlex.split(line, comments=True)))
+            result = check(parse(shlex.split(line.strip().removeprefix("$"), comments=True)))
             if (result is not None) != expect_refusal:
                 failures += 1
                 verdict = "accepted, but marked # refused" if expect_refusal else "refused"

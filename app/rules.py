@@ -49,7 +49,7 @@ class Rule:
             return any(self.broken_by(item) for item in value)
         if self.one_of is not None and value not in self.one_of:
             return True
-        if self.existing_file and not os.path.isfile(str(value)):
+        if self.existing_file and not _is_file(str(value)):
             return True
         if any(bound is not None for bound in (self.ge, self.gt, self.le, self.lt)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -60,6 +60,13 @@ class Rule:
                 or (self.le is not None and value > self.le)
                 or (self.lt is not None and value >= self.lt)
             )
+        return False
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return os.path.isfile(path)
+    except ValueError:  # an embedded NUL byte, say
         return False
 
 

@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Optional
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
@@ -255,14 +256,13 @@ def _check_node(node: Any, path: str, allowed: set[str], problems: list[Problem]
         try:
             value = node[key]
         except OmegaConfBaseException as error:
-            problems.append(Problem(full, "???", str(error).splitlines()[0], f"set {full}", error=error))
+            raw = node._get_node(key)._value()  # type: ignore[union-attr]
+            hint = (f"point the interpolation at a key that exists, e.g. '${{trainer.seed}}'"
+                    if OmegaConf.is_interpolation(node, key) else f"set {full}")
+            problems.append(Problem(full, str(raw), str(error).splitlines()[0], hint, error=error))
             continue
-        if key == "_target_" and str(value) not in allowed:
-            problems.append(Problem(
-                full, str(value), "a _target_ that the app's registered configs use",
-                "pick a stored option of the group instead (see --help); to build your own class, "
-                "register its config and call app.validation.allow_target",
-            ))
+        if key == "_target_":
+            _check_target(full, str(value), schema, declared, allowed, problems)
         rule = rule_of(declared[key].metadata) if declared is not None else None
         # An interpolated value is checked where it comes from, so one mistake is one problem.
         if rule is not None and not OmegaConf.is_interpolation(node, key):
@@ -275,6 +275,25 @@ def _check_node(node: Any, path: str, allowed: set[str], problems: list[Problem]
                 ))
         if isinstance(value, (DictConfig, ListConfig)):
             _check_node(node._get_node(key), full, allowed, problems)
+
+
+def _check_target(
+    key: str, value: str, schema: Any, declared: Optional[dict[str, Any]], allowed: set[str],
+    problems: list[Problem],
+) -> None:
+    """A typed node builds what its class says; an untyped one only what some config builds."""
+    own = declared["_target_"].default if declared is not None else dataclasses.MISSING
+    if own not in (dataclasses.MISSING, "???") and value != own:
+        problems.append(Problem(
+            key, value, f"{schema.__name__} builds {own}; its fields fit that signature only",
+            "pick another option of the group instead (see --help)",
+        ))
+    elif value not in allowed:
+        problems.append(Problem(
+            key, value, "a _target_ that the app's registered configs use",
+            "pick a stored option of the group instead (see --help); to build your own class, "
+            "register its config and call app.validation.allow_target",
+        ))
 
 
 def check_config(cfg: DictConfig) -> list[Problem]:
@@ -322,10 +341,9 @@ def raise_if_invalid(cfg: DictConfig) -> None:
 
 # ---------------------------------------------------------------- overrides, sweep points
 def _override_value(overrides: Sequence[str], key: str) -> str:
-    wanted = re.sub(r"\[(\d+)\]", r".\1", key)
     for text in overrides:
         name, _, value = text.partition("=")
-        if name.lstrip("+~") == wanted:
+        if name.lstrip("+~") == key:
             return value
     return "?"
 
@@ -349,8 +367,8 @@ def _composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
             group.replace("/", "."), option, f"one of the options of group {group}: {', '.join(options)}",
             hint + f"list them with --help", error=error,
         )
+    key = re.sub(r"\[(\d+)\]", r".\1", str(getattr(cause, "full_key", "") or "?"))
     if isinstance(cause, (ConfigKeyError, ConfigIndexError)) or isinstance(cause, AttributeError):
-        key = str(getattr(cause, "full_key", "") or "?")
         schema = getattr(cause, "object_type", None)
         if isinstance(cause, ConfigIndexError):
             return Problem(key, _override_value(overrides, key), "an index inside the list",
@@ -365,14 +383,18 @@ def _composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
         return Problem(key, _override_value(overrides, key),
                        f"a key that exists in {getattr(schema, '__name__', 'the config')}", hint, error=error)
     if isinstance(cause, ConfigTypeError) and "deletion" in str(cause):
-        key = str(getattr(cause, "full_key", "?"))
         return Problem(f"~{key}", "", "typed fields cannot be removed; ~ removes a group or a key added with +",
                        f"set a value instead ({key}=...), or remove a group such as ~scheduler", error=error)
     if isinstance(cause, ValidationError):
-        key = str(getattr(cause, "full_key", "?"))
         detail = str(cause).splitlines()[0]
-        return Problem(key, _override_value(overrides, key), detail,
-                       f"python -m app.train --cfg job shows {key}'s current value and type", error=error)
+        schema, leaf = getattr(cause, "object_type", None), key.rpartition(".")[2]
+        defaults = {f.name: f.default for f in dataclasses.fields(schema)} if (
+            isinstance(schema, type) and dataclasses.is_dataclass(schema)) else {}
+        default = defaults.get(leaf, dataclasses.MISSING)
+        default = default.name if isinstance(default, Enum) else default
+        hint = (f"e.g. {key}={default} (the default)" if default not in (dataclasses.MISSING, "???", None)
+                and not str(default).startswith("${") else f"--cfg job shows {key} and its type")
+        return Problem(key, _override_value(overrides, key), detail, hint, error=error)
     if "An item is already at" in message:
         key = message.split("'")[1]
         return Problem(f"+{key}", _override_value(overrides, key), "+ adds a key that does not exist yet",

@@ -1,0 +1,242 @@
+"""Every bad configuration is refused at launch: key, value, rule, hint; no traceback, no run."""
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from app.check import main as check_main
+from app.configs import GROUP_OPTIONS, compose_config
+from app.train import train
+from app.validation import ConfigError, check_config, check_overrides, rules_table
+from tests.conftest import ROOT, TINY, console_script, run_cli
+
+EXISTING_FILE = str(ROOT / "pyproject.toml")
+
+# (overrides, the key the message must name)
+BAD = [
+    # types
+    (["dataset.classes=0.5"], "dataset.classes"),
+    (["dataset.image.size=abc"], "dataset.image.size"),
+    (["dataset.image.channels=three"], "dataset.image.channels"),
+    (["trainer.epochs=1.5"], "trainer.epochs"),
+    (["trainer.freeze_extractor=maybe"], "trainer.freeze_extractor"),
+    (["trainer.device=gpu"], "trainer.device"),
+    (["trainer.precision=fp8"], "trainer.precision"),
+    (["optimizer.lr=fast"], "optimizer.lr"),
+    (["dataset.image=3"], "dataset.image"),
+    (["classifier._args_.0.out_features=wide"], "classifier._args_.0.out_features"),
+    # value ranges
+    (["dataset.classes=-5"], "dataset.classes"),
+    (["dataset.classes=1"], "dataset.classes"),
+    (["dataset.classes=11"], "dataset.classes"),
+    (["dataset=fake", "dataset.classes=0"], "dataset.classes"),
+    (["optimizer.lr=-1"], "optimizer.lr"),
+    (["optimizer.lr=0"], "optimizer.lr"),
+    (["dataset.image.channels=2"], "dataset.image.channels"),
+    (["dataset.image.size=0"], "dataset.image.size"),
+    (["trainer.batch_size=0"], "trainer.batch_size"),
+    (["trainer.epochs=0"], "trainer.epochs"),
+    (["trainer.num_workers=-1"], "trainer.num_workers"),
+    (["trainer.seed=-1"], "trainer.seed"),
+    (["dataset.train_size=0"], "dataset.train_size"),
+    (["dataset.val_size=-3"], "dataset.val_size"),
+    (["dataset.val_fraction=1.5"], "dataset.val_fraction"),
+    (["optimizer=sgd", "optimizer.momentum=-0.5"], "optimizer.momentum"),
+    (["optimizer.weight_decay=-0.1"], "optimizer.weight_decay"),
+    (["optimizer.betas=[0.9,1.5]"], "optimizer.betas"),
+    (["optimizer.eps=0"], "optimizer.eps"),
+    (["classifier=large", "classifier._args_.2.p=1.0"], "classifier._args_.2.p"),
+    (["scheduler=step", "scheduler.gamma=0"], "scheduler.gamma"),
+    (["feature_extractor.checkpoint=missing.pt"], "feature_extractor.checkpoint"),
+    (["feature_extractor.weights=IMAGENET"], "feature_extractor.weights"),
+    (["feature_extractor.out_features=100"], "feature_extractor.out_features"),
+    # cross-field rules
+    (["dataset.image.size=8"], "dataset.image.size"),
+    (["dataset.image.size=62"], "dataset.image.size"),
+    (["feature_extractor=resnet18", "dataset.image.size=16"], "dataset.image.size"),
+    (["classifier._args_.0.in_features=100"], "classifier._args_.0.in_features"),
+    (["classifier._args_.2.in_features=5"], "classifier._args_.2.in_features"),
+    (["classifier._args_.2.out_features=3"], "classifier._args_.2.out_features"),
+    (["classifier._args_=[]"], "classifier._args_"),
+    (["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"], "optimizer.nesterov"),
+    (["feature_extractor.weights=DEFAULT", f"feature_extractor.checkpoint={EXISTING_FILE}"],
+     "feature_extractor.checkpoint"),
+    (["dataset.classes=${nope}"], "dataset.classes"),
+    # unknown keys
+    (["dataset.clases=3"], "did you mean dataset.classes"),
+    (["trainer.epoch=3"], "did you mean trainer.epochs"),
+    (["+trainer.foo=1"], "trainer.foo"),
+    (["optimizer.learning_rate=0.1"], "optimizer.learning_rate"),
+    (["classifier._args_.9.p=0.1"], "classifier._args_.9"),
+    # group options
+    (["classifier=medium"], "classifier"),
+    (["dataset=cifar"], "dataset"),
+    (["optimizer=adamm"], "did you mean optimizer=adam"),
+    (["+debug=slow"], "debug"),
+    # targets
+    (["classifier._target_=os.system"], "classifier._target_"),
+    (["feature_extractor._target_=builtins.eval"], "feature_extractor._target_"),
+    (["+classifier._args_.0._target_=subprocess.call"], "classifier._args_.0._target_"),
+    (["++classifier._args_.0._target_=subprocess.call"], "classifier._args_.0._target_"),
+    (["classifier._args_=[{_target_:os.system}]"], "classifier._args_.0._target_"),
+    (["+hydra.callbacks.evil._target_=os.system"], "hydra.callbacks.evil._target_"),
+    (["dataset._target_=app.data.fake"], "dataset._target_"),
+    # override grammar
+    (["dataset.classes=[1,2"], "dataset.classes"),
+    (["dataset..classes=3"], "dataset..classes"),
+    (["dataset.classes='unterminated"], "dataset.classes"),
+    (["classifier=small,large"], "classifier"),
+    (["~dataset.classes"], "~dataset.classes"),
+]
+
+
+def refuse(case: tuple[list[str], str], base: Path) -> tuple[list[str], str, subprocess.CompletedProcess[str], Path]:
+    overrides, key = case
+    workdir = base / str(abs(hash(tuple(overrides))))
+    workdir.mkdir()
+    return overrides, key, run_cli(*overrides, "hydra.run.dir=out", cwd=workdir), workdir
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[list[str], str, subprocess.CompletedProcess[str], Path]]:
+    """Every bad case through the real CLI, two at a time (each process refuses in ~0.5 s)."""
+    base = tmp_path_factory.mktemp("refused")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda case: refuse(case, base), BAD))
+
+
+def test_there_are_at_least_forty_cases() -> None:
+    assert len(BAD) >= 40
+
+
+@pytest.mark.parametrize("index", range(len(BAD)), ids=[" ".join(o) for o, _ in BAD])
+def test_bad_override_is_refused_at_launch(
+    index: int, refusals: list[tuple[list[str], str, subprocess.CompletedProcess[str], Path]]
+) -> None:
+    overrides, key, result, workdir = refusals[index]
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    assert result.stderr.startswith("Refused:"), output
+    assert key in result.stderr
+    assert "rule: " in result.stderr and "hint: " in result.stderr
+    assert not list(workdir.rglob("*.pt")) and not list(workdir.rglob("metrics.csv"))
+    assert not (workdir / "out").exists()
+
+
+def test_full_error_shows_the_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "app.train", "dataset.classes=0.5"],
+        cwd=tmp_path, env=env, capture_output=True, text=True,
+    )
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+# ------------------------------------------------------------------------------- sweeps
+def test_one_bad_point_stops_the_whole_sweep(tmp_path: Path) -> None:
+    result = run_cli(
+        "-m", "classifier=small,large", "dataset.classes=5,-5", *TINY[1:], "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "2 problems in 2 of 4 sweep points" in result.stderr
+    assert "[sweep point: classifier=small dataset.classes=-5" in result.stderr
+    assert "[sweep point: classifier=large dataset.classes=-5" in result.stderr
+    assert not (tmp_path / "sweep").exists()  # not one job ran
+
+
+def test_check_validates_a_sweep_without_running_or_importing_torch() -> None:
+    code = (
+        "import sys\n"
+        "from app.check import main\n"
+        "good = main(['-m', 'classifier=small,large', 'optimizer.lr=1e-4,1e-3'])\n"
+        "bad = main(['python', '-m', 'app.train', '-m', 'optimizer.lr=1e-4,-1'])\n"
+        "print(good, bad, any(m.split('.')[0] == 'torch' for m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "0 1 False"
+    assert "OK: 4 configurations valid." in result.stdout
+    assert "optimizer.lr=-1.0" in result.stderr and "1 of 2 sweep points" in result.stderr
+
+
+def test_check_console_script_exit_status(tmp_path: Path) -> None:
+    app_check = console_script("app-check")
+    ok = subprocess.run([app_check, "classifier=large"], cwd=tmp_path, capture_output=True, text=True)
+    bad = subprocess.run([app_check, "dataset.classes=-5", "optimizer.lr=0"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert ok.returncode == 0 and "OK: 1 configuration valid." in ok.stdout
+    assert bad.returncode == 1 and "Refused: 2 problems" in bad.stderr  # every problem at once
+
+
+def test_readme_commands_pass_the_check() -> None:
+    # Every app-train command in the README is valid, except those marked "# refused".
+    assert check_main(["--lint", str(ROOT / "README.md")]) == 0
+
+
+def test_rules_are_documented_in_help_and_readme(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    help_text = run_cli("--help", cwd=tmp_path).stdout
+    for key, text in rules_table(GROUP_OPTIONS):
+        assert text in help_text
+        assert (key if key != "cross-field" else text) in readme, key
+
+
+# ------------------------------------------------------------------- good configs pass
+@pytest.mark.parametrize(("group", "option", "node"), GROUP_OPTIONS, ids=lambda v: str(v)[:20])
+def test_every_stored_option_is_valid(group: str, option: str, node: object) -> None:
+    plus = "+" if group == "debug" else ""
+    assert check_overrides([f"{plus}{group}={option}"]) == (1, [])
+
+
+def test_a_config_broken_after_composition_is_refused_by_the_job(tmp_path: Path) -> None:
+    cfg = compose_config(["+debug=fast"])
+    cfg.dataset.classes = -5  # bypasses the launch check, as a notebook might
+    with pytest.raises(ConfigError, match="dataset.classes"):
+        train(cfg, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------- property: never a traceback
+LEAF_KEYS = [
+    "dataset.classes", "dataset.image.size", "dataset.image.channels", "dataset.train_size",
+    "dataset.val_size", "dataset.val_fraction", "feature_extractor.out_features",
+    "feature_extractor.checkpoint", "feature_extractor.weights", "classifier._args_.0.out_features",
+    "classifier._args_.2.in_features", "classifier._target_", "optimizer.lr", "optimizer.betas",
+    "optimizer.weight_decay", "scheduler.T_max", "trainer.epochs", "trainer.batch_size",
+    "trainer.seed", "trainer.device", "trainer.num_workers", "trainer.freeze_extractor",
+    "trainer.precision", "dataset.clases", "dataset", "classifier", "optimizer", "scheduler",
+]
+VALUES = st.one_of(
+    st.integers(-20, 20000).map(str),
+    st.floats(-10, 10, allow_nan=False).map(repr),
+    st.sampled_from(["null", "true", "maybe", "[0.9,0.999]", "[]", "small", "large", "fake",
+                     "sgd", "cosine", "auto", "cuda", "bf16", "os.system", "${trainer.seed}",
+                     "${nope}", "'a b'", "[1,2", "IMAGENET1K_V1"]),
+    st.text(alphabet="abc019._-=,[]{}$~+' ", max_size=8),
+)
+OVERRIDE = st.tuples(st.sampled_from(["", "+", "~", "++"]), st.sampled_from(LEAF_KEYS), VALUES).map(
+    lambda t: f"{t[0]}{t[1]}" if t[0] == "~" else f"{t[0]}{t[1]}={t[2]}"
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OVERRIDE, min_size=1, max_size=3))
+def test_random_overrides_are_either_valid_or_refused_in_format(overrides: list[str]) -> None:
+    points, problems = check_overrides(overrides)  # must not raise, whatever the input
+    assert points == 1
+    for problem in problems:
+        assert problem.key and problem.rule and problem.hint
+        assert "Traceback" not in problem.render()
+    if not problems:  # accepted: it composes, and the job's own check agrees
+        cfg = compose_config(overrides)
+        assert check_config(cfg) == []
+        OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
