@@ -76,8 +76,19 @@ class FakeDataConfig(DatasetConfig):
     val_size: Optional[int] = checked(64, AT_LEAST_ONE)  # null: 200
 
 
+@dataclass
+class ImageFolderConfig(DatasetConfig):
+    """Your own images: one subfolder of ``root`` per class, as torchvision's ImageFolder reads."""
+
+    _target_: str = "app.data.image_folder"
+    root: str = checked(MISSING, Rule(existing_dir=True))
+    classes: int = checked(MISSING, Rule(ge=2, why="must equal the number of class folders"))
+    val_fraction: float = checked(0.2, Rule(gt=0, lt=1, why="both splits need images"))
+
+
 store(DigitsConfig(), group="dataset", name="digits")
 store(FakeDataConfig(), group="dataset", name="fake")
+store(ImageFolderConfig(), group="dataset", name="folder")
 
 
 # ------------------------------------------------------------------------ feature extractor

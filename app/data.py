@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from app.configs import ImageConfig
+from app.folders import class_folders, image_files
 
 
 class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -96,6 +97,62 @@ def fake(
         )
 
     return Splits(split(train_n, offset), split(val_n, offset + train_n), classes)
+
+
+# ImageNet statistics: what pretrained torchvision weights expect of RGB input.
+RGB_MEAN, RGB_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class ImageFiles(ImageDataset):
+    """Images decoded from disk on access (in loader workers), resized and standardised."""
+
+    def __init__(self, files: list[str], labels: list[int], size: int, channels: int) -> None:
+        from torchvision import transforms
+
+        self.files, self.labels = files, labels
+        mean, std = (RGB_MEAN, RGB_STD) if channels == 3 else ((0.5,), (0.5,))
+        self.mode = "RGB" if channels == 3 else "L"
+        self.transform = transforms.Compose([
+            transforms.Resize((size, size)), transforms.ToTensor(), transforms.Normalize(mean, std)
+        ])
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+
+        with Image.open(self.files[index]) as image:
+            pixels: torch.Tensor = self.transform(image.convert(self.mode))
+        return pixels, torch.tensor(self.labels[index])
+
+
+def image_folder(
+    image: ImageConfig,
+    root: str,
+    classes: int,
+    train_size: int | None = None,
+    val_size: int | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+) -> Splits:
+    """``root/<class>/<image>``: a seeded split of every image into train and validation."""
+    names = class_folders(root)
+    if len(names) != classes:  # the launch check says so first; this guards direct calls
+        raise ValueError(f"dataset.classes={classes}, but {root} has {len(names)} class folders")
+    files, labels = [], []
+    for label, name in enumerate(names):
+        found = image_files(root, name)
+        files += found
+        labels += [label] * len(found)
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, round(len(order) * val_fraction))
+    val_idx, train_idx = order[:n_val][:val_size], order[n_val:][:train_size]
+
+    def split(indices: list[int]) -> ImageFiles:
+        return ImageFiles([files[i] for i in indices], [labels[i] for i in indices], image.size, image.channels)
+
+    return Splits(split(train_idx), split(val_idx), classes)
 
 
 def default_num_workers(dataset: ImageDataset) -> int:

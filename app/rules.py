@@ -5,7 +5,7 @@ it, ``--help`` and the README list it. No torch, no Hydra.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, TypeVar
 
@@ -23,6 +23,7 @@ class Rule:
     lt: Optional[float] = None
     one_of: Optional[Sequence[Any]] = None
     existing_file: bool = False
+    existing_dir: bool = False
     why: str = ""  # the reason, shown with the rule
 
     def describe(self) -> str:
@@ -39,6 +40,8 @@ class Rule:
             parts.append("one of " + ", ".join(str(v) for v in self.one_of))
         if self.existing_file:
             parts.append("an existing file")
+        if self.existing_dir:
+            parts.append("an existing directory")
         return " and ".join(parts)
 
     def broken_by(self, value: Any) -> bool:
@@ -49,7 +52,9 @@ class Rule:
             return any(self.broken_by(item) for item in value)
         if self.one_of is not None and value not in self.one_of:
             return True
-        if self.existing_file and not _is_file(str(value)):
+        if self.existing_file and not _is_path(str(value), os.path.isfile):
+            return True
+        if self.existing_dir and not _is_path(str(value), os.path.isdir):
             return True
         if any(bound is not None for bound in (self.ge, self.gt, self.le, self.lt)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -63,9 +68,9 @@ class Rule:
         return False
 
 
-def _is_file(path: str) -> bool:
+def _is_path(path: str, test: Callable[[str], bool]) -> bool:
     try:
-        return os.path.isfile(path)
+        return test(path)
     except ValueError:  # an embedded NUL byte, say
         return False
 

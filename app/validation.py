@@ -156,6 +156,30 @@ def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
         )
 
 
+@cross_rule("dataset=folder: dataset.classes equals the number of class folders under dataset.root")
+def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
+    if "root" not in cfg.dataset:
+        return
+    from app.folders import class_folders, image_files
+
+    root = cfg.dataset.root
+    names = class_folders(root)
+    classes = cfg.dataset._get_node("classes")._value()
+    if classes != len(names):
+        yield Problem(
+            "dataset.classes", str(classes),
+            f"equals the number of class folders in {root}: {len(names)} ({', '.join(names[:6])}"
+            f"{', ...' if len(names) > 6 else ''})",
+            f"set dataset.classes={len(names)}",
+        )
+    empty = [name for name in names if not image_files(root, name)]
+    if empty:
+        yield Problem(
+            "dataset.root", str(root), "every class folder holds at least one image",
+            f"add images to, or remove: {', '.join(empty)}",
+        )
+
+
 @cross_rule("feature_extractor.weights and feature_extractor.checkpoint are not both set")
 def _one_source_of_weights(cfg: DictConfig) -> Iterator[Problem]:
     fe = cfg.feature_extractor
@@ -221,7 +245,7 @@ def rules_help(options: Sequence[tuple[str, str, Any]]) -> str:
 
 # ------------------------------------------------------------------- one composed config
 def _value_hint(key: str, rule: Rule, default: Any) -> str:
-    if rule.existing_file:
+    if rule.existing_file or rule.existing_dir:
         return f"check the path: it is read from the directory you launch from ({os.getcwd()})"
     concrete = default not in (dataclasses.MISSING, None, "???") and not str(default).startswith("${")
     example = f", e.g. {key}={default}" if concrete else ""
@@ -307,9 +331,15 @@ def check_config(cfg: DictConfig) -> list[Problem]:
             del job["hydra"]
         _check_targets(cfg.hydra, "hydra", allowed, problems)
     _check_node(job, "", allowed, problems)
-    if not problems:  # cross-field rules read values the checks above have vouched for
-        for _, rule in CROSS_RULES:
-            problems.extend(rule(job))
+    # A cross-field rule says more than a field's own rule (">= 63 for alexnet" beats ">= 1"),
+    # so its problem replaces the field's; a rule that cannot read its values stays silent.
+    for _, rule in CROSS_RULES:
+        try:
+            found = list(rule(job))
+        except Exception:
+            continue
+        keys = {p.key for p in found}
+        problems = [p for p in problems if p.key not in keys] + found
     return problems
 
 

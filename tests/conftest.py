@@ -39,6 +39,21 @@ def console_script(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real ImageFolder dataset on disk: 3 classes of 6 PNG images, one colour per class."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("folder")
+    for name, colour in [("cat", (200, 30, 30)), ("dog", (30, 200, 30)), ("emu", (30, 30, 200))]:
+        (root / name).mkdir()
+        for i in range(6):
+            shade = tuple(min(255, c + 8 * i) for c in colour)
+            Image.new("RGB", (24, 24), shade).save(root / name / f"{i}.png")
+    (root / "cat" / "notes.txt").write_text("not an image")
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One complete tiny CLI run, shared by the tests that inspect its artefacts."""
     out = tmp_path_factory.mktemp("tiny") / "run"

@@ -147,3 +147,13 @@ def test_shell_completion_suggests_group_options(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.split()) == {"classifier=large", "classifier=small"}
+
+
+def test_folder_dataset_trains_from_disk(tmp_path: Path, image_folder: Path) -> None:
+    result = run_cli(
+        "dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.size=64",
+        "trainer.epochs=1", "trainer.batch_size=4", "hydra.run.dir=out", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = read_metrics(tmp_path / "out")
+    assert len(rows) == 1 and float(rows[0]["images_per_s"]) > 0

@@ -117,3 +117,18 @@ def test_extractor_refuses_a_wrong_declared_width() -> None:
     cfg = compose_config(["feature_extractor.out_features=100"])
     with pytest.raises(Exception, match="produces 9216"):
         instantiate(cfg.feature_extractor)
+
+
+def test_folder_dataset_reads_images_from_disk(image_folder: Path) -> None:
+    cfg = compose_config(
+        ["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.size=32"]
+    )
+    splits = instantiate(cfg.dataset)
+    assert len(splits.train) + len(splits.val) == 18  # notes.txt is not an image
+    image, label = splits.val[0]
+    assert image.shape == (3, 32, 32) and 0 <= int(label) < 3
+    grey = instantiate(compose_config([
+        "dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.channels=1",
+        "dataset.image.size=16",
+    ]).dataset)
+    assert grey.train[0][0].shape == (1, 16, 16)

@@ -69,6 +69,9 @@ BAD = [
     (["feature_extractor.weights=DEFAULT", f"feature_extractor.checkpoint={EXISTING_FILE}"],
      "feature_extractor.checkpoint"),
     (["dataset.classes=${nope}"], "dataset.classes"),
+    (["dataset=folder", "dataset.root=no/such/dir", "dataset.classes=3"], "dataset.root"),
+    (["dataset=folder", f"dataset.root={ROOT / 'tests' / 'typing_must_fail'}", "dataset.classes=3"],
+     "dataset.classes"),  # no class folders there: 0 != 3
     # unknown keys
     (["dataset.clases=3"], "did you mean dataset.classes"),
     (["trainer.epoch=3"], "did you mean trainer.epochs"),
@@ -192,9 +195,10 @@ def test_rules_are_documented_in_help_and_readme(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------- good configs pass
 @pytest.mark.parametrize(("group", "option", "node"), GROUP_OPTIONS, ids=lambda v: str(v)[:20])
-def test_every_stored_option_is_valid(group: str, option: str, node: object) -> None:
+def test_every_stored_option_is_valid(group: str, option: str, node: object, image_folder: Path) -> None:
     plus = "+" if group == "debug" else ""
-    assert check_overrides([f"{plus}{group}={option}"]) == (1, [])
+    needs = [f"dataset.root={image_folder}", "dataset.classes=3"] if option == "folder" else []
+    assert check_overrides([f"{plus}{group}={option}", *needs]) == (1, [])
 
 
 def test_a_config_broken_after_composition_is_refused_by_the_job(tmp_path: Path) -> None:
@@ -240,3 +244,10 @@ def test_random_overrides_are_either_valid_or_refused_in_format(overrides: list[
         cfg = compose_config(overrides)
         assert check_config(cfg) == []
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def test_folder_classes_must_match_the_class_folders(image_folder: Path) -> None:
+    points, problems = check_overrides(["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=4"])
+    assert [(p.key, p.hint) for p in problems] == [("dataset.classes", "set dataset.classes=3")]
+    assert "cat, dog, emu" in problems[0].rule
+    assert check_overrides(["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3"]) == (1, [])
