@@ -48,11 +48,21 @@ class ConfigError(ValueError):
 
 
 def render(problems: Sequence[Problem], points: int = 1) -> str:
+    """The report: one paragraph per distinct problem, however many sweep points share it."""
     failing = len({tuple(p.point) for p in problems if p.point is not None})
     scope = f" in {failing} of {points} sweep points" if points > 1 else ""
-    plural = "s" if len(problems) != 1 else ""
-    head = f"Refused: {len(problems)} problem{plural}{scope}; nothing was run."
-    return "\n\n".join([head, *(p.render() for p in problems)]) + "\n"
+    distinct: dict[tuple[str, str, str, str], list[Problem]] = {}
+    for p in problems:
+        distinct.setdefault((p.key, p.value, p.rule, p.hint), []).append(p)
+    paragraphs = []
+    for same in distinct.values():
+        text = same[0].render()
+        if len(same) > 1:
+            text = text.replace("   [sweep point:", f"   [{len(same)} sweep points, the first:", 1)
+        paragraphs.append(text)
+    plural = "s" if len(paragraphs) != 1 else ""
+    head = f"Refused: {len(paragraphs)} problem{plural}{scope}; nothing was run."
+    return "\n\n".join([head, *paragraphs]) + "\n"
 
 
 def _suggest(word: str, choices: Sequence[str]) -> list[str]:
@@ -441,10 +451,12 @@ def _composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
 
 def _parse_each(overrides: Sequence[str]) -> tuple[list[Any], list[Problem]]:
     """Hydra's override grammar, one override at a time so a problem names its culprit."""
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
-    parser = OverridesParser.create()
+    hydra = GlobalHydra.instance()  # its config loader expands glob() over group options
+    parser = OverridesParser.create(hydra.config_loader() if hydra.is_initialized() else None)
     parsed, problems = [], []
     for text in overrides:
         try:
@@ -459,8 +471,33 @@ def _parse_each(overrides: Sequence[str]) -> tuple[list[Any], list[Problem]]:
     return parsed, problems
 
 
-def sweep_points(overrides: Sequence[str], multirun: bool) -> tuple[list[list[str]], list[Problem]]:
-    """The override list of every job that the run (or the basic sweeper's sweep) launches."""
+def _search_space(overrides: list[str], config_name: str) -> list[str]:
+    """The command line plus the sweeper's ``hydra.sweeper.params`` (the command line wins), with
+    each ``interval(a,b)`` of a search space (Optuna) replaced by its two bounds."""
+    from hydra import compose
+
+    fixed = [o for o in overrides if o.startswith(("hydra/sweeper=", "hydra.sweeper.")) and "," not in o]
+    params = compose(config_name=config_name, overrides=fixed, return_hydra_config=True).hydra.sweeper.get("params")
+    given = {o.lstrip("+~").partition("=")[0] for o in overrides}
+    space = list(overrides) + [f"{k}={v}" for k, v in (params or {}).items() if k not in given]
+    return [_bounds_as_choice(o) for o in space]
+
+
+def _bounds_as_choice(text: str) -> str:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    override = OverridesParser.create().parse_override(text)
+    if not override.is_interval_sweep():
+        return text
+    sweep = override.value()
+    return f"{override.get_key_element()}=choice({sweep.start},{sweep.end})"  # type: ignore[union-attr]
+
+
+def sweep_points(
+    overrides: Sequence[str], multirun: bool, config_name: str = CONFIG_NAME
+) -> tuple[list[list[str]], list[Problem]]:
+    """The override list of every job that the run or sweep launches; for a search space (Optuna's
+    ``interval``), every combination of its bounds and choices. Needs Hydra initialised."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.errors import HydraException
 
@@ -470,10 +507,16 @@ def sweep_points(overrides: Sequence[str], multirun: bool) -> tuple[list[list[st
     if not multirun:
         return [list(overrides)], []
     try:
+        parsed, problems = _parse_each(_search_space(list(overrides), config_name))
+        if problems:
+            return [], problems
         return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch], []
-    except HydraException as error:
-        return [], [Problem("-m", " ".join(overrides), str(error).splitlines()[0],
-                            "the basic sweeper expands lists (a,b), range() and choice()", error=error)]
+    except Exception as error:  # the sweeper config itself does not compose, or an odd sweep
+        return [], [_composition_problem(error, list(overrides)) if not isinstance(error, HydraException)
+                    or error.__cause__ else Problem(
+                        "-m", " ".join(overrides), str(error).splitlines()[0],
+                        "sweeps expand lists (a,b), range(), choice() and, with Optuna, interval()",
+                        error=error)]
 
 
 def check_overrides(
@@ -485,9 +528,9 @@ def check_overrides(
 
     import app.configs  # noqa: F401  (registers the configs)
 
-    points, problems = sweep_points(overrides, multirun)
     GlobalHydra.instance().clear()
     with initialize(version_base=app.configs.VERSION_BASE, config_path=None, job_name=app.configs.JOB_NAME):
+        points, problems = sweep_points(overrides, multirun, config_name)
         for point in points:
             tag = point if multirun else None
             try:

@@ -151,10 +151,31 @@ def test_one_bad_point_stops_the_whole_sweep(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert "2 problems in 2 of 4 sweep points" in result.stderr
-    assert "[sweep point: classifier=small dataset.classes=-5" in result.stderr
-    assert "[sweep point: classifier=large dataset.classes=-5" in result.stderr
+    assert "1 problem in 2 of 4 sweep points" in result.stderr
+    assert "dataset.classes=-5   [2 sweep points, the first: classifier=small dataset.classes=-5" in result.stderr
     assert not (tmp_path / "sweep").exists()  # not one job ran
+
+
+def test_optuna_search_space_bounds_follow_the_same_rules() -> None:
+    points, problems = check_overrides(
+        ["hydra/sweeper=optuna", "optimizer.lr=interval(0,1e-3)", "classifier=choice(small,large)"],
+        multirun=True,
+    )
+    assert points == 4  # each bound with each choice
+    assert {(p.key, p.value, p.rule) for p in problems} == {("optimizer.lr", "0.0", "> 0")}
+    ok = check_overrides(["hydra/sweeper=optuna", "optimizer.lr=tag(log,interval(1e-5,1e-3))"], multirun=True)
+    assert ok == (2, [])
+
+
+def test_real_optuna_sweep_runs_after_its_check(tmp_path: Path) -> None:
+    result = run_cli(
+        "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=maximize",
+        "optimizer.lr=tag(log,interval(1e-5,1e-3))", *TINY, "trainer.epochs=1", "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "best_value" in (tmp_path / "sweep/optimization_results.yaml").read_text()
+    assert (tmp_path / "sweep/1/summary.json").exists()
 
 
 def test_check_validates_a_sweep_without_running_or_importing_torch() -> None:
