@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Any, ClassVar, Optional
 
 from hydra.conf import HelpConf, HydraConf, JobConf
+from hydra.core.config_store import ConfigStore
 from hydra_zen import ZenStore
 from omegaconf import II, MISSING, DictConfig
 
@@ -351,6 +352,10 @@ store(
 )
 
 store.add_to_hydra_store(overwrite_ok=True)
+
+# Hydra deep-copies the whole ConfigStore for each config-group query (~90 for --help, 0.6 s);
+# nothing changes the store after registration and load() copies what it returns: share it.
+ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------ use from Python

@@ -70,6 +70,7 @@ def run_pass(
     loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
+    scaling = step.scaler.is_enabled()
     start = time.perf_counter()
     with torch.set_grad_enabled(training):
         for images, labels in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
@@ -80,11 +81,16 @@ def run_pass(
                 loss = nn.functional.cross_entropy(logits, labels)
             if optimizer is not None:
                 optimizer.zero_grad(set_to_none=True)
-                step.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-                step.scaler.step(optimizer)
-                step.scaler.update()
-            loss_sum += loss.detach() * len(labels)
-            correct += (logits.argmax(1) == labels).sum()
+                if scaling:
+                    step.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+                    step.scaler.step(optimizer)
+                    step.scaler.update()
+                else:  # fp32 and bf16 need no scaler: skip its calls, a few us a step
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    optimizer.step()
+            # Each op here is a kernel launch per step, which a fast GPU waits on: keep them few.
+            loss_sum.add_(loss.detach(), alpha=len(labels))
+            correct.add_((logits.argmax(1) == labels).sum())
             seen += len(labels)
     seconds = time.perf_counter() - start
     return PassResult(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds)

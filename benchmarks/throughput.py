@@ -1,0 +1,388 @@
+"""Training throughput: the app's step and loop against a minimal hand-written PyTorch loop.
+
+Both run in this process, alternated round by round after a warm-up round, on the same model,
+head, data, batch size, thread count and precision:
+
+* app   — ``app.engine.run_pass`` with ``app.engine.Step``, the model, optimizer and loader
+          built from ``app.configs.compose_config`` exactly as ``app/train.py`` builds them;
+* plain — ``benchmarks/plain_loop.py``: torchvision + ``DataLoader(TensorDataset)`` + Adam.
+
+Full fine-tuning and the frozen extractor are reported separately, then the app's data loader
+alone (it must outrun the model by 3x so it never starves it), then the peak memory (max RSS)
+of a whole default-style run of each as its own process. Sizes, repeats and device are flags.
+
+    python benchmarks/throughput.py                       # about 2.5 minutes on 2 CPU cores
+    python benchmarks/throughput.py --device cuda --precision bf16 --channels-last
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, cast
+
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import DataLoader
+
+import plain_loop
+from app import data, engine
+from app.configs import compose_config
+from app.models import ImageClassifier
+
+HERE = Path(__file__).resolve().parent
+Batches = DataLoader[tuple[torch.Tensor, torch.Tensor]]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--extractor", choices=["alexnet", "resnet18"], default="alexnet")
+    parser.add_argument("--size", type=int, default=124, help="image side in px (default 124)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batches", type=int, default=20, help="batches per timed pass (digits has 44 of 32)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds per implementation")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--modes", default="full,frozen", help="comma list of full, frozen")
+    parser.add_argument("--memory-repeats", type=int, default=2, help="whole-process runs each; 0 skips")
+    parser.add_argument("--memory-epochs", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "throughput.json")
+    return parser.parse_args()
+
+
+def app_overrides(args: argparse.Namespace, frozen: bool) -> list[str]:
+    return [
+        f"feature_extractor={args.extractor}",
+        f"dataset.image.size={args.size}",
+        f"trainer.batch_size={args.batch_size}",
+        f"trainer.device={args.device}",
+        f"trainer.precision={args.precision}",
+        f"trainer.channels_last={str(args.channels_last).lower()}",
+        f"trainer.freeze_extractor={str(frozen).lower()}",
+    ]
+
+
+@dataclass
+class AppJob:
+    model: torch.nn.Module
+    loader: Batches
+    step: engine.Step
+    optimizer: torch.optim.Optimizer
+
+
+def build_app(args: argparse.Namespace, frozen: bool) -> AppJob:
+    """The lines of ``app.train.train`` that build the loader, the model and the optimizer."""
+    overrides = app_overrides(args, frozen) + [f"dataset.train_size={args.batches * args.batch_size}"]
+    cfg = compose_config(overrides)
+    t = cfg.trainer
+    torch.manual_seed(t.seed)
+    device = engine.resolve_device(t.device.value)
+    step = engine.Step(device, t.precision.value, t.channels_last)
+    splits: data.Splits = instantiate(cfg.dataset)
+    workers = data.default_num_workers(splits.train) if t.num_workers is None else t.num_workers
+    loader = DataLoader(
+        splits.train, shuffle=True, generator=torch.Generator().manual_seed(t.seed),
+        batch_size=t.batch_size, num_workers=workers, pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+    model = ImageClassifier(
+        instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor
+    ).to(device)
+    model.to(memory_format=step.memory_format)
+    optimizer = instantiate(cfg.optimizer)([p for p in model.parameters() if p.requires_grad])
+    return AppJob(model, loader, step, optimizer)
+
+
+def build_plain(args: argparse.Namespace, frozen: bool) -> tuple[plain_loop.Plain, plain_loop.Batches, torch.Tensor]:
+    torch.manual_seed(0)  # the app's trainer.seed: both start from the same weights
+    train_x, train_y, _, _ = plain_loop.load_digits(args.size, train_size=args.batches * args.batch_size)
+    device = torch.device(args.device)
+    batches = plain_loop.loader(train_x, train_y, args.batch_size, True, device.type == "cuda")
+    plain = plain_loop.Plain(args.extractor, device, args.precision, args.channels_last, frozen)
+    return plain, batches, train_x
+
+
+def same_start(app: AppJob, plain: plain_loop.Plain, app_images: torch.Tensor, plain_images: torch.Tensor) -> bool:
+    """Sanity check that the comparison is fair: identical initial weights and training images."""
+    plain_params = [*plain.body.parameters(), *plain.head.parameters()]
+    weights = all(torch.equal(a, b) for a, b in zip(app.model.parameters(), plain_params, strict=True))
+    return weights and torch.equal(app_images, plain_images)
+
+
+def timed(run: Callable[[], int], device: torch.device) -> tuple[float, float]:
+    """``(images/s, peak device MiB)`` of one pass; ``run`` returns images seen, after syncing."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    images = run()
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else 0.0
+    return images / seconds, peak
+
+
+@dataclass
+class Series:
+    """Per-round images/s of one implementation, and its summary."""
+
+    images_per_s: list[float] = field(default_factory=list)
+    cuda_peak_mib: float = 0.0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.images_per_s)
+
+    def summary(self) -> dict[str, Any]:
+        return {"median": round(self.median, 1), "min": round(min(self.images_per_s), 1),
+                "max": round(max(self.images_per_s), 1), "runs": [round(x, 1) for x in self.images_per_s],
+                "cuda_peak_mib": round(self.cuda_peak_mib, 1)}
+
+
+def compare(args: argparse.Namespace, frozen: bool) -> dict[str, Any]:
+    """App and plain passes alternated (ABBA order, so drift favours neither) after a warm-up round."""
+    app = build_app(args, frozen)
+    plain, plain_batches, plain_images = build_plain(args, frozen)
+    fair = same_start(app, plain, cast(data.ImageTensorDataset, app.loader.dataset).images, plain_images)
+    device = app.step.device
+
+    def run_app() -> int:
+        return engine.run_pass(app.model, app.loader, app.step, app.optimizer).images
+
+    def run_plain() -> int:
+        return plain.train_pass(plain_batches)
+
+    results = {"app": Series(), "plain": Series()}
+    runs = {"app": run_app, "plain": run_plain}
+    for round_ in range(args.repeats + 1):  # round 0 warms up caches, allocators and autotuners
+        order = ["app", "plain"] if round_ % 2 else ["plain", "app"]
+        for name in order:
+            ips, peak = timed(runs[name], device)
+            if round_ > 0:
+                results[name].images_per_s.append(ips)
+                results[name].cuda_peak_mib = max(results[name].cuda_peak_mib, peak)
+    paired = [a / p for a, p in zip(results["app"].images_per_s, results["plain"].images_per_s)]
+    return {
+        "mode": "frozen extractor" if frozen else "full fine-tuning",
+        "same_weights_and_data": fair,
+        "app": results["app"].summary(),
+        "plain": results["plain"].summary(),
+        "ratio": round(results["app"].median / results["plain"].median, 3),
+        "ratio_min": round(min(paired), 3),
+        "ratio_max": round(max(paired), 3),
+        "target": ">= 0.95",
+        "met": results["app"].median / results["plain"].median >= 0.95,
+    }
+
+
+class TinyModel(torch.nn.Module):
+    """A linear layer on each image's top-left 2x2 corner: next to no compute per step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(12, 10)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.linear(images[:, :, :2, :2].flatten(1))
+        return out
+
+
+def step_overhead(args: argparse.Namespace) -> dict[str, Any]:
+    """What the app's loop costs per step beyond the plain one, with a model so small that the
+    loop is all there is, on the same pre-collated batches: the cost a fast GPU would expose."""
+    job = build_app(args, frozen=False)
+    device = job.step.device
+    batches = list(job.loader) * max(1, 240 // len(job.loader))
+
+    def tiny() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        model = TinyModel().to(device)
+        return model, torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    app_model, app_optimizer = tiny()
+    plain_model, plain_optimizer = tiny()
+    plain_scaler = job.step.scaler if job.step.scaler.is_enabled() else None
+
+    def run_app() -> int:
+        return engine.run_pass(app_model, cast(Batches, batches), job.step, app_optimizer).images
+
+    def run_plain() -> int:
+        return plain_loop.train_pass(plain_model, plain_optimizer, batches, device, job.step.dtype,
+                                     job.step.memory_format, plain_scaler)
+
+    us: dict[str, list[float]] = {"app": [], "plain": []}
+    for round_ in range(2 * args.repeats + 1):
+        for name, run in [("app", run_app), ("plain", run_plain)][:: 1 if round_ % 2 else -1]:
+            ips, _ = timed(run, device)
+            if round_ > 0:
+                us[name].append(1e6 * args.batch_size / ips)
+    app_us, plain_us = statistics.median(us["app"]), statistics.median(us["plain"])
+    return {"steps_per_pass": len(batches), "app_us_per_step": round(app_us, 1),
+            "plain_us_per_step": round(plain_us, 1), "extra_us_per_step": round(app_us - plain_us, 1)}
+
+
+def loader_alone(args: argparse.Namespace) -> Series:
+    """The app's train loader with the copy to the device, and no model: images/s."""
+    job = build_app(args, frozen=False)
+    device = job.step.device
+
+    def run() -> int:
+        seen = 0
+        for images, labels in job.loader:
+            images = images.to(device, non_blocking=True, memory_format=job.step.memory_format)
+            labels = labels.to(device, non_blocking=True)
+            seen += len(labels)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return seen
+
+    series = Series()
+    for round_ in range(args.repeats + 1):
+        ips, _ = timed(run, device)
+        if round_ > 0:
+            series.images_per_s.append(ips)
+    return series
+
+
+# Linux starts a child's max RSS at its parent's RSS when it forks (and keeps it through exec),
+# so a child forked from this process (torch, models, data loaded) would report at least ours.
+# This launcher is a fresh, small Python that runs the measured command as its only child and
+# prints that child's max RSS (KiB) from RUSAGE_CHILDREN.
+LAUNCHER = """
+import resource, subprocess, sys
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
+"""
+
+
+def peak_rss(command: list[str], cwd: Path, threads: int) -> tuple[float, float]:
+    """``(max RSS MiB, seconds)`` of one whole run of ``command``, in a fresh process."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["OMP_NUM_THREADS"] = str(threads)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *command], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    kib, rc = done.stdout.split()
+    if done.returncode != 0 or rc != "0":
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return int(kib) / 1024, seconds  # Linux reports KiB
+
+
+def peak_memory(args: argparse.Namespace) -> dict[str, Any]:
+    """A whole default-style run of each (full digits, checkpoints), alternated; median max RSS."""
+    app_cmd = [sys.executable, "-m", "app.train", *app_overrides(args, frozen=False),
+               f"trainer.epochs={args.memory_epochs}", "hydra.run.dir=app_run"]
+    plain_cmd = [sys.executable, str(HERE / "plain_loop.py"), "--extractor", args.extractor,
+                 "--size", str(args.size), "--batch-size", str(args.batch_size),
+                 "--epochs", str(args.memory_epochs), "--device", args.device,
+                 "--precision", args.precision, "--out", "plain_run"]
+    plain_cmd += ["--channels-last"] if args.channels_last else []
+    rss: dict[str, list[float]] = {"app": [], "plain": []}
+    seconds: dict[str, list[float]] = {"app": [], "plain": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.memory_repeats):
+            order = [("app", app_cmd), ("plain", plain_cmd)]
+            for name, command in order if round_ % 2 == 0 else order[::-1]:
+                mib, secs = peak_rss(command, Path(tmp), args.threads)
+                rss[name].append(mib)
+                seconds[name].append(secs)
+    ratio = statistics.median(rss["app"]) / statistics.median(rss["plain"])
+    return {
+        "epochs": args.memory_epochs,
+        "app_command": " ".join(app_cmd[1:]),
+        "plain_command": " ".join(plain_cmd[1:]),
+        "app_max_rss_mib": [round(x) for x in rss["app"]],
+        "plain_max_rss_mib": [round(x) for x in rss["plain"]],
+        "app_seconds": [round(x, 1) for x in seconds["app"]],
+        "plain_seconds": [round(x, 1) for x in seconds["plain"]],
+        "ratio": round(ratio, 3),
+        "target": "<= 1.1",
+        "met": ratio <= 1.1,
+    }
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except (OSError, StopIteration):
+        return platform.processor()
+
+
+def machine(device: str) -> dict[str, Any]:
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    report: dict[str, Any] = {"settings": {k: str(v) for k, v in vars(args).items()}, "machine": machine(args.device)}
+    # anything else running on the cores skews absolute figures (alternation protects the ratios)
+    report["load_average_before"] = round(os.getloadavg()[0], 2)
+    started = time.perf_counter()
+
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    report["comparisons"] = [compare(args, frozen=(m == "frozen")) for m in modes]
+    loader = loader_alone(args)
+    report["loader"] = {
+        **loader.summary(),
+        # against the fastest model pass measured: the one that needs the most data per second
+        "vs_model": round(loader.median / max(c["app"]["median"] for c in report["comparisons"]), 1),
+        "target": ">= 3",
+    }
+    report["loader"]["met"] = report["loader"]["vs_model"] >= 3
+    report["step_overhead"] = overhead = step_overhead(args)
+    # the extra per-step cost as a share of one real (full fine-tuning) step on this device
+    full_step_us = 1e6 * args.batch_size / report["comparisons"][0]["app"]["median"]
+    overhead["share_of_model_step"] = round(overhead["extra_us_per_step"] / full_step_us, 4)
+    if args.memory_repeats > 0:
+        report["memory"] = peak_memory(args)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["load_average_after"] = round(os.getloadavg()[0], 2)
+
+    print_table(report)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+
+
+def print_table(report: dict[str, Any]) -> None:
+    s = report["settings"]
+    print(f"\n{report['machine']}, load average {report['load_average_before']} -> {report['load_average_after']}")
+    print(f"{s['extractor']}, {s['size']} px, batch {s['batch_size']}, {s['batches']} batches/pass, "
+          f"{s['repeats']} rounds, {s['device']} {s['precision']}"
+          f"{' channels_last' if s['channels_last'] == 'True' else ''}, {s['threads']} threads\n")
+    print(f"{'':28}{'app img/s':>11}{'plain img/s':>13}{'app/plain':>11}  {'(range)':<14}target")
+    for c in report["comparisons"]:
+        verdict = "met" if c["met"] else "MISSED"
+        fair = "" if c["same_weights_and_data"] else "  (weights or data differ!)"
+        print(f"{c['mode']:<28}{c['app']['median']:>11.1f}{c['plain']['median']:>13.1f}{c['ratio']:>11.3f}"
+              f"  {c['ratio_min']:.2f}-{c['ratio_max']:.2f}{'':4}{c['target']} {verdict}{fair}")
+    lo = report["loader"]
+    print(f"{'data loader alone':<28}{lo['median']:>11.1f}{'':13}{lo['vs_model']:>10.1f}x"
+          f"  {'vs fastest':<14}{lo['target']} {'met' if lo['met'] else 'MISSED'}")
+    o = report["step_overhead"]
+    print(f"{'loop only, tiny model, us':<28}{o['app_us_per_step']:>11.1f}{o['plain_us_per_step']:>13.1f}"
+          f"{o['extra_us_per_step']:>+11.1f}  per step = {100 * o['share_of_model_step']:.2f}% of a {report['comparisons'][0]['mode']} step")
+    if "memory" in report:
+        m = report["memory"]
+        app_rss, plain_rss = statistics.median(m["app_max_rss_mib"]), statistics.median(m["plain_max_rss_mib"])
+        print(f"{'peak RSS, whole run (MiB)':<28}{app_rss:>11.0f}{plain_rss:>13.0f}{m['ratio']:>11.3f}"
+              f"  {'':<14}{m['target']} {'met' if m['met'] else 'MISSED'}")
+    print(f"\n{report['seconds']:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()
