@@ -7,7 +7,7 @@ import os
 from typing import NamedTuple
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from app.configs import ImageConfig
 from app.folders import class_folders, image_files
@@ -29,8 +29,10 @@ class ImageTensorDataset(ImageDataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.images[index].expand(self.channels, -1, -1), self.labels[index]
+    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image, or a whole batch when ``index`` is a list (one gather, no stacking)."""
+        images = self.images[index]
+        return images.expand(*images.shape[:-3], self.channels, -1, -1), self.labels[index]
 
 
 class Splits(NamedTuple):
@@ -157,6 +159,32 @@ def image_folder(
         return ImageFiles([files[i] for i in indices], [labels[i] for i in indices], image.size, image.channels)
 
     return Splits(split(train_idx), split(val_idx), classes)
+
+
+def loader(
+    dataset: ImageDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int | None,
+    pin_memory: bool,
+) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of ``dataset``, in a seeded order when shuffled; ``num_workers`` None: chosen here.
+
+    In-memory tensors are gathered a batch at a time (a sampler of index lists, and no
+    collation): one indexing op instead of ``batch_size`` item calls and a stack, which keeps the
+    loader far ahead of a GPU. The order is the same as ``DataLoader(shuffle=True)``'s.
+    """
+    workers = default_num_workers(dataset) if num_workers is None else num_workers
+    order: Sampler[int] = (
+        RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        if shuffle else SequentialSampler(dataset)
+    )
+    if isinstance(dataset, ImageTensorDataset):
+        batches = BatchSampler(order, batch_size, drop_last=False)
+        return DataLoader(
+            dataset, sampler=batches, batch_size=None, num_workers=workers, pin_memory=pin_memory
+        )
+    return DataLoader(
+        dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
 
 
 def default_num_workers(dataset: ImageDataset) -> int:

@@ -29,7 +29,6 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
     validation.raise_if_invalid(cfg)  # for callers that skipped the launch check
     import torch
     from hydra.utils import instantiate
-    from torch.utils.data import DataLoader
 
     from app import data, engine
     from app.models import ImageClassifier
@@ -43,15 +42,9 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
 
     # Data
     splits: data.Splits = instantiate(cfg.dataset)
-    workers = data.default_num_workers(splits.train) if t.num_workers is None else t.num_workers
-    loader_args: dict[str, Any] = dict(
-        batch_size=t.batch_size, num_workers=workers, pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-    )
-    train_loader = DataLoader(
-        splits.train, shuffle=True, generator=torch.Generator().manual_seed(t.seed), **loader_args
-    )
-    val_loader = DataLoader(splits.val, shuffle=False, **loader_args)
+    pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
+    train_loader = data.loader(splits.train, t.batch_size, True, t.seed, t.num_workers, pin)
+    val_loader = data.loader(splits.val, t.batch_size, False, t.seed, t.num_workers, pin)
 
     # Model: the extractor and the head are each built from their own config node
     model = ImageClassifier(

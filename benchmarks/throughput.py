@@ -88,12 +88,7 @@ def build_app(args: argparse.Namespace, frozen: bool) -> AppJob:
     device = engine.resolve_device(t.device.value)
     step = engine.Step(device, t.precision.value, t.channels_last)
     splits: data.Splits = instantiate(cfg.dataset)
-    workers = data.default_num_workers(splits.train) if t.num_workers is None else t.num_workers
-    loader = DataLoader(
-        splits.train, shuffle=True, generator=torch.Generator().manual_seed(t.seed),
-        batch_size=t.batch_size, num_workers=workers, pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0,
-    )
+    loader = data.loader(splits.train, t.batch_size, True, t.seed, t.num_workers, device.type == "cuda")
     model = ImageClassifier(
         instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor
     ).to(device)
