@@ -32,7 +32,11 @@ class ImageTensorDataset(ImageDataset):
     def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """One image, or a whole batch when ``index`` is a list (one gather, no stacking)."""
         images = self.images[index]
-        return images.expand(*images.shape[:-3], self.channels, -1, -1), self.labels[index]
+        if images.shape[-3] != self.channels:
+            images = images.expand(*images.shape[:-3], self.channels, -1, -1)
+            if isinstance(index, list):  # a batch may be pinned: it must own its memory
+                images = images.contiguous()
+        return images, self.labels[index]
 
 
 class Splits(NamedTuple):
