@@ -330,10 +330,10 @@ def _check_target(
         ))
 
 
-def check_config(cfg: DictConfig) -> list[Problem]:
+def check_config(cfg: DictConfig, allowed: Optional[set[str]] = None) -> list[Problem]:
     """Every problem of one composed config (its ``hydra`` node, if there, for targets only)."""
     problems: list[Problem] = []
-    allowed = allowed_targets()
+    allowed = allowed_targets() if allowed is None else allowed
     job = cfg
     if "hydra" in cfg:
         job = cfg.copy()
@@ -531,11 +531,13 @@ def check_overrides(
     GlobalHydra.instance().clear()
     with initialize(version_base=app.configs.VERSION_BASE, config_path=None, job_name=app.configs.JOB_NAME):
         points, problems = sweep_points(overrides, multirun, config_name)
+        allowed: Optional[set[str]] = None  # read from the store once the first point has composed
         for point in points:
             tag = point if multirun else None
             try:
                 cfg = compose(config_name=config_name, overrides=point, return_hydra_config=True)
-                found = check_config(cfg)
+                allowed = allowed_targets() if allowed is None else allowed
+                found = check_config(cfg, allowed)
             except Exception as error:  # composition refused: say why in the same format
                 found = [_composition_problem(error, point)]
             for problem in found:

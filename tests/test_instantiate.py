@@ -132,3 +132,18 @@ def test_folder_dataset_reads_images_from_disk(image_folder: Path) -> None:
         "dataset.image.size=16",
     ]).dataset)
     assert grey.train[0][0].shape == (1, 16, 16)
+
+
+def test_loader_batches_in_memory_images_whole_and_seeded() -> None:
+    from app.data import ImageTensorDataset, loader
+
+    dataset = ImageTensorDataset(torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2), torch.arange(10), 3)
+    batches = list(loader(dataset, 4, True, 7, None, False))
+    images = torch.cat([b[0] for b in batches])
+    labels = torch.cat([b[1] for b in batches])
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    assert images.shape == (10, 3, 2, 2) and all(b[0].is_contiguous() for b in batches)  # pinnable
+    assert sorted(labels.tolist()) == list(range(10)) and labels.tolist() != list(range(10))
+    assert torch.equal(images[:, 2, 0, 0], labels.float())  # each image stays with its label
+    assert torch.equal(labels, torch.cat([b[1] for b in loader(dataset, 4, True, 7, None, False)]))
+    assert [b[1].tolist() for b in loader(dataset, 4, False, 7, None, False)][0] == [0, 1, 2, 3]
