@@ -33,6 +33,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
 import plain_loop
+from launch import cpu_model
 from app import data, engine
 from app.configs import compose_config
 from app.models import ImageClassifier
@@ -302,14 +303,6 @@ def peak_memory(args: argparse.Namespace) -> dict[str, Any]:
         "target": "<= 1.1",
         "met": ratio <= 1.1,
     }
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def machine(device: str) -> dict[str, Any]:
