@@ -6,7 +6,7 @@ module (for ``--help``, ``--cfg``, tab completion, notebooks) never imports torc
 
 The tree (``python -m app.train --help`` lists it too)::
 
-    dataset            digits* | fake           what to train on
+    dataset            digits* | fake | folder  what to train on
     feature_extractor  alexnet* | resnet18      the pretrained CNN body
     classifier         small* | large           the head trained on top of it
     optimizer          adam* | adamw | sgd
@@ -26,7 +26,7 @@ from hydra_zen import ZenStore
 from omegaconf import II, MISSING, DictConfig
 
 from app.rules import RULE, Rule, checked
-from app.validation import rules_help
+from app.validation import raise_if_invalid, rules_help
 
 AT_LEAST_ONE = Rule(ge=1)
 NOT_NEGATIVE = Rule(ge=0)
@@ -359,8 +359,10 @@ ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------ use from Python
-def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
-    """The composed, validated config for ``overrides``, as ``python -m app.train`` would see it.
+def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> DictConfig:
+    """The composed config for ``overrides``, as ``python -m app.train`` would see it, checked
+    against every rule (``app.validation.ConfigError`` lists what breaks them) unless
+    ``validate=False``.
 
     For notebooks and tests; needs no Hydra app. ``OmegaConf.to_object`` turns it into a
     ``MainConfig`` instance when typed attribute access is wanted.
@@ -369,7 +371,11 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():
-        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
-    with initialize(version_base=VERSION_BASE, config_path=None, job_name=JOB_NAME):
-        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+        cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    else:
+        with initialize(version_base=VERSION_BASE, config_path=None, job_name=JOB_NAME):
+            cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    if validate:
+        raise_if_invalid(cfg)
+    return cfg
 

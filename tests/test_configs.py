@@ -15,6 +15,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.nodes import AnyNode, BooleanNode, EnumNode, FloatNode, IntegerNode, StringNode
 
+from app.validation import ConfigError
 from app.configs import (
     AdamConfig,
     DigitsConfig,
@@ -38,7 +39,8 @@ REQUIRED = {("dataset", "folder"): ["dataset.root=/tmp", "dataset.classes=3"]}
 
 
 def choose(group: str, option: str, *overrides: str) -> DictConfig:
-    return compose_config([f"{group}={option}", *REQUIRED.get((group, option), []), *overrides])
+    """Composition and types only: /tmp is no class-folder dataset, and that is not tested here."""
+    return compose_config([f"{group}={option}", *REQUIRED.get((group, option), []), *overrides], validate=False)
 
 
 def test_every_group_has_options() -> None:
@@ -197,3 +199,10 @@ def test_importing_and_composing_configs_does_not_import_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_compose_config_checks_the_rules() -> None:
+    with pytest.raises(ConfigError, match=r"dataset\.classes=-5") as refused:
+        compose_config(["dataset.classes=-5", "optimizer.lr=0"])
+    assert {p.key for p in refused.value.problems} == {"dataset.classes", "optimizer.lr"}
+    assert compose_config(["dataset.classes=-5"], validate=False).dataset.classes == -5
