@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from app.validation import CONFIG_NAME, check_overrides, render
+from app.validation import CONFIG_NAME, check_overrides, render, report
 
 # Hydra flags that take no part in composition, with how many values follow each.
 IGNORED_FLAGS = {"--cfg": 1, "-c": 1, "--package": 1, "-p": 1, "--resolve": 0, "--help": 0,
@@ -88,8 +88,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     command = parse(args)
     points, problems = check_overrides(command.overrides, command.multirun, command.config_name)
     if problems:
-        from app.validation import report
-
         report(problems, points)
         return 1
     print(f"OK: {points} configuration{'s' if points != 1 else ''} valid.")
