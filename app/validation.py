@@ -78,31 +78,32 @@ def allow_target(path: str) -> None:
     _user_targets.add(path)
 
 
+def _targets(node: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """(key, value as written) of every ``_target_`` under an OmegaConf node."""
+    if not isinstance(node, (DictConfig, ListConfig)) or node._is_none() or node._is_missing():
+        return
+    keys = range(len(node)) if isinstance(node, ListConfig) else map(str, node.keys())
+    for key in keys:
+        child = node._get_node(key)  # type: ignore[arg-type]
+        if key == "_target_":
+            yield f"{path}.{key}", child._value()  # type: ignore[union-attr]
+        else:
+            yield from _targets(child, f"{path}.{key}")
+
+
 def allowed_targets() -> set[str]:
     """Every ``_target_`` that a config registered in Hydra's ConfigStore uses, and the user's."""
     from hydra.core.config_store import ConfigNode, ConfigStore
 
-    found = set(_user_targets)
+    def entries(repo: dict[str, Any]) -> Iterator[ConfigNode]:
+        for item in repo.values():
+            yield from entries(item) if isinstance(item, dict) else [item]
 
-    def walk(item: Any) -> None:
-        if isinstance(item, dict):
-            for value in item.values():
-                walk(value)
-        elif isinstance(item, ConfigNode):
-            walk(item.node)
-        elif isinstance(item, DictConfig) and not (item._is_none() or item._is_missing()):
-            for key in item.keys():
-                child = item._get_node(key)
-                if key == "_target_" and not OmegaConf.is_interpolation(item, str(key)):
-                    found.add(str(item[key]))
-                else:
-                    walk(child)
-        elif isinstance(item, ListConfig) and not (item._is_none() or item._is_missing()):
-            for index in range(len(item)):
-                walk(item._get_node(index))
-
-    walk(ConfigStore.instance().repo)
-    return found
+    stored = {
+        str(value) for entry in entries(ConfigStore.instance().repo)
+        for _, value in _targets(entry.node, "") if not str(value).startswith("${")
+    }
+    return stored | _user_targets
 
 
 # --------------------------------------------------------------------- cross-field rules
@@ -339,7 +340,11 @@ def check_config(cfg: DictConfig, allowed: Optional[set[str]] = None) -> list[Pr
         job = cfg.copy()
         with open_dict(job):
             del job["hydra"]
-        _check_targets(cfg.hydra, "hydra", allowed, problems)
+        problems.extend(
+            Problem(key, str(value), "a _target_ that a registered config uses",
+                    "register the config of your callback or plugin instead of naming a target")
+            for key, value in _targets(cfg.hydra, "hydra") if str(value) not in allowed
+        )
     _check_node(job, "", allowed, problems)
     # A cross-field rule says more than a field's own rule (">= 63 for alexnet" beats ">= 1"),
     # so its problem replaces the field's; a rule that cannot read its values stays silent.
@@ -351,26 +356,6 @@ def check_config(cfg: DictConfig, allowed: Optional[set[str]] = None) -> list[Pr
         keys = {p.key for p in found}
         problems = [p for p in problems if p.key not in keys] + found
     return problems
-
-
-def _check_targets(node: Any, path: str, allowed: set[str], problems: list[Problem]) -> None:
-    """Hydra's own config: only ``_target_`` matters there (a callback is code that runs)."""
-    if isinstance(node, (DictConfig, ListConfig)) and (node._is_none() or node._is_missing()):
-        return
-    if isinstance(node, DictConfig):
-        for key in map(str, node.keys()):
-            child = node._get_node(key)
-            if key == "_target_" and str(child._value()) not in allowed:  # type: ignore[union-attr]
-                problems.append(Problem(
-                    f"{path}.{key}", str(child._value()),  # type: ignore[union-attr]
-                    "a _target_ that a registered config uses",
-                    "register the config of your callback or plugin instead of naming a target",
-                ))
-            else:
-                _check_targets(child, f"{path}.{key}", allowed, problems)
-    elif isinstance(node, ListConfig):
-        for index in range(len(node)):
-            _check_targets(node._get_node(index), f"{path}.{index}", allowed, problems)
 
 
 def raise_if_invalid(cfg: DictConfig) -> None:
