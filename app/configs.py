@@ -1,8 +1,11 @@
-"""Every config of the app, and the one store that registers them with Hydra.
+"""The schema: every config of the app, and the one store that registers them with Hydra.
 
 Each config is a typed dataclass whose ``_target_`` is the import path of what it builds, so
 mypy checks configs written in Python, OmegaConf refuses mistyped overrides, and importing this
-module (for ``--help``, ``--cfg``, tab completion, notebooks) never imports torch.
+module (for ``--help``, ``--cfg``, tab completion, notebooks) never imports torch. A value's
+constraint sits on its field as a PEP 593 annotation from ``annotated-types``
+(``Annotated[int, Ge(1)]``); ``app.checks`` enforces them, ``--help`` and the README list them.
+This module imports nothing else from ``app``.
 
 The tree (``python -m app.train --help`` lists it too)::
 
@@ -15,22 +18,14 @@ The tree (``python -m app.train --help`` lists it too)::
     debug              fast                     add with ``+debug=fast`` for a tiny run
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields
 from enum import Enum
-from typing import Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Optional
 
-from hydra.conf import HelpConf, HydraConf, JobConf
-from hydra.core.config_store import ConfigStore
-from hydra_zen import ZenStore
-from omegaconf import II, MISSING, DictConfig
-
-from app.rules import RULE, Rule, checked
-from app.validation import raise_if_invalid, rules_help
-
-AT_LEAST_ONE = Rule(ge=1)
-NOT_NEGATIVE = Rule(ge=0)
-POSITIVE = Rule(gt=0)
+from annotated_types import Ge, Gt, Interval, Len, Predicate, doc
+from hydra_zen import ZenStore, make_config
+from omegaconf import II, MISSING
 
 CONFIG_NAME = "config"
 JOB_NAME = "train"
@@ -39,12 +34,43 @@ VERSION_BASE = "1.3"
 store = ZenStore(name="app")
 
 
+# ------------------------------------------------------------------------------ constraints
+def grey_or_rgb(channels: int) -> bool:
+    """one of 1, 3 (grey images are repeated for RGB backbones)"""
+    return channels in (1, 3)
+
+
+def existing_file(path: str) -> bool:
+    """an existing file"""
+    return _is(os.path.isfile, path)
+
+
+def existing_dir(path: str) -> bool:
+    """an existing directory"""
+    return _is(os.path.isdir, path)
+
+
+def _is(test: Any, path: str) -> bool:
+    try:
+        return bool(test(path))
+    except ValueError:  # an embedded NUL byte, say
+        return False
+
+
+# A path is read from the directory the run is launched from (see app.launch.absolute_paths).
+FilePath = Annotated[str, Predicate(existing_file)]
+DirPath = Annotated[str, Predicate(existing_dir)]
+AtLeastOne = Annotated[int, Ge(1)]
+NotNegative = Annotated[float, Ge(0)]
+Positive = Annotated[float, Gt(0)]
+
+
 # --------------------------------------------------------------------------------- dataset
 @dataclass
 class ImageConfig:
     # side of the square images fed to the extractor, in pixels (its minimum: a cross-field rule)
-    size: int = checked(124, AT_LEAST_ONE)
-    channels: int = checked(3, Rule(one_of=(1, 3), why="grey images are repeated for RGB backbones"))
+    size: AtLeastOne = 124
+    channels: Annotated[int, Predicate(grey_or_rgb)] = 3
 
 
 @dataclass
@@ -52,11 +78,15 @@ class DatasetConfig:
     """Keys every dataset option has; the factory returns a train and a validation split."""
 
     _target_: str = MISSING
+    _convert_: str = "object"  # the factory receives an ImageConfig, as its signature says
     image: ImageConfig = field(default_factory=ImageConfig)
-    classes: int = checked(10, Rule(ge=2, why="a classifier needs two classes or more"))
-    train_size: Optional[int] = checked(None, AT_LEAST_ONE)  # images to use; null: all there are
-    val_size: Optional[int] = checked(None, AT_LEAST_ONE)
+    classes: Annotated[int, Ge(2), doc("a classifier needs two classes or more")] = 10
+    train_size: Optional[AtLeastOne] = None  # images to use; null: all there are
+    val_size: Optional[AtLeastOne] = None
     seed: int = II("trainer.seed")  # the split (or the generated data) follows the run's seed
+
+
+BothSplits = Annotated[float, Interval(gt=0, lt=1), doc("both splits need images")]
 
 
 @dataclass
@@ -64,8 +94,8 @@ class DigitsConfig(DatasetConfig):
     """scikit-learn's 1,797 handwritten 8x8 digits, resized; ``classes`` keeps digits 0..classes-1."""
 
     _target_: str = "app.data.digits"
-    classes: int = checked(10, Rule(ge=2, le=10, why="digits has ten classes, 0-9"))
-    val_fraction: float = checked(0.2, Rule(gt=0, lt=1, why="both splits need images"))
+    classes: Annotated[int, Interval(ge=2, le=10), doc("digits has ten classes, 0-9")] = 10
+    val_fraction: BothSplits = 0.2
 
 
 @dataclass
@@ -73,8 +103,8 @@ class FakeDataConfig(DatasetConfig):
     """torchvision FakeData: random images, deterministic from the seed (smoke tests, benchmarks)."""
 
     _target_: str = "app.data.fake"
-    train_size: Optional[int] = checked(256, AT_LEAST_ONE)  # null: 1000
-    val_size: Optional[int] = checked(64, AT_LEAST_ONE)  # null: 200
+    train_size: Optional[AtLeastOne] = 256  # null: 1000
+    val_size: Optional[AtLeastOne] = 64  # null: 200
 
 
 @dataclass
@@ -82,9 +112,9 @@ class ImageFolderConfig(DatasetConfig):
     """Your own images: one subfolder of ``root`` per class, as torchvision's ImageFolder reads."""
 
     _target_: str = "app.data.image_folder"
-    root: str = checked(MISSING, Rule(existing_dir=True))
-    classes: int = checked(MISSING, Rule(ge=2, why="must equal the number of class folders"))
-    val_fraction: float = checked(0.2, Rule(gt=0, lt=1, why="both splits need images"))
+    root: DirPath = MISSING
+    classes: Annotated[int, Ge(2), doc("must equal the number of class folders")] = MISSING
+    val_fraction: BothSplits = 0.2
 
 
 store(DigitsConfig(), group="dataset", name="digits")
@@ -93,17 +123,33 @@ store(ImageFolderConfig(), group="dataset", name="folder")
 
 
 # ------------------------------------------------------------------------ feature extractor
+class AlexNetWeights(Enum):
+    """The names of ``torchvision.models.AlexNet_Weights``."""
+
+    IMAGENET1K_V1 = "IMAGENET1K_V1"
+    DEFAULT = "DEFAULT"
+
+
+class ResNet18Weights(Enum):
+    """The names of ``torchvision.models.ResNet18_Weights``."""
+
+    IMAGENET1K_V1 = "IMAGENET1K_V1"
+    DEFAULT = "DEFAULT"
+
+
 @dataclass
 class FeatureExtractorConfig:
-    """A pretrained CNN body that maps an image batch to flat ``out_features``-wide vectors."""
+    """A pretrained CNN body that maps an image batch to flat ``out_features``-wide vectors.
+
+    Each backbone's facts live on its own class: ``out_features`` (the width it produces, which
+    the head's first layer follows), ``min_image_size`` and the ``weights`` names it accepts.
+    """
 
     min_image_size: ClassVar[int] = 1  # smallest dataset.image.size the body accepts
 
     _target_: str = MISSING
-    # torchvision weights name (downloads on first use); or a local torchvision state dict
-    weights: Optional[str] = checked(None, Rule(one_of=("IMAGENET1K_V1", "DEFAULT")))
-    checkpoint: Optional[str] = checked(None, Rule(existing_file=True))
-    out_features: int = MISSING  # the width it produces; the head's first layer follows it
+    checkpoint: Optional[FilePath] = None  # a local state dict of the torchvision model
+    out_features: int = MISSING
 
 
 @dataclass
@@ -111,7 +157,8 @@ class AlexNetConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 63  # smaller maps vanish in AlexNet's third max-pool
 
     _target_: str = "app.models.alexnet"
-    out_features: int = checked(9216, Rule(one_of=(9216,), why="AlexNet pools to 256x6x6"))
+    weights: Optional[AlexNetWeights] = None  # torchvision's weights (downloads on first use)
+    out_features: Annotated[int, Interval(ge=9216, le=9216), doc("AlexNet pools to 256x6x6")] = 9216
 
 
 @dataclass
@@ -119,7 +166,8 @@ class ResNet18Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # below it the last stage sees single pixels
 
     _target_: str = "app.models.resnet18"
-    out_features: int = checked(512, Rule(one_of=(512,), why="ResNet-18 pools to 512 channels"))
+    weights: Optional[ResNet18Weights] = None
+    out_features: Annotated[int, Interval(ge=512, le=512), doc("ResNet-18 pools to 512 channels")] = 512
 
 
 store(AlexNetConfig(), group="feature_extractor", name="alexnet")
@@ -130,8 +178,8 @@ store(ResNet18Config(), group="feature_extractor", name="resnet18")
 @dataclass
 class LinearConfig:
     _target_: str = "torch.nn.Linear"
-    in_features: int = checked(MISSING, AT_LEAST_ONE)
-    out_features: int = checked(MISSING, AT_LEAST_ONE)
+    in_features: AtLeastOne = MISSING
+    out_features: AtLeastOne = MISSING
     bias: bool = True
 
 
@@ -144,7 +192,7 @@ class ReLUConfig:
 @dataclass
 class DropoutConfig:
     _target_: str = "torch.nn.Dropout"
-    p: float = checked(0.5, Rule(ge=0, lt=1, why="the probability of zeroing a unit"))
+    p: Annotated[float, Interval(ge=0, lt=1), doc("the probability of zeroing a unit")] = 0.5
     inplace: bool = False
 
 
@@ -205,34 +253,35 @@ class OptimizerConfig:
     _target_: str = MISSING
     _partial_: bool = True
     _convert_: str = "all"  # betas reach torch as a plain list, not a ListConfig
-    lr: float = checked(1e-3, POSITIVE)
-    weight_decay: float = checked(0.0, NOT_NEGATIVE)
+    lr: Positive = 1e-3
+    weight_decay: NotNegative = 0.0
 
 
 @dataclass
 class SGDConfig(OptimizerConfig):
     _target_: str = "torch.optim.SGD"
-    lr: float = checked(0.01, POSITIVE)
-    momentum: float = checked(0.9, NOT_NEGATIVE)
-    dampening: float = checked(0.0, NOT_NEGATIVE)
+    lr: Positive = 0.01
+    momentum: NotNegative = 0.9
+    dampening: NotNegative = 0.0
     nesterov: bool = False  # needs momentum > 0 and dampening 0 (a cross-field rule)
 
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     _target_: str = "torch.optim.Adam"
-    lr: float = checked(1e-4, POSITIVE)
-    betas: list[float] = field(
-        default_factory=lambda: [0.9, 0.999], metadata={RULE: Rule(ge=0, lt=1)}
+    lr: Positive = 1e-4
+    # torch unpacks exactly two coefficients, each a decay rate in [0, 1)
+    betas: Annotated[list[Annotated[float, Interval(ge=0, lt=1)]], Len(2, 2)] = field(
+        default_factory=lambda: [0.9, 0.999]
     )
-    eps: float = checked(1e-8, POSITIVE)
+    eps: Positive = 1e-8
     amsgrad: bool = False
 
 
 @dataclass
 class AdamWConfig(AdamConfig):
     _target_: str = "torch.optim.AdamW"
-    weight_decay: float = checked(0.01, NOT_NEGATIVE)
+    weight_decay: NotNegative = 0.01
 
 
 store(AdamConfig(), group="optimizer", name="adam")
@@ -252,15 +301,15 @@ class SchedulerConfig:
 @dataclass
 class CosineConfig(SchedulerConfig):
     _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
-    T_max: int = checked(II("trainer.epochs"), AT_LEAST_ONE)
-    eta_min: float = checked(0.0, NOT_NEGATIVE)
+    T_max: AtLeastOne = II("trainer.epochs")
+    eta_min: NotNegative = 0.0
 
 
 @dataclass
 class StepConfig(SchedulerConfig):
     _target_: str = "torch.optim.lr_scheduler.StepLR"
-    step_size: int = checked(1, AT_LEAST_ONE)
-    gamma: float = checked(0.5, POSITIVE)
+    step_size: AtLeastOne = 1
+    gamma: Positive = 0.5
 
 
 store(CosineConfig(), group="scheduler", name="cosine")
@@ -282,28 +331,17 @@ class Precision(Enum):
 
 @dataclass
 class TrainerConfig:
-    epochs: int = checked(4, AT_LEAST_ONE)
-    batch_size: int = checked(32, AT_LEAST_ONE)
-    seed: int = checked(0, NOT_NEGATIVE)
+    epochs: AtLeastOne = 4
+    batch_size: AtLeastOne = 32
+    seed: Annotated[int, Ge(0)] = 0
     device: Device = Device.auto
-    num_workers: Optional[int] = checked(None, NOT_NEGATIVE)  # null: chosen for the data
+    num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
     freeze_extractor: bool = False  # train the head only
     precision: Precision = Precision.fp32
     channels_last: bool = False  # NHWC memory format: faster convolutions on recent GPUs
 
 
 store(TrainerConfig(), group="trainer", name="default")
-
-# ``+debug=fast``: a run of seconds, for smoke tests. A plain dict so that it sets only these keys.
-store(
-    {
-        "dataset": {"image": {"size": 64}, "train_size": 64, "val_size": 32},
-        "trainer": {"epochs": 1, "batch_size": 16},
-    },
-    group="debug",
-    name="fast",
-    package="_global_",
-)
 
 
 # ------------------------------------------------------------------------------------- main
@@ -332,50 +370,26 @@ class MainConfig:
 
 store(MainConfig(), name=CONFIG_NAME)
 
-HELP_HEADER = """== app-train ==
-Fine-tune a classification head on a torchvision CNN. Every config is typed Python.
 
-  app-train classifier=large optimizer.lr=3e-4 trainer.epochs=8
-  app-train -m classifier=small,large        # one run dir per point
-  app-train --cfg job                        # print the composed config
-"""
-GROUP_OPTIONS = [(e["group"], e["name"], e["node"]) for e in store if e["group"]]
-# Hydra's own config, stored like the rest: the job is called ``train`` (so the log is
-# ``train.log``) whatever module or script launched it; --help ends with every rule.
-store(
-    HydraConf(
-        job=JobConf(name=JOB_NAME),
-        help=HelpConf(app_name="app-train", header=HELP_HEADER, footer=rules_help(GROUP_OPTIONS)),
-    ),
-    group="hydra",
-    name="config",
+def partial_override(name: str, **values: Any) -> Any:
+    """A config for the global package that sets ``values`` and leaves every other key as it is.
+
+    Hydra merges only a subclass of ``MainConfig`` into the typed main config, so this is one,
+    with its own empty defaults list and every field it does not set MISSING (which a merge
+    skips). Nested values are plain dicts, checked against the schema when they are merged.
+    """
+    unset = {f.name: MISSING for f in fields(MainConfig) if f.name != "defaults" and f.name not in values}
+    return make_config(
+        hydra_defaults=["_self_"], **unset, **values, bases=(MainConfig,), zen_dataclass={"cls_name": name, "module": __name__},
+    )
+
+
+# ``+debug=fast``: a run of seconds, for smoke tests.
+FastDebugConfig = partial_override(
+    "FastDebugConfig",
+    dataset={"image": {"size": 64}, "train_size": 64, "val_size": 32},
+    trainer={"epochs": 1, "batch_size": 16},
 )
+store(FastDebugConfig(), group="debug", name="fast", package="_global_")
 
 store.add_to_hydra_store(overwrite_ok=True)
-
-# Hydra deep-copies the whole ConfigStore for each config-group query (~90 for --help, 0.6 s);
-# nothing changes the store after registration and load() copies what it returns: share it.
-ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
-
-
-# ------------------------------------------------------------------------ use from Python
-def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> DictConfig:
-    """The composed config for ``overrides``, as ``python -m app.train`` would see it, checked
-    against every rule (``app.validation.ConfigError`` lists what breaks them) unless
-    ``validate=False``.
-
-    For notebooks and tests; needs no Hydra app. ``OmegaConf.to_object`` turns it into a
-    ``MainConfig`` instance when typed attribute access is wanted.
-    """
-    from hydra import compose, initialize
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():
-        cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
-    else:
-        with initialize(version_base=VERSION_BASE, config_path=None, job_name=JOB_NAME):
-            cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides))
-    if validate:
-        raise_if_invalid(cfg)
-    return cfg
-

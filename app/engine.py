@@ -13,8 +13,6 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from app.validation import ConfigError, Problem
-
 METRICS_FIELDS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"
 ]
@@ -31,10 +29,8 @@ class PassResult:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError([Problem(
-            "trainer.device", "cuda", "a device this machine has", "no CUDA device is visible: use auto or cpu"
-        )])
+    if name == "cuda" and not torch.cuda.is_available():  # the launch check refuses it first
+        raise RuntimeError("trainer.device=cuda, but torch sees no CUDA device: use auto or cpu")
     return torch.device(name)
 
 

@@ -1,55 +1,67 @@
-"""Models: a pretrained torchvision CNN body (the feature extractor) under a trainable head."""
+"""Models: a pretrained torchvision CNN body (the feature extractor) under a trainable head.
 
-from typing import Any, Optional
+A backbone's facts (its width, smallest input, weight names) live on its config class in
+``app.configs``; the factories here build the torchvision model, load its weights and cut off
+its classifier, and check the width they get against the one the config declares.
+"""
+
+from enum import Enum
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
+from app.configs import AlexNetWeights, ResNet18Weights
 
-def _load(model: nn.Module, weights_enum: Any, weights: Optional[str], checkpoint: Optional[str]) -> None:
+# The attribute that holds a torchvision classification model's classifier, by family.
+CLASSIFIER_ATTRIBUTES = ("classifier", "fc", "heads", "head")
+
+
+def torchvision_body(
+    build: Callable[[], nn.Module], weights_enum: Any, weights: Optional[Enum], checkpoint: Optional[str],
+    out_features: int,
+) -> nn.Module:
+    """``build()`` with its weights loaded and its classifier replaced by ``nn.Identity``, so it
+    returns the ``out_features``-wide vectors its classifier used to read."""
+    net = build()
     if weights is not None and checkpoint is not None:
         raise ValueError("set feature_extractor.weights or feature_extractor.checkpoint, not both")
     if weights is not None:  # torchvision downloads these on first use
-        model.load_state_dict(weights_enum[weights].get_state_dict(progress=True))
+        net.load_state_dict(weights_enum[weights.name].get_state_dict(progress=True))
     if checkpoint is not None:
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-
-
-def _check_width(name: str, out_features: int, actual: int) -> None:
-    if out_features != actual:
+        net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    name = next(attr for attr in CLASSIFIER_ATTRIBUTES if isinstance(getattr(net, attr, None), nn.Module))
+    classifier: nn.Module = getattr(net, name)
+    width = next(m.in_features for m in classifier.modules() if isinstance(m, nn.Linear))
+    if width != out_features:
         raise ValueError(
-            f"feature_extractor.out_features={out_features}, but {name} produces {actual} features"
+            f"feature_extractor.out_features={out_features}, but {type(net).__name__} produces {width} features"
         )
+    setattr(net, name, nn.Identity())
+    return net
 
 
 def alexnet(
-    weights: Optional[str] = None, checkpoint: Optional[str] = None, out_features: int = 9216
+    out_features: int, weights: Optional[AlexNetWeights] = None, checkpoint: Optional[str] = None
 ) -> nn.Module:
-    """AlexNet's convolutional body, pooled to 6x6 and flattened: 9216 features per image.
+    """AlexNet's convolutional body, pooled and flattened.
 
     ``checkpoint`` is a state dict of ``torchvision.models.alexnet()`` saved with ``torch.save``.
     """
     from torchvision.models import AlexNet_Weights
     from torchvision.models import alexnet as build
 
-    _check_width("alexnet", out_features, 256 * 6 * 6)
-    net = build()
-    _load(net, AlexNet_Weights, weights, checkpoint)
-    return nn.Sequential(net.features, net.avgpool, nn.Flatten(1))
+    return torchvision_body(build, AlexNet_Weights, weights, checkpoint, out_features)
 
 
 def resnet18(
-    weights: Optional[str] = None, checkpoint: Optional[str] = None, out_features: int = 512
+    out_features: int, weights: Optional[ResNet18Weights] = None, checkpoint: Optional[str] = None
 ) -> nn.Module:
-    """ResNet-18 up to its global pool: 512 features per image."""
+    """ResNet-18 up to its global pool."""
     from torchvision.models import ResNet18_Weights
     from torchvision.models import resnet18 as build
 
-    _check_width("resnet18", out_features, 512)
-    net: nn.Module = build()
-    _load(net, ResNet18_Weights, weights, checkpoint)
-    net.fc = nn.Identity()  # the global-pooled features, not class scores
-    return net
+    return torchvision_body(build, ResNet18_Weights, weights, checkpoint, out_features)
 
 
 class ImageClassifier(nn.Module):

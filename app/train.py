@@ -15,18 +15,30 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from app import validation
+from app import launch
+from app.checks import ConfigError, check_config
 from app.configs import CONFIG_NAME, VERSION_BASE
 
 log = logging.getLogger("app.train")
 
 
 def train(cfg: DictConfig, output_dir: Path) -> float:
+    """Check ``cfg`` as the launch check would, then ``run`` it: for callers from Python.
+
+    Raises ``app.checks.ConfigError`` before anything is created when ``cfg`` breaks a rule.
+    """
+    problems = check_config(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return run(cfg, output_dir)
+
+
+def run(cfg: DictConfig, output_dir: Path) -> float:
     """Fine-tune the model ``cfg`` describes; write artefacts under ``output_dir``.
 
-    Returns the best validation accuracy (what a sweeper optimises).
+    ``cfg`` must be checked already. Returns the best validation accuracy (what a sweeper
+    optimises).
     """
-    validation.raise_if_invalid(cfg)  # for callers that skipped the launch check
     import torch
     from hydra.utils import instantiate
 
@@ -93,29 +105,22 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
 
 @hydra.main(config_path=None, config_name=CONFIG_NAME, version_base=VERSION_BASE)
 def hydra_main(cfg: DictConfig) -> float:
-    try:
-        return train(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except validation.ConfigError as error:
-        log.error("%s", error)
-        sys.exit(1)
-
-
-# Hydra flags after which Hydra only prints: nothing is launched, so nothing to check first.
-PRINT_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion")
+    """The job Hydra runs, once per run or sweep point, each checked by ``main`` already."""
+    runtime = HydraConfig.get().runtime
+    launch.absolute_paths(cfg, runtime.cwd)  # the run dir may be the working dir now
+    return run(cfg, Path(runtime.output_dir))
 
 
 def main() -> None:
     """``python -m app.train`` and ``app-train``: check every run or sweep point, then launch."""
-    from hydra._internal.utils import get_args_parser
-
-    args, _ = get_args_parser().parse_known_args()
-    if not any(getattr(args, flag, None) for flag in PRINT_ONLY):
-        config_name = args.config_name or CONFIG_NAME
-        points, problems = validation.check_overrides(args.overrides, args.multirun, config_name)
-        if problems:
-            validation.report(problems, points)
-            sys.exit(1)
-    hydra_main()
+    command = launch.parse_command(sys.argv[1:])
+    with launch.shared_config_store():
+        if not command.prints_only:
+            points, problems = launch.check_overrides(command.overrides, command.multirun, command.config_name)
+            if problems:
+                launch.report(problems, points)
+                sys.exit(1)
+        hydra_main()
 
 
 if __name__ == "__main__":

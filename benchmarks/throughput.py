@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 import plain_loop
 from launch import cpu_model
 from app import data, engine
-from app.configs import compose_config
+from app.launch import compose_config
 from app.models import ImageClassifier
 
 HERE = Path(__file__).resolve().parent

@@ -9,7 +9,7 @@ import torchvision
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from app.configs import compose_config
+from app.launch import compose_config
 from app.data import Splits
 from app.models import ImageClassifier
 
@@ -111,7 +111,7 @@ def test_extractor_loads_a_local_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "alexnet.pt"
     torch.save(reference.state_dict(), path)
     extractor = instantiate(compose_config([f"feature_extractor.checkpoint={path}"]).feature_extractor)
-    assert torch.equal(extractor[0][0].weight, reference.features[0].weight)
+    assert torch.equal(extractor.features[0].weight, reference.features[0].weight)
 
 
 def test_extractor_refuses_a_wrong_declared_width() -> None:

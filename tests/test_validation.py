@@ -11,10 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from app.check import main as check_main
-from app.configs import GROUP_OPTIONS, compose_config
+from app.checks import ConfigError, check_config, group_options, rules_table
+from app.launch import check_main, check_overrides, compose_config
 from app.train import train
-from app.validation import ConfigError, check_config, check_overrides, rules_table
 from tests.conftest import ROOT, TINY, console_script, run_cli
 
 EXISTING_FILE = str(ROOT / "pyproject.toml")
@@ -181,7 +180,7 @@ def test_real_optuna_sweep_runs_after_its_check(tmp_path: Path) -> None:
 def test_check_validates_a_sweep_without_running_or_importing_torch() -> None:
     code = (
         "import sys\n"
-        "from app.check import main\n"
+        "from app.launch import check_main as main\n"
         "good = main(['-m', 'classifier=small,large', 'optimizer.lr=1e-4,1e-3'])\n"
         "bad = main(['python', '-m', 'app.train', '-m', 'optimizer.lr=1e-4,-1'])\n"
         "print(good, bad, any(m.split('.')[0] == 'torch' for m in sys.modules))\n"
@@ -209,13 +208,13 @@ def test_readme_commands_pass_the_check() -> None:
 def test_rules_are_documented_in_help_and_readme(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     help_text = run_cli("--help", cwd=tmp_path).stdout
-    for key, text in rules_table(GROUP_OPTIONS):
+    for key, text in rules_table():
         assert text in help_text
         assert (key if key != "cross-field" else text) in readme, key
 
 
 # ------------------------------------------------------------------- good configs pass
-@pytest.mark.parametrize(("group", "option", "node"), GROUP_OPTIONS, ids=lambda v: str(v)[:20])
+@pytest.mark.parametrize(("group", "option", "node"), group_options(), ids=lambda v: str(v)[:20])
 def test_every_stored_option_is_valid(group: str, option: str, node: object, image_folder: Path) -> None:
     plus = "+" if group == "debug" else ""
     needs = [f"dataset.root={image_folder}", "dataset.classes=3"] if option == "folder" else []

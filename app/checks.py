@@ -1,0 +1,535 @@
+"""What is refused: one composed config in, ``Problem``s out.
+
+Each field's constraint is a PEP 593 annotation in ``app.configs`` (``Annotated[int, Ge(1)]``),
+validated by pydantic on the value the job will receive (interpolations resolved); unknown keys
+are refused with the closest valid names; a ``_target_`` must be one a registered config uses;
+cross-field rules below cover what one field cannot say alone. ``render`` turns problems into
+the report a person reads, and ``rules_help`` the annotations into the table at the end of
+``--help``. Nothing here imports torch, except the CUDA rule when a config asks for ``cuda``.
+"""
+
+import dataclasses
+import difflib
+import functools
+import os
+import types
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Annotated, Any, Optional, Union
+
+from annotated_types import Ge, Gt, Interval, Le, Len, Lt, Predicate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from app.configs import Device, existing_dir, existing_file, store
+
+
+@dataclass
+class Problem:
+    key: str
+    value: str
+    rule: str
+    hint: str
+    point: Optional[Sequence[str]] = None  # the overrides of the sweep point it was found in
+    error: Optional[BaseException] = None  # re-raised under HYDRA_FULL_ERROR=1
+    via: str = ""  # the key an interpolated value comes from: a problem there says it first
+
+    def render(self) -> str:
+        where = f"   [sweep point: {' '.join(self.point) or '(defaults)'}]" if self.point is not None else ""
+        given = self.key if self.key.startswith("~") else f"{self.key}={self.value}"
+        return f"{given}{where}\n  rule: {self.rule}\n  hint: {self.hint}"
+
+
+class ConfigError(ValueError):
+    """A configuration that breaks the rules; ``str()`` is the report a person reads."""
+
+    def __init__(self, problems: Sequence[Problem], points: int = 1) -> None:
+        self.problems, self.points = list(problems), points
+        super().__init__(render(self.problems, points))
+
+
+def render(problems: Sequence[Problem], points: int = 1) -> str:
+    """The report: one paragraph per distinct problem, however many sweep points share it."""
+    failing = len({tuple(p.point) for p in problems if p.point is not None})
+    scope = f" in {failing} of {points} sweep points" if points > 1 else ""
+    distinct: dict[tuple[str, str, str, str], list[Problem]] = {}
+    for p in problems:
+        distinct.setdefault((p.key, p.value, p.rule, p.hint), []).append(p)
+    paragraphs = []
+    for same in distinct.values():
+        text = same[0].render()
+        if len(same) > 1:
+            text = text.replace("   [sweep point:", f"   [{len(same)} sweep points, the first:", 1)
+        paragraphs.append(text)
+    plural = "s" if len(paragraphs) != 1 else ""
+    head = f"Refused: {len(paragraphs)} problem{plural}{scope}; nothing was run."
+    return "\n\n".join([head, *paragraphs]) + "\n"
+
+
+def suggest(word: str, choices: Sequence[str]) -> list[str]:
+    return difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+
+
+def unknown_key(key: str, value: str, schema: Optional[type]) -> Problem:
+    """The one wording for a key its config does not have, whoever finds it."""
+    parent, _, leaf = key.rpartition(".")
+    names = [name for name in field_hints(schema) if not name.startswith("_")] if schema else []
+    close = suggest(leaf, names)
+    rule = (f"a key of {schema.__name__}: {', '.join(names)}" if schema and names
+            else f"a key that {parent or 'the config'} has")
+    hint = (f"did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}?" if close
+            else f"remove it; --cfg job shows the keys of {parent or 'the config'}")
+    return Problem(key, value, rule, hint)
+
+
+# ---------------------------------------------------------------- constraints, as annotated
+@functools.cache
+def field_hints(schema: type) -> dict[str, Any]:
+    """``{field: type hint with its annotations}`` of a config dataclass."""
+    hints = typing.get_type_hints(schema, include_extras=True)
+    return {f.name: hints[f.name] for f in dataclasses.fields(schema)}
+
+
+def _unwrap(hint: Any) -> tuple[Any, list[Any]]:
+    """The bare type under ``Optional`` and ``Annotated``, and the annotations found on the way."""
+    metadata: list[Any] = []
+    while True:
+        if typing.get_origin(hint) is Annotated:
+            metadata += hint.__metadata__
+            hint = hint.__origin__
+        elif typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint):
+            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        else:
+            return hint, metadata
+
+
+def _num(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _bounds(metadata: Sequence[Any]) -> str:
+    low: Optional[tuple[str, Any]] = None
+    high: Optional[tuple[str, Any]] = None
+    for item in metadata:
+        parts = [item] if not isinstance(item, Interval) else list(item)
+        for part in parts:
+            if isinstance(part, (Ge, Gt)):
+                low = ("<=" if isinstance(part, Ge) else "<", part.ge if isinstance(part, Ge) else part.gt)
+            elif isinstance(part, (Le, Lt)):
+                high = ("<=" if isinstance(part, Le) else "<", part.le if isinstance(part, Le) else part.lt)
+    if low and high:
+        if low == high == ("<=", low[1]):
+            return f"= {_num(low[1])}"
+        return f"{_num(low[1])} {low[0]} value {high[0]} {_num(high[1])}"
+    if low:
+        return f"{'>=' if low[0] == '<=' else '>'} {_num(low[1])}"
+    if high:
+        return f"{high[0]} {_num(high[1])}"
+    return ""
+
+
+def describe(hint: Any, why: bool = True) -> str:
+    """The rule a field's annotations state, in words (``""`` when they state none), with the
+    reason for it unless ``why`` is false."""
+    bare, metadata = _unwrap(hint)
+    parts = [_bounds(metadata)]
+    parts += [str(m.func.__doc__ or m.func.__name__).strip() for m in metadata if isinstance(m, Predicate)]
+    if isinstance(bare, type) and issubclass(bare, Enum):
+        parts.append("one of " + ", ".join(bare.__members__))
+    lengths = [m for m in metadata if isinstance(m, Len)]
+    if typing.get_origin(bare) is list:
+        each = describe(typing.get_args(bare)[0])
+        count = f"{lengths[0].min_length} items" if lengths and lengths[0].min_length == lengths[0].max_length else ""
+        parts += [count, f"each {each}" if each else ""]
+    text = ", ".join(part for part in parts if part)
+    # annotated_types.doc() gives typing_extensions.Doc (PEP 727) or its own DocInfo
+    reasons = [m.documentation for m in metadata if isinstance(getattr(m, "documentation", None), str)]
+    return f"{text} ({reasons[0]})" if text and reasons and why else text
+
+
+def _has_schema(hint: Any) -> bool:
+    """True when values of ``hint`` are walked as config nodes rather than validated whole."""
+    bare, _ = _unwrap(hint)
+    if typing.get_origin(bare) is list:
+        return _has_schema(typing.get_args(bare)[0])
+    return bare is Any or dataclasses.is_dataclass(bare)
+
+
+@functools.cache
+def _adapter(hint: Any) -> Any:
+    from pydantic import ConfigDict, TypeAdapter
+
+    # strict: a layer written as a plain dict gets no type conversion from OmegaConf, so "3"
+    # must not pass as 3; finite: nan and inf train to NaN without an error.
+    return TypeAdapter(hint, config=ConfigDict(strict=True, allow_inf_nan=False))
+
+
+# Errors that break a constraint of the annotation, rather than the type.
+_CONSTRAINT_ERRORS = {
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of",
+    "predicate_failed", "too_short", "too_long",
+}
+
+
+def _validate(key: str, value: Any, hint: Any, example: Optional[str] = None) -> Optional[Problem]:
+    from pydantic import ValidationError
+
+    try:
+        _adapter(hint).validate_python(value)
+        return None
+    except ValidationError as error:
+        kind, rule = error.errors()[0]["type"], describe(hint)
+        if kind == "finite_number":
+            rule = f"a finite number, {rule}" if rule else "a finite number"
+        elif kind not in _CONSTRAINT_ERRORS or not rule:
+            rule = f"a value of type {type_name(hint)}" + (f", {rule}" if rule else "")
+        return Problem(key, str(value), rule, _value_hint(key, hint, example), error=error)
+
+
+def type_name(hint: Any) -> str:
+    """``int``, ``list of float``, ``AlexNetWeights or null``: a type hint as a person reads it."""
+    bare, _ = _unwrap(hint)
+    name = (f"list of {type_name(typing.get_args(bare)[0])}" if typing.get_origin(bare) is list
+            else getattr(bare, "__name__", str(bare)))
+    optional = typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint)
+    return f"{name} or null" if optional else name
+
+
+def is_path(hint: Any) -> bool:
+    """True for a field annotated as an existing file or directory."""
+    _, metadata = _unwrap(hint)
+    return any(isinstance(m, Predicate) and m.func in (existing_file, existing_dir) for m in metadata)
+
+
+def _value_hint(key: str, hint: Any, example: Optional[str]) -> str:
+    if is_path(hint):
+        return f"check the path: a relative path is read from the directory you launch from ({os.getcwd()})"
+    rule = describe(hint, why=False) or "the type above"
+    return f"give {key} a value with {rule}" + (f", e.g. {key}={example}" if example else "")
+
+
+def example(schema: Any, name: str) -> Optional[str]:
+    """A field's default as written on the command line, where it has a concrete one."""
+    if not dataclasses.is_dataclass(schema):
+        return None
+    default = next((f.default for f in dataclasses.fields(schema) if f.name == name), None)
+    default = default.name if isinstance(default, Enum) else default
+    concrete = default not in (dataclasses.MISSING, "???", None) and not str(default).startswith("${")
+    return str(default) if concrete else None
+
+
+# ------------------------------------------------------------------------------ targets
+_user_targets: set[str] = set()
+
+
+def allow_target(path: str) -> None:
+    """Let configs name ``path`` as a ``_target_`` (for configs a user registers on purpose)."""
+    _user_targets.add(path)
+
+
+def target_nodes(node: Any) -> Iterator[DictConfig]:
+    """Every node with a ``_target_`` under an OmegaConf node, read as written (never resolved)."""
+    if not isinstance(node, (DictConfig, ListConfig)) or node._is_none() or node._is_missing():
+        return
+    if isinstance(node, DictConfig) and "_target_" in node:
+        yield node
+    keys = range(len(node)) if isinstance(node, ListConfig) else map(str, node.keys())
+    for key in keys:
+        yield from target_nodes(node._get_node(key))  # type: ignore[arg-type]
+
+
+@dataclass
+class Targets:
+    """What may be built: the ``_target_`` of every config in Hydra's ConfigStore (with the
+    dataclass that describes it, where one does) and the user's own."""
+
+    schemas: dict[str, Optional[type]]
+
+    @classmethod
+    def registered(cls) -> "Targets":
+        from hydra.core.config_store import ConfigStore
+
+        def entries(repo: dict[str, Any]) -> Iterator[Any]:
+            for item in repo.values():
+                yield from entries(item) if isinstance(item, dict) else [item.node]
+
+        schemas: dict[str, Optional[type]] = {path: None for path in _user_targets}
+        for entry in entries(ConfigStore.instance().repo):
+            for node in target_nodes(entry):
+                target = str(node._get_node("_target_")._value())  # type: ignore[union-attr]
+                schema = OmegaConf.get_type(node)
+                if not target.startswith("${") and schemas.get(target) is None:
+                    schemas[target] = schema if dataclasses.is_dataclass(schema) else None
+        return cls(schemas)
+
+
+# --------------------------------------------------------------------- cross-field rules
+CrossRule = Callable[[DictConfig], Iterator[Problem]]
+CROSS_RULES: list[tuple[str, CrossRule]] = []
+
+
+def cross_rule(description: str) -> Callable[[CrossRule], CrossRule]:
+    def register(check: CrossRule) -> CrossRule:
+        CROSS_RULES.append((description, check))
+        return check
+
+    return register
+
+
+@cross_rule("dataset.image.size >= the extractor's smallest input (alexnet 63 px, resnet18 32 px)")
+def _image_fits_extractor(cfg: DictConfig) -> Iterator[Problem]:
+    extractor = OmegaConf.get_type(cfg.feature_extractor)
+    minimum = getattr(extractor, "min_image_size", 1)
+    size = cfg.dataset.image.size
+    if isinstance(size, int) and size < minimum:
+        yield Problem(
+            "dataset.image.size", str(size),
+            f">= {minimum}: the smallest image {cfg.feature_extractor._target_} accepts",
+            f"use dataset.image.size={max(minimum, 64)} or more, or another feature_extractor",
+        )
+
+
+@cross_rule(
+    "the head's Linear layers chain: the first in_features is feature_extractor.out_features, "
+    "each next one the previous out_features, and the last out_features is dataset.classes"
+)
+def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
+    layers = cfg.classifier.get("_args_")
+    linear = [
+        (i, layer) for i, layer in enumerate(layers or [])
+        if isinstance(layer, DictConfig) and layer.get("_target_") == "torch.nn.Linear"
+    ]
+    if not linear:
+        yield Problem(
+            "classifier._args_", str(OmegaConf.to_container(layers)) if layers is not None else "null",
+            "the head has at least one torch.nn.Linear layer",
+            "pick a stored head: classifier=small or classifier=large",
+        )
+        return
+    width, source = cfg.feature_extractor.out_features, "feature_extractor.out_features"
+    for i, layer in linear:
+        if not all(isinstance(v, int) for v in (layer.in_features, layer.out_features, width)):
+            return  # a width of the wrong type: the field's own problem says so
+        if layer.in_features != width:
+            yield Problem(
+                f"classifier._args_.{i}.in_features", str(layer.in_features),
+                f"equals {source} ({width})",
+                f"leave it to interpolation: classifier._args_.{i}.in_features='${{{source}}}'",
+            )
+        width, source = layer.out_features, f"classifier._args_.{i}.out_features"
+    last, classes = linear[-1][0], cfg.dataset.classes
+    if width != classes:
+        yield Problem(
+            f"classifier._args_.{last}.out_features", str(width),
+            f"equals dataset.classes ({classes}): one score per class",
+            "set dataset.classes instead; the last layer follows it",
+        )
+
+
+@cross_rule("dataset=folder: dataset.classes equals the number of class folders under dataset.root")
+def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
+    if "root" not in cfg.dataset:
+        return
+    from app.folders import class_folders, image_files
+
+    root = cfg.dataset.root
+    names = class_folders(root)
+    classes = cfg.dataset.classes
+    if classes != len(names):
+        yield Problem(
+            "dataset.classes", str(classes),
+            f"equals the number of class folders in {root}: {len(names)} ({', '.join(names[:6])}"
+            f"{', ...' if len(names) > 6 else ''})",
+            f"set dataset.classes={len(names)}",
+        )
+    empty = [name for name in names if not image_files(root, name)]
+    if empty:
+        yield Problem(
+            "dataset.root", str(root), "every class folder holds at least one image",
+            f"add images to, or remove: {', '.join(empty)}",
+        )
+
+
+@cross_rule("feature_extractor.weights and feature_extractor.checkpoint are not both set")
+def _one_source_of_weights(cfg: DictConfig) -> Iterator[Problem]:
+    fe = cfg.feature_extractor
+    if fe.get("weights") is not None and fe.get("checkpoint") is not None:
+        yield Problem(
+            "feature_extractor.checkpoint", str(fe.checkpoint),
+            "only one of feature_extractor.weights and feature_extractor.checkpoint",
+            "drop one of them (feature_extractor.weights=null)",
+        )
+
+
+@cross_rule("optimizer.nesterov=true needs optimizer.momentum > 0 and optimizer.dampening = 0")
+def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
+    opt = cfg.optimizer
+    if opt.get("nesterov") and not (opt.get("momentum", 0) > 0 and opt.get("dampening", 0) == 0):
+        yield Problem(
+            "optimizer.nesterov", "true", "Nesterov momentum needs momentum > 0 and dampening = 0",
+            "set optimizer.momentum=0.9 optimizer.dampening=0, or optimizer.nesterov=false",
+        )
+
+
+@cross_rule("trainer.device=cuda needs a CUDA device that torch can see")
+def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
+    if cfg.trainer.device is not Device.cuda:
+        return
+    import torch  # only for a run that asks for cuda, which would import torch anyway
+
+    if not torch.cuda.is_available():
+        yield Problem(
+            "trainer.device", "cuda", "a device this machine has: torch sees no CUDA device",
+            "use trainer.device=auto (cuda where there is one) or trainer.device=cpu",
+        )
+
+
+# ------------------------------------------------------------------ the rules, as a table
+def group_options() -> list[tuple[str, str, Any]]:
+    """``(group, option, stored config)`` of every option the app registers."""
+    return [(e["group"], e["name"], e["node"]) for e in store if e["group"]]
+
+
+def rules_table() -> list[tuple[str, str]]:
+    """(key, rule) for every annotated field of every stored option, then the cross-field
+    rules: what ``--help`` prints and the README lists. A rule that differs between the
+    options of a group names the options it belongs to."""
+    found: dict[str, dict[str, list[str]]] = {}
+    names: dict[str, list[str]] = {}
+
+    def walk(obj: Any, path: str, option: str) -> None:
+        if isinstance(obj, list):
+            for item in obj:
+                walk(item, f"{path}[*]", option)
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            for name, hint in field_hints(type(obj)).items():
+                text = describe(hint) if not name.startswith("_") else ""
+                if text:
+                    found.setdefault(f"{path}.{name}", {}).setdefault(text, []).append(option)
+                walk(getattr(obj, name), f"{path}.{name}", option)
+
+    for group, option, node in group_options():
+        names.setdefault(group, []).append(option)
+        walk(node, group, option)
+    rows = []
+    for key, texts in found.items():
+        group = key.split(".")[0]
+        for text, where in texts.items():
+            everywhere = len(texts) == 1 and len(set(where)) == len(names[group])
+            rows.append((key, text if everywhere else f"{text} [{', '.join(sorted(set(where)))}]"))
+    return rows + [("cross-field", description) for description, _ in CROSS_RULES]
+
+
+def rules_help() -> str:
+    rows = rules_table()
+    width = max(len(key) for key, _ in rows)
+    lines = [f"  {key:<{width}}  {text}" for key, text in rows]
+    return (
+        "== Rules (checked before anything runs; app-check checks without running) ==\n"
+        + "\n".join(lines)
+        + "\n\nAlso refused: unknown keys and group options, and any _target_ that no stored config uses.\n"
+    )
+
+
+# ------------------------------------------------------------------- one composed config
+class _Walk:
+    """One pass over a composed config: every node's keys, values and targets."""
+
+    def __init__(self, targets: Targets) -> None:
+        self.targets = targets
+        self.problems: list[Problem] = []
+
+    def node(self, node: Any, path: str) -> None:
+        if isinstance(node, ListConfig):
+            for index in range(len(node)):
+                self.node(node._get_node(index), f"{path}.{index}")
+            return
+        if not isinstance(node, DictConfig) or node._is_none() or node._is_missing():
+            return
+        typed = OmegaConf.get_type(node)
+        schema = typed if dataclasses.is_dataclass(typed) else None
+        if schema is None and "_target_" in node:  # a plain dict: read it as the config it names
+            schema = self.targets.schemas.get(str(node._get_node("_target_")._value()))  # type: ignore[union-attr]
+        declared = field_hints(schema) if schema else {}
+        for key in map(str, node.keys()):
+            full = f"{path}.{key}" if path else key
+            if path == "" and key == "hydra":
+                continue  # Hydra's own config: only its targets are checked (check_config)
+            if schema is not None and key not in declared:
+                self.problems.append(unknown_key(full, str(node._get_node(key)._value()), schema))  # type: ignore[union-attr]
+                continue
+            self.value(node, key, full, declared.get(key, Any), schema)
+        if schema is not None and typed is not schema:  # an untyped node misses what no default fills
+            for f in dataclasses.fields(schema):
+                if f.name not in node and f.default in (dataclasses.MISSING, "???") and f.default_factory is dataclasses.MISSING:
+                    self.problems.append(Problem(f"{path}.{f.name}", "(not given)", f"{schema.__name__} needs it",
+                                                 f"add {f.name} to the layer at {path}"))
+
+    def value(self, node: DictConfig, key: str, full: str, hint: Any, schema: Optional[type]) -> None:
+        try:
+            value = node[key]
+            plain = OmegaConf.to_container(value, resolve=True) if isinstance(value, ListConfig) else value
+        except OmegaConfBaseException as error:
+            raw = node._get_node(key)._value()  # type: ignore[union-attr]
+            hint_text = (f"point the interpolation at a key that exists, e.g. '${{trainer.seed}}'"
+                         if OmegaConf.is_interpolation(node, key) else f"set {full}")
+            self.problems.append(Problem(full, str(raw), str(error).splitlines()[0], hint_text, error=error))
+            return
+        if key == "_target_":
+            self.target(full, str(value), OmegaConf.get_type(node))
+        elif _has_schema(hint) and isinstance(value, (DictConfig, ListConfig)):
+            self.node(node._get_node(key), full)
+        elif not key.startswith("_") and hint is not Any:
+            problem = _validate(full, plain, hint, example(schema, key))
+            if problem is not None:
+                if OmegaConf.is_interpolation(node, key):
+                    given = node._get_node(key)._value()  # type: ignore[union-attr]
+                    problem.value = f"{given} (= {problem.value})"
+                    source = node._get_node(key)._maybe_dereference_node()  # type: ignore[union-attr]
+                    problem.via = source._get_full_key(None) if source is not None else ""
+                self.problems.append(problem)
+
+    def target(self, key: str, value: str, typed: Any) -> None:
+        """A typed node builds what its class says; any other only what some config builds."""
+        own = example(typed, "_target_")
+        if own is not None and value != own:
+            self.problems.append(Problem(
+                key, value, f"{typed.__name__} builds {own}; its fields fit that signature only",
+                "pick another option of the group instead (see --help)",
+            ))
+        elif value not in self.targets.schemas:
+            self.problems.append(Problem(
+                key, value, "a _target_ that the app's registered configs use",
+                "pick a stored option of the group instead (see --help); to build your own class, "
+                "register its config and call app.checks.allow_target",
+            ))
+
+
+def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Problem]:
+    """Every problem of one composed config (its ``hydra`` node, if there, for targets only)."""
+    walk = _Walk(Targets.registered() if targets is None else targets)
+    if "hydra" in cfg:
+        walk.problems.extend(
+            Problem(node._get_full_key("_target_"), str(node._get_node("_target_")._value()),  # type: ignore[union-attr]
+                    "a _target_ that a registered config uses",
+                    "register the config of your callback or plugin instead of naming a target")
+            for node in target_nodes(cfg.hydra)
+            if str(node._get_node("_target_")._value()) not in walk.targets.schemas  # type: ignore[union-attr]
+        )
+    walk.node(cfg, "")
+    problems = walk.problems
+    # An interpolated value breaks a rule where it comes from: one mistake, one problem.
+    failed = {p.key for p in problems}
+    problems = [p for p in problems if p.via not in failed]
+    # A cross-field rule says more than a field's own rule (">= 63 for alexnet" beats ">= 1"),
+    # so its problem replaces the field's; a rule that cannot read its values stays silent.
+    for _, rule in CROSS_RULES:
+        try:
+            found = list(rule(cfg))
+        except Exception:
+            continue
+        keys = {p.key for p in found}
+        problems = [p for p in problems if p.key not in keys] + found
+    return problems

@@ -1,0 +1,426 @@
+"""How a command line gets to checked configs, for ``app-train``, ``app-check`` and Python.
+
+One parser (Hydra's own) reads both commands; a ``-m`` sweep is expanded into its points as
+Hydra's sweepers will run them; each point is composed exactly as Hydra will compose it, with
+Hydra's composition errors told as ``Problem``s, and checked by ``app.checks``. Hydra's own
+settings for the app (the job name, the ``--help`` text) are registered here, beside the entry
+point. No torch is imported.
+"""
+
+import contextlib
+import dataclasses
+import os
+import re
+import shlex
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
+
+from hydra.conf import HelpConf, HydraConf, JobConf
+from hydra_zen import ZenStore
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from app.checks import (
+    ConfigError,
+    Problem,
+    Targets,
+    check_config,
+    example,
+    field_hints,
+    is_path,
+    render,
+    rules_help,
+    suggest,
+    unknown_key,
+)
+from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE, MainConfig
+
+HELP_HEADER = """== app-train ==
+Fine-tune a classification head on a torchvision CNN. Every config is typed Python.
+
+  app-train classifier=large optimizer.lr=3e-4 trainer.epochs=8
+  app-train -m classifier=small,large        # one run dir per point
+  app-train --cfg job                        # print the composed config
+"""
+# Hydra's own config for this app: the job is called ``train`` (so the log is ``train.log``)
+# whatever module or script launched it, and --help ends with every rule.
+hydra_store = ZenStore(name="app.hydra")
+hydra_store(
+    HydraConf(
+        job=JobConf(name=JOB_NAME),
+        help=HelpConf(app_name="app-train", header=HELP_HEADER, footer=rules_help()),
+    ),
+    group="hydra",
+    name="config",
+)
+hydra_store.add_to_hydra_store(overwrite_ok=True)
+
+
+# ------------------------------------------------------------------------ the command line
+class Command(NamedTuple):
+    overrides: list[str]
+    multirun: bool
+    config_name: str
+    prints_only: bool  # --help, --cfg, --info, ...: Hydra prints and runs nothing
+
+
+PROGRAM = re.compile(r"^(app-train|python3?(?:\.\d+)?)$")
+# Hydra flags after which Hydra only prints: nothing is launched, so nothing to check.
+PRINT_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion", "version")
+
+
+def parse_command(argv: Sequence[str]) -> Command:
+    """An ``app-train`` command line (the program name may lead), read by Hydra's own parser.
+
+    A flag Hydra does not know ends the program with argparse's usage message and status 2,
+    as ``app-train`` itself would.
+    """
+    from hydra._internal.utils import get_args_parser
+
+    tokens = list(argv)
+    if tokens[:1] == ["app-train"]:
+        tokens = tokens[1:]
+    elif len(tokens) >= 3 and PROGRAM.match(tokens[0]) and tokens[1:3] == ["-m", "app.train"]:
+        tokens = tokens[3:]
+    args = get_args_parser().parse_args(tokens)
+    return Command(
+        list(args.overrides), bool(args.multirun), args.config_name or CONFIG_NAME,
+        any(getattr(args, flag, None) for flag in PRINT_ONLY),
+    )
+
+
+@contextlib.contextmanager
+def shared_config_store() -> Iterator[None]:
+    """For a CLI process: Hydra shares its ConfigStore instead of deep-copying it per query.
+
+    Hydra 1.3's ``CachingConfigRepository`` deep-copies the whole repository, ConfigStore
+    included, for every config-group query: about 90 of them for ``--help`` (0.6 s of its
+    1.0 s), and one per composition. Nothing changes the store once the app has registered its
+    configs, and ``ConfigStore.load`` copies each node it returns, so sharing it is safe inside
+    our own commands. It is undone on exit, so Hydra's singleton snapshot and restore work as
+    before. Drop it once Hydra stops copying the repository (the copy is in Hydra 1.3.2-1.3.8).
+    """
+    import hydra
+    from hydra.core.config_store import ConfigStore
+
+    if not hydra.__version__.startswith("1.3.") or hasattr(ConfigStore, "__deepcopy__"):
+        yield
+        return
+    ConfigStore.__deepcopy__ = lambda self, memo: self  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        del ConfigStore.__deepcopy__  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def app_hydra() -> Iterator[None]:
+    """Hydra initialised for the app's configs; a caller's own Hydra context is left as found."""
+    from hydra import initialize
+    from hydra.core.global_hydra import GlobalHydra
+
+    previous = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
+    try:
+        with initialize(version_base=VERSION_BASE, config_path=None, job_name=JOB_NAME):
+            yield
+    finally:
+        GlobalHydra.instance().hydra = previous
+
+
+# ------------------------------------------------------------ Hydra's errors, as problems
+def _override_value(overrides: Sequence[str], key: str) -> str:
+    for text in overrides:
+        name, _, value = text.partition("=")
+        if name.lstrip("+~") == key:
+            return value
+    return "?"
+
+
+def composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
+    """A Hydra composition error, told as key, value, rule and hint."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigIndexError, ConfigKeyError, ConfigTypeError, ValidationError
+
+    message = str(error)
+    first = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    cause = error.__cause__
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        options = list(error.options or [])
+        if not group:  # the primary config itself
+            return Problem("--config-name", option, "a stored primary config", "leave --config-name out", error=error)
+        close = suggest(option, options)
+        hint = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
+        return Problem(
+            group.replace("/", "."), option, f"one of the options of group {group}: {', '.join(options)}",
+            hint + "list them with --help", error=error,
+        )
+    key = re.sub(r"\[(\d+)\]", r".\1", str(getattr(cause, "full_key", "") or "?"))
+    if isinstance(cause, ConfigIndexError):  # name the override, which reaches past the list
+        key = next((_key(o) for o in overrides if _key(o).startswith(key + ".")), key)
+        return Problem(key, _override_value(overrides, key), "an index inside the list",
+                       "count from 0; --cfg job shows the list", error=error)
+    if isinstance(cause, (ConfigKeyError, AttributeError)):
+        schema = getattr(cause, "object_type", None)
+        typed = schema if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None
+        problem = unknown_key(key, _override_value(overrides, key), typed)
+        problem.error = error
+        return problem
+    if isinstance(cause, ConfigTypeError) and "deletion" in str(cause):
+        return Problem(f"~{key}", "", "typed fields cannot be removed; ~ removes a group or a key added with +",
+                       f"set a value instead ({key}=...), or remove a group such as ~scheduler", error=error)
+    if isinstance(cause, ValidationError):
+        detail = str(cause).splitlines()[0]
+        schema, leaf = getattr(cause, "object_type", None), key.rpartition(".")[2]
+        default = example(schema, leaf)
+        hint = f"e.g. {key}={default} (the default)" if default is not None else f"--cfg job shows {key} and its type"
+        return Problem(key, _override_value(overrides, key), detail, hint, error=error)
+    if "An item is already at" in message:
+        key = message.split("'")[1]
+        return Problem(f"+{key}", _override_value(overrides, key), "+ adds a key that does not exist yet",
+                       f"drop the +: {key}=...", error=error)
+    if "Ambiguous value for argument" in message:
+        given = first.split("'")[1] if "'" in first else "override="
+        key, _, value = given.partition("=")
+        return Problem(key, value,
+                       "a comma-separated value is a sweep, and sweeps need -m",
+                       "add -m (--multirun) to sweep, or write a list as key=[a,b]", error=error)
+    return Problem("override", " ".join(overrides), first,
+                   "see python -m app.train --help for the keys and the override grammar", error=error)
+
+
+def _compose(overrides: Sequence[str], config_name: str) -> tuple[Optional[DictConfig], list[Problem]]:
+    """The config (with Hydra's own) for ``overrides``. An override it cannot take becomes a
+    problem and is left out, and composition goes on, so that one pass reports every mistake."""
+    from hydra import compose
+    from hydra.errors import MissingConfigException
+
+    remaining, problems = list(overrides), list[Problem]()
+    while True:
+        try:
+            return compose(config_name=config_name, overrides=remaining, return_hydra_config=True), problems
+        except Exception as error:
+            problem = composition_problem(error, remaining)
+            problems.append(problem)
+            key = problem.key.lstrip("+~")
+            # a wrong group option takes the keys set inside that group with it
+            inside = isinstance(error, MissingConfigException)
+            culprits = [o for o in remaining if _key(o) == key or (inside and _key(o).startswith(key + "."))]
+            remaining = [o for o in remaining if o not in culprits]
+            if not culprits or not remaining:  # stuck, or only the stored defaults are left
+                return None, problems
+
+
+def _key(override: str) -> str:
+    return override.partition("=")[0].lstrip("+~").replace("/", ".")
+
+
+# ---------------------------------------------------------------- overrides, sweep points
+def _parse_each(overrides: Sequence[str]) -> tuple[list[Any], list[Problem]]:
+    """Hydra's override grammar, one override at a time so a problem names its culprit."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    hydra = GlobalHydra.instance()  # its config loader expands glob() over group options
+    parser = OverridesParser.create(hydra.config_loader() if hydra.is_initialized() else None)
+    parsed, problems = [], []
+    for text in overrides:
+        try:
+            parsed.extend(parser.parse_overrides([text]))
+        except OverrideParseException as error:
+            detail = str(error).splitlines()[0]
+            problems.append(Problem(
+                text.partition("=")[0] or text, text.partition("=")[2],
+                f"Hydra's override grammar: key=value, +key=value, ~key, group=option ({detail})",
+                "quote values with spaces or special characters: key='a value'", error=error,
+            ))
+    return parsed, problems
+
+
+def sweeper_params(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
+    """The search space that the sweeper's own config adds (``hydra.sweeper.params``), as
+    overrides, less the keys the command line sets itself (the command line wins)."""
+    params = cfg.hydra.sweeper.get("params") or {}
+    given = {_key(o) for o in overrides}
+    return [f"{key}={value}" for key, value in params.items() if str(key).replace("/", ".") not in given]
+
+
+def _bounds_as_choice(text: str) -> str:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    override = OverridesParser.create().parse_override(text)
+    if not override.is_interval_sweep():
+        return text
+    sweep = override.value()
+    return f"{override.get_key_element()}=choice({sweep.start},{sweep.end})"  # type: ignore[union-attr]
+
+
+def sweep_points(
+    overrides: Sequence[str], multirun: bool, params: Sequence[str] = ()
+) -> tuple[list[list[str]], list[Problem]]:
+    """The override list of every job that the run or sweep (with the sweeper's ``params``)
+    launches; for a search space (Optuna's ``interval``), every combination of its bounds and
+    choices. Needs Hydra initialised."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.errors import HydraException
+
+    parsed, problems = _parse_each(overrides)
+    if problems:
+        return [], problems
+    if not multirun:
+        return [list(overrides)], []
+    try:
+        parsed, problems = _parse_each([_bounds_as_choice(o) for o in [*overrides, *params]])
+        if problems:
+            return [], problems
+        return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch], []
+    except Exception as error:  # the sweeper config itself does not compose, or an odd sweep
+        return [], [composition_problem(error, list(overrides)) if not isinstance(error, HydraException)
+                    or error.__cause__ else Problem(
+                        "-m", " ".join(overrides), str(error).splitlines()[0],
+                        "sweeps expand lists (a,b), range(), choice() and, with Optuna, interval()",
+                        error=error)]
+
+
+def check_overrides(
+    overrides: Sequence[str], multirun: bool = False, config_name: str = CONFIG_NAME
+) -> tuple[int, list[Problem]]:
+    """Compose and check every point of the run (or ``-m`` sweep); (points, problems)."""
+    with app_hydra():
+        points, problems = sweep_points(overrides, multirun)
+        first = _compose(points[0], config_name) if points else None
+        if multirun and first is not None and first[0] is not None:
+            params = sweeper_params(first[0], overrides)
+            if params:  # the sweeper adds keys to sweep: every point changes
+                points, problems = sweep_points(overrides, multirun, params)
+                first = None
+        targets: Optional[Targets] = None  # read from the store once, for the whole sweep
+        for index, point in enumerate(points):
+            cfg, found = first if index == 0 and first is not None else _compose(point, config_name)
+            if cfg is not None:
+                targets = targets or Targets.registered()
+                found += check_config(cfg, targets)
+            for problem in found:
+                problem.point = point if multirun else None
+            problems.extend(found)
+    return max(len(points), 1), problems
+
+
+def report(problems: Sequence[Problem], points: int) -> None:
+    """Print the refusal to stderr; under HYDRA_FULL_ERROR=1 re-raise the first underlying error."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        for problem in problems:
+            if problem.error is not None:
+                raise problem.error
+    sys.stderr.write(render(problems, points))
+
+
+# ------------------------------------------------------------------------ use from Python
+def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> DictConfig:
+    """The config ``python -m app.train OVERRIDES`` would run, checked as the launch checks it.
+
+    Raises ``app.checks.ConfigError`` (its ``.problems`` hold key, value, rule and hint) for
+    whatever ``app-train`` would refuse; ``validate=False`` skips all but composition. For
+    notebooks and tests: it needs no Hydra app, and leaves a caller's Hydra context alone.
+    """
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides is a list of strings, e.g. [{overrides!r}], not one string")
+    with app_hydra():
+        cfg, problems = _compose(list(overrides), CONFIG_NAME)
+        if cfg is not None and validate:
+            problems += check_config(cfg)
+    if problems or cfg is None:
+        raise ConfigError(problems)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the job's config, as the task function receives it
+    return cfg
+
+
+def load_config(overrides: Sequence[str] = ()) -> MainConfig:
+    """``compose_config(overrides)`` as a ``MainConfig`` instance: dataclasses all the way down,
+    interpolations resolved, for typed attribute access."""
+    config = OmegaConf.to_object(compose_config(overrides))
+    if not isinstance(config, MainConfig):
+        raise TypeError(f"composed a {type(config).__name__}, not a MainConfig")
+    return config
+
+
+def absolute_paths(cfg: DictConfig, launch_dir: str) -> None:
+    """Make every relative path of ``cfg`` absolute from ``launch_dir``, where the launch check
+    read it, so that a job that runs elsewhere (``hydra.job.chdir=true``) opens the same file."""
+    for node in _typed_nodes(cfg):
+        for name, hint in field_hints(OmegaConf.get_type(node)).items():  # type: ignore[arg-type]
+            value = node.get(name) if is_path(hint) else None
+            if isinstance(value, str) and not os.path.isabs(value):
+                node[name] = os.path.join(launch_dir, value)
+
+
+def _typed_nodes(node: Any) -> Iterator[DictConfig]:
+    if isinstance(node, DictConfig) and not node._is_none() and not node._is_missing():
+        if dataclasses.is_dataclass(OmegaConf.get_type(node)):
+            yield node
+        for key in node.keys():
+            yield from _typed_nodes(node._get_node(key))
+
+
+# ------------------------------------------------------------------------------ app-check
+CHECK_USAGE = """app-check: validate a run, a whole -m sweep, or every command in a file, running nothing.
+
+    app-check classifier=large dataset.classes=5
+    app-check -m classifier=small,large optimizer.lr=1e-4,1e-3
+    app-check python -m app.train -m classifier=small,large    # a pasted command works too
+    app-check --lint README.md scripts/sweeps.sh               # each app-train command in them
+
+It reads the same command line as app-train and exits 0 when everything is valid, 1 otherwise.
+"""
+LINE = re.compile(r"^\s*(?:\$\s*)?(app-train|python3?(?:\.\d+)? -m app\.train)(\s|$)")
+
+
+def check_command(argv: Sequence[str]) -> tuple[int, list[Problem]]:
+    """(points, problems) of one command line; a command that only prints has none."""
+    command = parse_command(argv)
+    if command.prints_only:
+        return 1, []
+    return check_overrides(command.overrides, command.multirun, command.config_name)
+
+
+def lint(paths: Sequence[str]) -> int:
+    """Check each ``app-train`` / ``python -m app.train`` line; one marked ``# refused`` must fail."""
+    failures = 0
+    for path in paths:
+        for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+            if not LINE.match(line):
+                continue
+            expect_refusal = "# refused" in line
+            try:
+                points, problems = check_command(shlex.split(line.strip().removeprefix("$"), comments=True))
+                result = render(problems, points) if problems else None
+            except SystemExit:  # a flag Hydra does not know: argparse said so on stderr
+                result = "not a command line app-train accepts"
+            if (result is not None) != expect_refusal:
+                failures += 1
+                verdict = "accepted, but marked # refused" if expect_refusal else "refused"
+                print(f"{path}:{number}: {verdict}: {line.strip()}\n{result or ''}", file=sys.stderr)
+            else:
+                print(f"{path}:{number}: ok ({'refused as marked' if expect_refusal else 'valid'})")
+    return 1 if failures else 0
+
+
+def check_main(argv: Optional[Sequence[str]] = None) -> int:
+    """``app-check [--lint FILE...] [app-train command line]``: see ``CHECK_USAGE``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(CHECK_USAGE)
+        return 0
+    with shared_config_store():
+        if args[:1] == ["--lint"]:
+            return lint(args[1:])
+        points, problems = check_command(args)
+    if problems:
+        report(problems, points)
+        return 1
+    print(f"OK: {points} configuration{'s' if points != 1 else ''} valid.")
+    return 0
