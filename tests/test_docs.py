@@ -28,3 +28,17 @@ def test_python_examples_run(tmp_path: Path) -> None:
         )
         assert result.returncode == 0, f"{block}\n{result.stderr}"
     assert (tmp_path / "my_run" / "summary.json").exists()
+
+
+def test_python_examples_type_check(tmp_path: Path) -> None:
+    # mypy --strict, as on the app: what the README shows a Python user is typed, not only run.
+    files = []
+    for index, block in enumerate(code_blocks("python")):
+        path = tmp_path / f"readme_example_{index}.py"
+        path.write_text(block)
+        files.append(str(path))
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", *files],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
