@@ -92,7 +92,7 @@ def field_hints(schema: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(schema)}
 
 
-def _unwrap(hint: Any) -> tuple[Any, list[Any]]:
+def unwrap(hint: Any) -> tuple[Any, list[Any]]:
     """The bare type under ``Optional`` and ``Annotated``, and the annotations found on the way."""
     metadata: list[Any] = []
     while True:
@@ -133,7 +133,7 @@ def _bounds(metadata: Sequence[Any]) -> str:
 def describe(hint: Any, why: bool = True) -> str:
     """The rule a field's annotations state, in words (``""`` when they state none), with the
     reason for it unless ``why`` is false."""
-    bare, metadata = _unwrap(hint)
+    bare, metadata = unwrap(hint)
     parts = [_bounds(metadata)]
     parts += [str(m.func.__doc__ or m.func.__name__).strip() for m in metadata if isinstance(m, Predicate)]
     if isinstance(bare, type) and issubclass(bare, Enum):
@@ -151,7 +151,7 @@ def describe(hint: Any, why: bool = True) -> str:
 
 def _has_schema(hint: Any) -> bool:
     """True when values of ``hint`` are walked as config nodes rather than validated whole."""
-    bare, _ = _unwrap(hint)
+    bare, _ = unwrap(hint)
     if typing.get_origin(bare) is list:
         return _has_schema(typing.get_args(bare)[0])
     return bare is Any or dataclasses.is_dataclass(bare)
@@ -190,7 +190,7 @@ def _validate(key: str, value: Any, hint: Any, example: Optional[str] = None) ->
 
 def type_name(hint: Any) -> str:
     """``int``, ``list of float``, ``AlexNetWeights or null``: a type hint as a person reads it."""
-    bare, _ = _unwrap(hint)
+    bare, _ = unwrap(hint)
     name = (f"list of {type_name(typing.get_args(bare)[0])}" if typing.get_origin(bare) is list
             else getattr(bare, "__name__", str(bare)))
     optional = typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint)
@@ -199,7 +199,7 @@ def type_name(hint: Any) -> str:
 
 def is_path(hint: Any) -> bool:
     """True for a field annotated as an existing file or directory."""
-    _, metadata = _unwrap(hint)
+    _, metadata = unwrap(hint)
     return any(isinstance(m, Predicate) and m.func in (existing_file, existing_dir) for m in metadata)
 
 
@@ -265,6 +265,12 @@ class Targets:
         return cls(schemas)
 
 
+def group_options() -> list[tuple[str, str, Any]]:
+    """``(group, option, stored config)`` of every option the app registers."""
+    return [(e["group"], e["name"], e["node"]) for e in store if e["group"]]
+
+
+
 # --------------------------------------------------------------------- cross-field rules
 CrossRule = Callable[[DictConfig], Iterator[Problem]]
 CROSS_RULES: list[tuple[str, CrossRule]] = []
@@ -278,7 +284,12 @@ def cross_rule(description: str) -> Callable[[CrossRule], CrossRule]:
     return register
 
 
-@cross_rule("dataset.image.size >= the extractor's smallest input (alexnet 63 px, resnet18 32 px)")
+def _smallest_inputs() -> str:
+    return ", ".join(f"{option} {type(node).min_image_size} px"
+                     for group, option, node in group_options() if group == "feature_extractor")
+
+
+@cross_rule(f"dataset.image.size >= the extractor's smallest input ({_smallest_inputs()})")
 def _image_fits_extractor(cfg: DictConfig) -> Iterator[Problem]:
     extractor = OmegaConf.get_type(cfg.feature_extractor)
     minimum = getattr(extractor, "min_image_size", 1)
@@ -387,11 +398,6 @@ def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
 
 
 # ------------------------------------------------------------------ the rules, as a table
-def group_options() -> list[tuple[str, str, Any]]:
-    """``(group, option, stored config)`` of every option the app registers."""
-    return [(e["group"], e["name"], e["node"]) for e in store if e["group"]]
-
-
 def rules_table() -> list[tuple[str, str]]:
     """(key, rule) for every annotated field of every stored option, then the cross-field
     rules: what ``--help`` prints and the README lists. A rule that differs between the

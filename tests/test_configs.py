@@ -19,6 +19,7 @@ from app.configs import (
     AdamConfig,
     DigitsConfig,
     DropoutConfig,
+    FakeDataConfig,
     LinearConfig,
     MainConfig,
     ReLUConfig,
@@ -96,6 +97,17 @@ def test_debug_preset_is_added_with_plus() -> None:
     assert cfg.trainer.epochs == 1
     assert cfg.dataset.image.size == 64
     assert cfg.dataset.classes == 10  # untouched keys keep their values
+
+
+def test_debug_preset_is_a_typed_partial_override() -> None:
+    stored = ConfigStore.instance().load("debug/fast.yaml").node
+    assert issubclass(OmegaConf.get_type(stored), MainConfig)  # type: ignore[arg-type]
+    for option, kind in [("digits", DigitsConfig), ("fake", FakeDataConfig)]:
+        cfg = compose_config(["+debug=fast", f"dataset={option}"])
+        assert OmegaConf.get_type(cfg.dataset) is kind  # the option keeps its own schema
+        assert (cfg.dataset.image.size, cfg.dataset.train_size, cfg.trainer.batch_size) == (64, 64, 16)
+    assert compose_config(["+debug=fast", "~scheduler"]).scheduler is None  # unset keys stay unset
+    assert compose_config(["+debug=fast", "optimizer=sgd"]).optimizer.lr == 0.01
 
 
 def test_to_object_gives_typed_main_config() -> None:

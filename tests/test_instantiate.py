@@ -9,6 +9,8 @@ import torchvision
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from app.checks import field_hints, unwrap
+from app.configs import AlexNetConfig, ResNet18Config
 from app.launch import compose_config
 from app.data import Splits
 from app.models import ImageClassifier
@@ -112,6 +114,24 @@ def test_extractor_loads_a_local_checkpoint(tmp_path: Path) -> None:
     torch.save(reference.state_dict(), path)
     extractor = instantiate(compose_config([f"feature_extractor.checkpoint={path}"]).feature_extractor)
     assert torch.equal(extractor.features[0].weight, reference.features[0].weight)
+
+
+@pytest.mark.parametrize(("option", "config", "weights"), [
+    ("alexnet", AlexNetConfig, torchvision.models.AlexNet_Weights),
+    ("resnet18", ResNet18Config, torchvision.models.ResNet18_Weights),
+])
+def test_a_backbones_facts_on_its_config_hold_for_the_torchvision_model(
+    option: str, config: Any, weights: Any
+) -> None:
+    weight_names = unwrap(field_hints(config)["weights"])[0]
+    assert list(weight_names.__members__) == list(weights.__members__)
+    size = config.min_image_size
+    extractor = instantiate(compose_config([f"feature_extractor={option}", f"dataset.image.size={size}"]).feature_extractor)
+    with torch.no_grad():
+        assert extractor.eval()(torch.zeros(1, 3, size, size)).shape == (1, config().out_features)
+    if option == "alexnet":  # one pixel less and a max-pool has nothing left to pool
+        with pytest.raises(RuntimeError):
+            extractor(torch.zeros(1, 3, size - 1, size - 1))
 
 
 def test_extractor_refuses_a_wrong_declared_width() -> None:

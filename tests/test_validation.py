@@ -1,17 +1,20 @@
 """Every bad configuration is refused at launch: key, value, rule, hint; no traceback, no run."""
 
+import dataclasses
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from annotated_types import Ge, Gt, Interval, Le, Lt
 from omegaconf import OmegaConf
 
-from app.checks import ConfigError, check_config, group_options, rules_table
+from app.checks import ConfigError, unwrap, check_config, field_hints, group_options, rules_table
 from app.launch import check_main, check_overrides, compose_config
 from app.train import train
 from tests.conftest import ROOT, TINY, console_script, run_cli
@@ -56,6 +59,15 @@ BAD = [
     (["feature_extractor.checkpoint=missing.pt"], "feature_extractor.checkpoint"),
     (["feature_extractor.weights=IMAGENET"], "feature_extractor.weights"),
     (["feature_extractor.out_features=100"], "feature_extractor.out_features"),
+    (["feature_extractor=resnet18", "feature_extractor.weights=IMAGENET1K_V2"], "feature_extractor.weights"),
+    (["optimizer.lr=nan"], "optimizer.lr"),
+    (["optimizer.lr=inf"], "optimizer.lr"),
+    (["optimizer=sgd", "optimizer.momentum=-inf"], "optimizer.momentum"),
+    (["optimizer.betas=[nan,nan]"], "optimizer.betas"),
+    (["optimizer.betas=[0.9]"], "optimizer.betas"),
+    # interpolated values, checked as the job receives them
+    (["dataset.classes=${trainer.epochs}", "trainer.epochs=1"], "dataset.classes"),
+    (["trainer.epochs=${trainer.seed}"], "trainer.epochs"),
     # cross-field rules
     (["dataset.image.size=8"], "dataset.image.size"),
     (["dataset.image.size=62"], "dataset.image.size"),
@@ -77,6 +89,8 @@ BAD = [
     (["+trainer.foo=1"], "trainer.foo"),
     (["optimizer.learning_rate=0.1"], "optimizer.learning_rate"),
     (["classifier._args_.9.p=0.1"], "classifier._args_.9"),
+    (["classifier._args_=[{_target_:torch.nn.Linear,in_features:9216,out_features:10,bogus:1}]"],
+     "classifier._args_.0.bogus"),
     # group options
     (["classifier=medium"], "classifier"),
     (["dataset=cifar"], "dataset"),
@@ -271,3 +285,56 @@ def test_folder_classes_must_match_the_class_folders(image_folder: Path) -> None
     assert [(p.key, p.hint) for p in problems] == [("dataset.classes", "set dataset.classes=3")]
     assert "cat, dog, emu" in problems[0].rule
     assert check_overrides(["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3"]) == (1, [])
+
+
+# ------------------------------------------------- every annotated bound is enforced
+def outside(hint: object) -> Optional[str]:
+    """A value just outside the numeric bounds a field's annotations state, if they state any."""
+    bare, metadata = unwrap(hint)
+    if bare not in (int, float):
+        return None
+    step = 1 if bare is int else 0.5
+    for item in metadata:
+        for part in item if isinstance(item, Interval) else [item]:
+            if isinstance(part, Ge):
+                return repr(bare(part.ge) - step)
+            if isinstance(part, Gt):
+                return repr(part.gt)
+            if isinstance(part, Le):
+                return repr(bare(part.le) + step)
+            if isinstance(part, Lt):
+                return repr(part.lt)
+    return None
+
+
+def bound_cases() -> list[tuple[list[str], str]]:
+    """For every stored option, each bounded field set just outside its bounds."""
+    cases: list[tuple[list[str], str]] = []
+
+    def walk(obj: object, path: str, select: list[str]) -> None:
+        if isinstance(obj, list):
+            for index, item in enumerate(obj):
+                walk(item, f"{path}.{index}", select)
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            for name, hint in field_hints(type(obj)).items():
+                bad = outside(hint) if not name.startswith("_") else None
+                if bad is not None:
+                    cases.append(([*select, f"{path}.{name}={bad}"], f"{path}.{name}"))
+                walk(getattr(obj, name), f"{path}.{name}", select)
+
+    for group, option, node in group_options():
+        needs = ["dataset.root=FOLDER", "dataset.classes=3"] if option == "folder" else []
+        walk(node, group, [f"{group}={option}", *needs])
+    return cases
+
+
+@pytest.mark.parametrize(("overrides", "key"), bound_cases(), ids=lambda v: " ".join(v) if isinstance(v, list) else v)
+def test_every_bound_in_the_annotations_is_enforced(overrides: list[str], key: str, image_folder: Path) -> None:
+    overrides = [o.replace("FOLDER", str(image_folder)) for o in overrides]
+    _, problems = check_overrides(overrides)
+    assert key in {p.key for p in problems}, overrides
+
+
+def test_bounds_are_tested_for_every_group() -> None:
+    assert {key.split(".")[0] for _, key in bound_cases()} == {
+        "dataset", "feature_extractor", "classifier", "optimizer", "scheduler", "trainer"}
