@@ -6,15 +6,25 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Optional
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from annotated_types import Ge, Gt, Interval, Le, Lt
+from annotated_types import Ge, Gt, Interval, Le, Lt, Timezone
 from omegaconf import OmegaConf
 
-from app.checks import ConfigError, unwrap, check_config, field_hints, group_options, rules_table
+from app.checks import (
+    ConfigError,
+    _has_schema,
+    check_config,
+    field_hints,
+    group_options,
+    rules_table,
+    unwrap,
+    validator,
+)
+from app.configs import AlexNetWeights, Device, Precision, ResNet18Weights
 from app.launch import check_main, check_overrides, compose_config
 from app.train import train
 from tests.conftest import ROOT, TINY, console_script, run_cli
@@ -338,3 +348,56 @@ def test_every_bound_in_the_annotations_is_enforced(overrides: list[str], key: s
 def test_bounds_are_tested_for_every_group() -> None:
     assert {key.split(".")[0] for _, key in bound_cases()} == {
         "dataset", "feature_extractor", "classifier", "optimizer", "scheduler", "trainer"}
+
+
+# ------------------------------------- the launch validator agrees with pydantic's TypeAdapter
+def every_field_hint() -> list[Any]:
+    hints: dict[Any, None] = {}
+
+    def walk(obj: object) -> None:
+        if isinstance(obj, list):
+            for item in obj:
+                walk(item)
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            for name, hint in field_hints(type(obj)).items():
+                if not name.startswith("_") and not _has_schema(hint):
+                    hints[hint] = None
+                walk(getattr(obj, name))
+
+    for _, _, node in group_options():
+        walk(node)
+    return list(hints)
+
+
+PROBES: list[object] = [
+    None, True, False, 0, 1, -1, 2, 3, 10, 11, 63, 512, 9216, 0.0, 0.5, 1.0, -0.5, 1e-8,
+    float("nan"), float("inf"), float("-inf"), "", "3", "x", str(ROOT), EXISTING_FILE,
+    [], [0.5], [0.9, 0.999], [0.5, 1.5], [float("nan"), 0.1], [0.5, 0.5, 0.5], ["a", "b"],
+    Device.cuda, AlexNetWeights.DEFAULT, ResNet18Weights.DEFAULT, Precision.bf16,
+]
+
+
+@pytest.mark.parametrize("hint", every_field_hint(), ids=repr)
+def test_launch_validator_gives_pydantics_verdicts(hint: Any) -> None:
+    from pydantic import ConfigDict, TypeAdapter
+    from pydantic import ValidationError as PydanticError
+    from pydantic_core import ValidationError
+
+    reference: TypeAdapter[Any] = TypeAdapter(hint, config=ConfigDict(strict=True, allow_inf_nan=False))
+    for value in PROBES:
+        try:
+            reference.validate_python(value)
+            expected = "ok"
+        except PydanticError as error:
+            expected = error.errors()[0]["type"]
+        try:
+            validator(hint).validate_python(value)
+            verdict = "ok"
+        except ValidationError as error:
+            verdict = error.errors()[0]["type"]
+        assert verdict == expected, value
+
+
+def test_a_constraint_the_validator_cannot_enforce_is_not_ignored() -> None:
+    with pytest.raises(TypeError, match="cannot enforce"):
+        validator(Annotated[int, Timezone(None)])
