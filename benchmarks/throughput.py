@@ -4,7 +4,7 @@ Both run in this process, alternated round by round after a warm-up round, on th
 head, data, batch size, thread count and precision:
 
 * app   — ``app.engine.run_pass`` with ``app.engine.Step``, the model, optimizer and loader
-          built from ``app.configs.compose_config`` exactly as ``app/train.py`` builds them;
+          built from ``app.launch.compose_config`` exactly as ``app/train.py`` builds them;
 * plain — ``benchmarks/plain_loop.py``: torchvision + ``DataLoader(TensorDataset)`` + Adam.
 
 Full fine-tuning and the frozen extractor are reported separately, then the app's data loader
