@@ -1,7 +1,8 @@
 """What is refused: one composed config in, ``Problem``s out.
 
 Each field's constraint is a PEP 593 annotation in ``app.configs`` (``Annotated[int, Ge(1)]``),
-validated by pydantic on the value the job will receive (interpolations resolved); unknown keys
+validated by pydantic's validation core on the value the job will receive (interpolations
+resolved); unknown keys
 are refused with the closest valid names; a ``_target_`` must be one a registered config uses;
 cross-field rules below cover what one field cannot say alone. ``render`` turns problems into
 the report a person reads, and ``rules_help`` the annotations into the table at the end of
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Optional, Union
 
-from annotated_types import Ge, GroupedMetadata, Gt, Interval, Le, Len, Lt, MaxLen, MinLen, MultipleOf, Predicate
+from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, MultipleOf, Predicate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -92,15 +93,25 @@ def field_hints(schema: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(schema)}
 
 
+def _optional(hint: Any) -> Any:
+    """``X`` for ``Optional[X]``, else None."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (Union, types.UnionType) and type(None) in args:
+        return next(arg for arg in args if arg is not type(None))
+    return None
+
+
 def unwrap(hint: Any) -> tuple[Any, list[Any]]:
-    """The bare type under ``Optional`` and ``Annotated``, and the annotations found on the way."""
+    """The bare type under ``Optional`` and ``Annotated``, and the annotations found on the way,
+    each grouped one (``Interval``, ``Len``) split into its parts (``Ge``, ``Lt``, ``MinLen``...)."""
     metadata: list[Any] = []
     while True:
         if typing.get_origin(hint) is Annotated:
-            metadata += hint.__metadata__
+            for item in hint.__metadata__:
+                metadata += list(item) if isinstance(item, GroupedMetadata) else [item]
             hint = hint.__origin__
-        elif typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint):
-            hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        elif _optional(hint) is not None:
+            hint = _optional(hint)
         else:
             return hint, metadata
 
@@ -112,13 +123,11 @@ def _num(value: Any) -> str:
 def _bounds(metadata: Sequence[Any]) -> str:
     low: Optional[tuple[str, Any]] = None
     high: Optional[tuple[str, Any]] = None
-    for item in metadata:
-        parts = [item] if not isinstance(item, Interval) else list(item)
-        for part in parts:
-            if isinstance(part, (Ge, Gt)):
-                low = ("<=" if isinstance(part, Ge) else "<", part.ge if isinstance(part, Ge) else part.gt)
-            elif isinstance(part, (Le, Lt)):
-                high = ("<=" if isinstance(part, Le) else "<", part.le if isinstance(part, Le) else part.lt)
+    for part in metadata:
+        if isinstance(part, (Ge, Gt)):
+            low = ("<=" if isinstance(part, Ge) else "<", part.ge if isinstance(part, Ge) else part.gt)
+        elif isinstance(part, (Le, Lt)):
+            high = ("<=" if isinstance(part, Le) else "<", part.le if isinstance(part, Le) else part.lt)
     if low and high:
         if low == high == ("<=", low[1]):
             return f"= {_num(low[1])}"
@@ -138,11 +147,10 @@ def describe(hint: Any, why: bool = True) -> str:
     parts += [str(m.func.__doc__ or m.func.__name__).strip() for m in metadata if isinstance(m, Predicate)]
     if isinstance(bare, type) and issubclass(bare, Enum):
         parts.append("one of " + ", ".join(bare.__members__))
-    lengths = [m for m in metadata if isinstance(m, Len)]
     if typing.get_origin(bare) is list:
         each = describe(typing.get_args(bare)[0])
-        count = f"{lengths[0].min_length} items" if lengths and lengths[0].min_length == lengths[0].max_length else ""
-        parts += [count, f"each {each}" if each else ""]
+        lengths = {getattr(m, "min_length", None) for m in metadata} & {getattr(m, "max_length", None) for m in metadata}
+        parts += [f"{lengths.pop()} items" if lengths - {None} else "", f"each {each}" if each else ""]
     text = ", ".join(part for part in parts if part)
     # annotated_types.doc() gives typing_extensions.Doc (PEP 727) or its own DocInfo
     reasons = [m.documentation for m in metadata if isinstance(getattr(m, "documentation", None), str)]
@@ -186,11 +194,10 @@ def _core_schema(hint: Any) -> Any:
     from pydantic_core import PydanticCustomError
     from pydantic_core import core_schema as cs
 
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (Union, types.UnionType) and type(None) in args:
-        return cs.nullable_schema(_core_schema(next(arg for arg in args if arg is not type(None))))
+    if _optional(hint) is not None:
+        return cs.nullable_schema(_core_schema(_optional(hint)))
     metadata: list[Any] = []
-    while typing.get_origin(hint) is Annotated:
+    while typing.get_origin(hint) is Annotated:  # not unwrap: an Optional inside stays nullable
         metadata += hint.__metadata__
         hint = hint.__origin__
     limits: dict[str, Any] = {}
@@ -263,8 +270,7 @@ def type_name(hint: Any) -> str:
     bare, _ = unwrap(hint)
     name = (f"list of {type_name(typing.get_args(bare)[0])}" if typing.get_origin(bare) is list
             else getattr(bare, "__name__", str(bare)))
-    optional = typing.get_origin(hint) in (Union, types.UnionType) and type(None) in typing.get_args(hint)
-    return f"{name} or null" if optional else name
+    return f"{name} or null" if _optional(hint) is not None else name
 
 
 def is_path(hint: Any) -> bool:
