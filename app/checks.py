@@ -346,7 +346,6 @@ def group_options() -> list[tuple[str, str, Any]]:
     return [(e["group"], e["name"], e["node"]) for e in store if e["group"]]
 
 
-
 # --------------------------------------------------------------------- cross-field rules
 CrossRule = Callable[[DictConfig], Iterator[Problem]]
 CROSS_RULES: list[tuple[str, CrossRule]] = []
@@ -511,7 +510,8 @@ def rules_help() -> str:
     return (
         "== Rules (checked before anything runs; app-check checks without running) ==\n"
         + "\n".join(lines)
-        + "\n\nAlso refused: unknown keys and group options, and any _target_ that no stored config uses.\n"
+        + "\n\nAlso refused: nan and inf in any float, unknown keys and group options, and any _target_\n"
+        "that no stored config uses.\n"
     )
 
 

@@ -99,7 +99,7 @@ def shared_config_store() -> Iterator[None]:
     1.0 s), and one per composition. Nothing changes the store once the app has registered its
     configs, and ``ConfigStore.load`` copies each node it returns, so sharing it is safe inside
     our own commands. It is undone on exit, so Hydra's singleton snapshot and restore work as
-    before. Drop it once Hydra stops copying the repository (the copy is in Hydra 1.3.2-1.3.8).
+    before. Drop it once Hydra stops copying the repository in that constructor (1.3.8 copies it).
     """
     import hydra
     from hydra.core.config_store import ConfigStore
@@ -277,7 +277,7 @@ def sweep_points(
         if problems:
             return [], problems
         return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch], []
-    except Exception as error:  # the sweeper config itself does not compose, or an odd sweep
+    except Exception as error:  # a sweep the basic sweeper cannot expand
         return [], [composition_problem(error, list(overrides)) if not isinstance(error, HydraException)
                     or error.__cause__ else Problem(
                         "-m", " ".join(overrides), str(error).splitlines()[0],
