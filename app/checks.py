@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import functools
 import os
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from enum import Enum
 from typing import Annotated, Any, Optional, Union
 
 from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, MultipleOf, Predicate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from app.configs import Device, existing_dir, existing_file, store
@@ -273,6 +274,38 @@ def type_name(hint: Any) -> str:
     return f"{name} or null" if _optional(hint) is not None else name
 
 
+REFERENCE = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")  # ${trainer.epochs}: a plain reference
+
+
+def unresolved(key: str, raw: str, error: Exception) -> Problem:
+    """A value the config cannot give, with the hint that fits why."""
+    from omegaconf.basecontainer import BaseContainer
+    from omegaconf.errors import (
+        InterpolationKeyError,
+        InterpolationValidationError,
+        MissingMandatoryValue,
+        UnsupportedInterpolationType,
+    )
+
+    rule = str(error).splitlines()[0]
+    if isinstance(error, MissingMandatoryValue):
+        hint = f"set {key}"
+    elif isinstance(error, InterpolationKeyError):
+        hint = "point the interpolation at a key that exists (--cfg job shows them)"
+    elif "Recursive interpolation" in rule:
+        rule, hint = "interpolations that end in a value", f"{raw} leads back to {key}: a cycle; give one key in it a value"
+    elif isinstance(error, UnsupportedInterpolationType):
+        names = sorted(BaseContainer._resolvers)
+        close = suggest(getattr(error, "msg", rule).split()[-1], names)
+        hint = (f"did you mean {' or '.join(close)}? " if close else "") + f"the resolvers are: {', '.join(names)}"
+    elif isinstance(error, InterpolationValidationError):
+        hint = f"point it at a value that fits {key}, or give {key} a value of its own"
+    else:
+        hint = f"give {key} a value (--cfg job shows the config)"
+    reference = REFERENCE.match(raw)
+    return Problem(key, raw, rule, hint, error=error, via=reference.group(1) if reference else "")
+
+
 def is_path(hint: Any) -> bool:
     """True for a field annotated as an existing file or directory."""
     _, metadata = unwrap(hint)
@@ -314,6 +347,50 @@ def target_nodes(node: Any) -> Iterator[DictConfig]:
     keys = range(len(node)) if isinstance(node, ListConfig) else map(str, node.keys())
     for key in keys:
         yield from target_nodes(node._get_node(key))  # type: ignore[arg-type]
+
+
+# Resolvers that only read what the config or the environment holds. Any other (oc.create and
+# oc.decode build nodes from strings, and so may build a _target_) is refused wherever the
+# check cannot resolve it as the job will.
+READING_RESOLVERS = {"hydra", "now", "oc.env", "oc.select", "oc.deprecated", "oc.dict.keys", "oc.dict.values"}
+RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+
+
+def reachable_targets(
+    node: Any, path: str, skip: Sequence[str] = (), seen: Optional[dict[int, Any]] = None
+) -> Iterator[tuple[str, str, str]]:
+    """``(key, value, "")`` for every ``_target_`` that instantiating ``node`` can meet, each
+    interpolation resolved as the job will resolve it, so a node that a resolver builds from a
+    string is searched too; ``(key, value as written, resolvers)`` for a value that cannot be
+    resolved here and calls a resolver that may build one. Keys in ``skip`` are not searched."""
+    seen = {} if seen is None else seen  # by id, holding each node so that no id is reused
+    if id(node) in seen or (isinstance(node, (DictConfig, ListConfig)) and (node._is_none() or node._is_missing())):
+        return
+    seen[id(node)] = node
+    items: Iterator[tuple[Any, Any]]
+    if isinstance(node, ListConfig):
+        items = ((index, node._get_node(index)) for index in range(len(node)))
+    elif isinstance(node, DictConfig):
+        items = ((key, node._get_node(key)) for key in node.keys() if key not in skip)
+    elif isinstance(node, (dict, list)):  # oc.decode builds plain containers
+        items = iter(node.items() if isinstance(node, dict) else enumerate(node))
+    else:
+        return
+    for key, child in items:
+        full = f"{path}.{key}" if path else str(key)
+        if isinstance(child, Node) and child._is_interpolation():
+            try:
+                child = node[key]
+            except Exception:
+                raw = str(child._value())
+                building = sorted(set(RESOLVER.findall(raw)) - READING_RESOLVERS)
+                if building:
+                    yield full, raw, ", ".join(building)
+                continue
+        if key == "_target_":
+            yield full, str(child._value() if isinstance(child, Node) else child), ""
+        else:
+            yield from reachable_targets(child, full, (), seen)
 
 
 @dataclass
@@ -552,17 +629,17 @@ class _Walk:
     def value(self, node: DictConfig, key: str, full: str, hint: Any, schema: Optional[type], typed: Any) -> None:
         try:
             value = node[key]
-            plain = OmegaConf.to_container(value, resolve=True) if isinstance(value, ListConfig) else value
+            plain = value
+            if isinstance(value, ListConfig) and not _has_schema(hint):
+                plain = OmegaConf.to_container(value, resolve=True)
         except OmegaConfBaseException as error:
-            raw = node._get_node(key)._value()  # type: ignore[union-attr]
-            hint_text = (f"point the interpolation at a key that exists, e.g. '${{trainer.seed}}'"
-                         if OmegaConf.is_interpolation(node, key) else f"set {full}")
-            self.problems.append(Problem(full, str(raw), str(error).splitlines()[0], hint_text, error=error))
+            raw = str(node._get_node(key)._value())  # type: ignore[union-attr]
+            self.problems.append(unresolved(full, raw, error))
             return
         if key == "_target_":
             self.target(full, str(value), OmegaConf.get_type(node))
         elif _has_schema(hint) and isinstance(value, (DictConfig, ListConfig)):
-            self.node(node._get_node(key), full)
+            self.node(value, full)  # resolved: a node a resolver builds is checked too
         elif not key.startswith("_") and hint is not Any and (schema is not typed or _constrained(hint)):
             problem = _validate(full, plain, hint, example(schema, key))
             if problem is not None:
@@ -574,37 +651,53 @@ class _Walk:
                 self.problems.append(problem)
 
     def target(self, key: str, value: str, typed: Any) -> None:
-        """A typed node builds what its class says; any other only what some config builds."""
+        """A typed node builds what its class says (what any node may build: check_config)."""
         own = example(typed, "_target_")
         if own is not None and value != own:
             self.problems.append(Problem(
                 key, value, f"{typed.__name__} builds {own}; its fields fit that signature only",
                 "pick another option of the group instead (see --help)",
             ))
-        elif value not in self.targets.schemas:
-            self.problems.append(Problem(
-                key, value, "a _target_ that the app's registered configs use",
-                "pick a stored option of the group instead (see --help); to build your own class, "
-                "register its config and call app.checks.allow_target",
-            ))
 
 
 def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Problem]:
     """Every problem of one composed config (its ``hydra`` node, if there, for targets only)."""
     walk = _Walk(Targets.registered() if targets is None else targets)
-    if "hydra" in cfg:
-        walk.problems.extend(
-            Problem(node._get_full_key("_target_"), str(node._get_node("_target_")._value()),  # type: ignore[union-attr]
-                    "a _target_ that a registered config uses",
-                    "register the config of your callback or plugin instead of naming a target")
-            for node in target_nodes(cfg.hydra)
-            if str(node._get_node("_target_")._value()) not in walk.targets.schemas  # type: ignore[union-attr]
-        )
     walk.node(cfg, "")
+    # Everything the job and Hydra will instantiate, with interpolations resolved: only what a
+    # registered config builds. Hydra instantiates its callbacks, launcher and sweeper.
+    reachable = list(reachable_targets(cfg, "", skip=["hydra"]))
+    if "hydra" in cfg:
+        instantiated = ("callbacks", "launcher", "sweeper")
+        reachable += reachable_targets(cfg.hydra, "hydra", skip=[k for k in cfg.hydra if k not in instantiated])
+    given = {p.key for p in walk.problems}
+    for key, value, resolvers in reachable:
+        if resolvers:
+            if key in given:  # the walk said why it cannot be resolved
+                continue
+            walk.problems.append(Problem(
+                key, value, f"a value the launch check can resolve: {resolvers} may build a node, "
+                "and a _target_ with it", "write the value out instead of building it with a resolver",
+            ))
+        elif value not in walk.targets.schemas:
+            walk.problems.append(Problem(
+                key, value, "a _target_ that the app's registered configs use",
+                "pick a stored option of the group instead (see --help); to build your own class, "
+                "register its config and call app.checks.allow_target",
+            ))
     problems = walk.problems
-    # An interpolated value breaks a rule where it comes from: one mistake, one problem.
-    failed = {p.key for p in problems}
-    problems = [p for p in problems if p.via not in failed]
+    # An interpolated value breaks a rule where it comes from: one mistake, one problem (in a
+    # cycle of interpolations, every key of the cycle says so).
+    via = {p.key: p.via for p in problems}
+
+    def in_cycle(key: str) -> bool:
+        seen, step = set(), via.get(key, "")
+        while step in via and step not in seen:
+            seen.add(step)
+            step = via[step]
+        return key in seen
+
+    problems = [p for p in problems if p.via not in via or in_cycle(p.key)]
     # A cross-field rule says more than a field's own rule (">= 63 for alexnet" beats ">= 1"),
     # so its problem replaces the field's; a rule that cannot read its values stays silent.
     for _, rule in CROSS_RULES:

@@ -60,9 +60,12 @@ hydra_store.add_to_hydra_store(overwrite_ok=True)
 # ------------------------------------------------------------------------ the command line
 class Command(NamedTuple):
     overrides: list[str]
-    multirun: bool
-    config_name: str
-    prints_only: bool  # --help, --cfg, --info, ...: Hydra prints and runs nothing
+    multirun: bool = False
+    config_name: str = CONFIG_NAME
+    prints_only: bool = False  # --help, --cfg, --info, ...: Hydra prints and runs nothing
+    config_dir: Optional[str] = None  # -cd: a directory Hydra searches before the app's configs
+    config_path: Optional[str] = None  # -cp: refused, the primary config is the app's own
+    rerun: Optional[str] = None  # --experimental-rerun: refused, it unpickles a file unchecked
 
 
 PROGRAM = re.compile(r"^(app-train|python3?(?:\.\d+)?)$")
@@ -87,6 +90,7 @@ def parse_command(argv: Sequence[str]) -> Command:
     return Command(
         list(args.overrides), bool(args.multirun), args.config_name or CONFIG_NAME,
         any(getattr(args, flag, None) for flag in PRINT_ONLY),
+        args.config_dir, args.config_path, args.experimental_rerun,
     )
 
 
@@ -115,16 +119,25 @@ def shared_config_store() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def app_hydra() -> Iterator[None]:
-    """Hydra initialised for the app's configs; a caller's own Hydra context is left as found."""
-    from hydra import initialize
+def app_hydra(config_dir: Optional[str] = None) -> Iterator[None]:
+    """Hydra initialised for the app's configs, searching ``config_dir`` first as ``-cd`` makes
+    ``app-train`` do (the same search path Hydra builds for it); a caller's own Hydra context
+    is left as found."""
+    from hydra import version
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
     from hydra.core.global_hydra import GlobalHydra
 
+    search_path = create_config_search_path(None)  # what @hydra.main(config_path=None) uses
+    if config_dir is not None:
+        search_path.prepend("command-line", f"file://{os.path.abspath(config_dir)}", SearchPathQuery("schema"))
     previous = GlobalHydra.instance().hydra
     GlobalHydra.instance().clear()
+    version.setbase(VERSION_BASE)
     try:
-        with initialize(version_base=VERSION_BASE, config_path=None, job_name=JOB_NAME):
-            yield
+        Hydra.create_main_hydra2(JOB_NAME, search_path)  # initialises GlobalHydra with it
+        yield
     finally:
         GlobalHydra.instance().hydra = previous
 
@@ -286,10 +299,14 @@ def sweep_points(
 
 
 def check_overrides(
-    overrides: Sequence[str], multirun: bool = False, config_name: str = CONFIG_NAME
+    overrides: Sequence[str], multirun: bool = False, config_name: str = CONFIG_NAME,
+    config_dir: Optional[str] = None,
 ) -> tuple[int, list[Problem]]:
     """Compose and check every point of the run (or ``-m`` sweep); (points, problems)."""
-    with app_hydra():
+    if config_dir is not None and not os.path.isdir(config_dir):
+        return 1, [Problem("--config-dir", config_dir, "an existing directory of configs",
+                           f"check the path: it is read from {os.getcwd()}")]
+    with app_hydra(config_dir):
         points, problems = sweep_points(overrides, multirun)
         first = _compose(points[0], config_name) if points else None
         if multirun and first is not None and first[0] is not None:
@@ -379,12 +396,23 @@ It reads the same command line as app-train and exits 0 when everything is valid
 LINE = re.compile(r"^\s*(?:\$\s*)?(app-train|python3?(?:\.\d+)? -m app\.train)(\s|$)")
 
 
-def check_command(argv: Sequence[str]) -> tuple[int, list[Problem]]:
-    """(points, problems) of one command line; a command that only prints has none."""
-    command = parse_command(argv)
+def check_command(command: Command) -> tuple[int, list[Problem]]:
+    """(points, problems) of one command line, flags included; a command that only prints has none."""
     if command.prints_only:
         return 1, []
-    return check_overrides(command.overrides, command.multirun, command.config_name)
+    if command.rerun is not None:
+        return 1, [Problem(
+            "--experimental-rerun", command.rerun,
+            "a run this app checks first: a rerun unpickles the file and runs its config unchecked",
+            "rerun with the overrides in that run's .hydra/overrides.yaml instead",
+        )]
+    if command.config_path is not None:
+        return 1, [Problem(
+            "--config-path", command.config_path,
+            "the primary config is the app's own (Python, in the ConfigStore)",
+            "add a directory of configs with --config-dir instead, or register yours in Python",
+        )]
+    return check_overrides(command.overrides, command.multirun, command.config_name, command.config_dir)
 
 
 def lint(paths: Sequence[str]) -> int:
@@ -396,7 +424,7 @@ def lint(paths: Sequence[str]) -> int:
                 continue
             expect_refusal = "# refused" in line
             try:
-                points, problems = check_command(shlex.split(line.strip().removeprefix("$"), comments=True))
+                points, problems = check_command(parse_command(shlex.split(line.strip().removeprefix("$"), comments=True)))
                 result = render(problems, points) if problems else None
             except SystemExit:  # a flag Hydra does not know: argparse said so on stderr
                 result = "not a command line app-train accepts"
@@ -418,7 +446,7 @@ def check_main(argv: Optional[Sequence[str]] = None) -> int:
     with shared_config_store():
         if args[:1] == ["--lint"]:
             return lint(args[1:])
-        points, problems = check_command(args)
+        points, problems = check_command(parse_command(args))
     if problems:
         report(problems, points)
         return 1

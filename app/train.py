@@ -115,11 +115,10 @@ def main() -> None:
     """``python -m app.train`` and ``app-train``: check every run or sweep point, then launch."""
     command = launch.parse_command(sys.argv[1:])
     with launch.shared_config_store():
-        if not command.prints_only:
-            points, problems = launch.check_overrides(command.overrides, command.multirun, command.config_name)
-            if problems:
-                launch.report(problems, points)
-                sys.exit(1)
+        points, problems = launch.check_command(command)
+        if problems:
+            launch.report(problems, points)
+            sys.exit(1)
         hydra_main()
 
 
