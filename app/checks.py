@@ -356,13 +356,13 @@ READING_RESOLVERS = {"hydra", "now", "oc.env", "oc.select", "oc.deprecated", "oc
 RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
 
 
-def reachable_targets(
+def resolved_leaves(
     node: Any, path: str, skip: Sequence[str] = (), seen: Optional[dict[int, Any]] = None
-) -> Iterator[tuple[str, str, str]]:
-    """``(key, value, "")`` for every ``_target_`` that instantiating ``node`` can meet, each
-    interpolation resolved as the job will resolve it, so a node that a resolver builds from a
-    string is searched too; ``(key, value as written, resolvers)`` for a value that cannot be
-    resolved here and calls a resolver that may build one. Keys in ``skip`` are not searched."""
+) -> Iterator[tuple[str, Any, Any, Optional[str]]]:
+    """``(key, name, value, None)`` for every leaf under ``node`` as the job will read it: each
+    interpolation resolved, and a node that a resolver builds from a string (``oc.create``,
+    ``oc.decode``) searched too; ``(key, name, None, text)`` for a value that cannot be resolved
+    here. Keys in ``skip`` (at the top) are left out."""
     seen = {} if seen is None else seen  # by id, holding each node so that no id is reused
     if id(node) in seen or (isinstance(node, (DictConfig, ListConfig)) and (node._is_none() or node._is_missing())):
         return
@@ -382,15 +382,26 @@ def reachable_targets(
             try:
                 child = node[key]
             except Exception:
-                raw = str(child._value())
-                building = sorted(set(RESOLVER.findall(raw)) - READING_RESOLVERS)
-                if building:
-                    yield full, raw, ", ".join(building)
+                yield full, key, None, str(child._value())
                 continue
-        if key == "_target_":
-            yield full, str(child._value() if isinstance(child, Node) else child), ""
+        if isinstance(child, (DictConfig, ListConfig, dict, list)):
+            yield from resolved_leaves(child, full, (), seen)
         else:
-            yield from reachable_targets(child, full, (), seen)
+            yield full, key, child._value() if isinstance(child, Node) else child, None
+
+
+def _builds_nodes(text: str) -> list[str]:
+    """The resolvers in ``text`` that may build a node from a string (any but the reading ones)."""
+    return sorted(set(RESOLVER.findall(text)) - READING_RESOLVERS)
+
+
+def is_logging_import(value: str) -> bool:
+    """True for what Python's logging config may import here: a class of the standard library's
+    ``logging`` or ``logging.handlers`` (every option of Hydra's job_logging and hydra_logging
+    uses these; colorlog's formatter for its plugin), or ``ext://sys.stdout`` / ``sys.stderr``."""
+    if value.startswith("ext://"):
+        return value in ("ext://sys.stdout", "ext://sys.stderr")
+    return value.rpartition(".")[0] in ("logging", "logging.handlers") or value == "colorlog.ColoredFormatter"
 
 
 @dataclass
@@ -536,6 +547,34 @@ def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
         )
 
 
+@cross_rule(
+    "the run dir (hydra.run.dir, or each sweep job's dir under hydra.sweep.dir) is named, can be made, "
+    "no live run writes in it, and it holds no earlier run unless trainer.overwrite=true"
+)
+def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
+    from app.folders import lock_holder, run_artefacts
+
+    sweep = not OmegaConf.is_missing(cfg.hydra.job, "num")  # set for a sweep's jobs only
+    key, run_dir = ("hydra.sweep.dir" if sweep else "hydra.run.dir"), str(cfg.hydra.runtime.output_dir)
+    if not run_dir:
+        yield Problem(key, "", "a directory for the run's files (empty: they would land in the launch dir)",
+                      f"leave {key} out for a new dated one, or name a directory")
+        return
+    existing = run_dir
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        yield Problem(key, run_dir, "a directory this user can create and write in",
+                      f"{existing} is {'not a directory' if not os.path.isdir(existing) else 'not writable'}: "
+                      f"choose another {key}")
+    elif lock_holder(run_dir) is not None:
+        yield Problem(key, run_dir, "a run dir no live run is writing in",
+                      f"a run (pid {lock_holder(run_dir)}) is still writing there: wait for it, or choose another {key}")
+    elif run_artefacts(run_dir) and not cfg.trainer.overwrite:
+        yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(run_artefacts(run_dir))})",
+                      f"choose another {key}, or add trainer.overwrite=true to replace that run")
+
+
 @cross_rule("trainer.device=cuda needs a CUDA device that torch can see")
 def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.trainer.device is not Device.cuda:
@@ -660,32 +699,53 @@ class _Walk:
             ))
 
 
-def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Problem]:
-    """Every problem of one composed config (its ``hydra`` node, if there, for targets only)."""
-    walk = _Walk(Targets.registered() if targets is None else targets)
-    walk.node(cfg, "")
-    # Everything the job and Hydra will instantiate, with interpolations resolved: only what a
-    # registered config builds. Hydra instantiates its callbacks, launcher and sweeper.
-    reachable = list(reachable_targets(cfg, "", skip=["hydra"]))
-    if "hydra" in cfg:
-        instantiated = ("callbacks", "launcher", "sweeper")
-        reachable += reachable_targets(cfg.hydra, "hydra", skip=[k for k in cfg.hydra if k not in instantiated])
-    given = {p.key for p in walk.problems}
-    for key, value, resolvers in reachable:
-        if resolvers:
-            if key in given:  # the walk said why it cannot be resolved
-                continue
-            walk.problems.append(Problem(
-                key, value, f"a value the launch check can resolve: {resolvers} may build a node, "
-                "and a _target_ with it", "write the value out instead of building it with a resolver",
-            ))
-        elif value not in walk.targets.schemas:
-            walk.problems.append(Problem(
-                key, value, "a _target_ that the app's registered configs use",
+def _builds_only_registered(cfg: DictConfig, targets: Targets, given: set[str]) -> Iterator[Problem]:
+    """Every ``_target_`` that the job or Hydra (its callbacks, launcher and sweeper) will
+    instantiate, with interpolations resolved, is one a registered config builds."""
+    hydra = cfg.get("hydra")
+    instantiated = list(resolved_leaves(cfg, "", skip=["hydra"]))
+    if isinstance(hydra, DictConfig):
+        parts = ("callbacks", "launcher", "sweeper")
+        instantiated += resolved_leaves(hydra, "hydra", skip=[str(k) for k in hydra if k not in parts])
+    for key, name, value, text in instantiated:
+        if text is not None and (name == "_target_" or _builds_nodes(text)) and key not in given:
+            building = ", ".join(_builds_nodes(text))
+            yield Problem(
+                key, text, "a value the launch check can resolve, where it decides what is built",
+                "write the value out" + (f" instead of building it with {building}" if building else ""),
+            )
+        elif name == "_target_" and text is None and str(value) not in targets.schemas:
+            yield Problem(
+                key, str(value), "a _target_ that the app's registered configs use",
                 "pick a stored option of the group instead (see --help); to build your own class, "
                 "register its config and call app.checks.allow_target",
-            ))
+            )
+
+
+def _logging_imports_only_logging(cfg: DictConfig) -> Iterator[Problem]:
+    """Python's logging config imports and calls what its ``class`` and ``()`` keys and its
+    ``ext://`` values name: in Hydra's job_logging and hydra_logging, only logging's own."""
+    hydra = cfg.get("hydra")
+    if not isinstance(hydra, DictConfig):
+        return
+    parts = ("job_logging", "hydra_logging")
+    for key, name, value, text in resolved_leaves(hydra, "hydra", skip=[str(k) for k in hydra if k not in parts]):
+        given = str(value) if text is None else text
+        if (name in ("class", "()") or given.startswith("ext://")) and (text is not None or not is_logging_import(given)):
+            yield Problem(
+                key, given, "a class of the standard library's logging (what Hydra's logging options use)",
+                "pick a logging option of Hydra's: hydra/job_logging=default, stdout, disabled or none",
+            )
+
+
+def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Problem]:
+    """Every problem of one composed config (of its ``hydra`` node, what Hydra instantiates or
+    imports from it)."""
+    walk = _Walk(Targets.registered() if targets is None else targets)
+    walk.node(cfg, "")
     problems = walk.problems
+    problems += _builds_only_registered(cfg, walk.targets, {p.key for p in problems})
+    problems += _logging_imports_only_logging(cfg)
     # An interpolated value breaks a rule where it comes from: one mistake, one problem (in a
     # cycle of interpolations, every key of the cycle says so).
     via = {p.key: p.via for p in problems}

@@ -339,6 +339,7 @@ class TrainerConfig:
     freeze_extractor: bool = False  # train the head only
     precision: Precision = Precision.fp32
     channels_last: bool = False  # NHWC memory format: faster convolutions on recent GPUs
+    overwrite: bool = False  # replace what an earlier run left in the run dir (else: refused)
 
 
 store(TrainerConfig(), group="trainer", name="default")

@@ -93,10 +93,13 @@ def run_pass(
 
 
 def write_atomically(path: Path, write: Any) -> None:
-    """Write through a temporary file, so an interrupted run never leaves half a file."""
+    """Write through a temporary file of this process's own, flushed to disk before it replaces
+    ``path``, so that no interruption (a kill, a power cut) leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(tmp)
+    with tmp.open("rb") as written:
+        os.fsync(written.fileno())
     os.replace(tmp, path)
 
 
@@ -125,8 +128,11 @@ class MetricsLog:
             csv.DictWriter(f, METRICS_FIELDS).writeheader()
 
     def append(self, row: dict[str, Any]) -> None:
+        """One whole line, on disk before the epoch counts as done."""
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, METRICS_FIELDS).writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def epoch_row(epoch: int, lr: float, train: PassResult, val: PassResult) -> dict[str, Any]:

@@ -1,8 +1,18 @@
-"""The layout of an ImageFolder-style dataset on disk, read without torch (the launch check uses it)."""
+"""Layouts on disk, read without torch (the launch check uses them): an ImageFolder-style
+dataset, and a run dir with the lock that keeps two live runs out of the same one."""
 
+import contextlib
+import fcntl
 import os
+import shutil
+from collections.abc import Iterator
+from typing import Optional
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+# What a run writes in its dir, besides Hydra's .hydra/ and the job's log.
+METRICS, SUMMARY, CHECKPOINTS = "metrics.csv", "summary.json", "checkpoints"
+LOCK = ".lock"  # held by the live run, with its pid in it
 
 
 def class_folders(root: str) -> list[str]:
@@ -14,3 +24,58 @@ def image_files(root: str, name: str) -> list[str]:
     """The images of class ``name``, sorted by file name."""
     entries = sorted(os.scandir(os.path.join(root, name)), key=lambda e: e.name)
     return [e.path for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)]
+
+
+def run_artefacts(run_dir: str) -> list[str]:
+    """The artefacts of a run already in ``run_dir`` (none if it does not exist)."""
+    return [name for name in (METRICS, SUMMARY, CHECKPOINTS) if os.path.exists(os.path.join(run_dir, name))]
+
+
+def remove_run_artefacts(run_dir: str) -> None:
+    """Delete what an earlier run left in ``run_dir``, so that nothing of it mixes with a new one."""
+    for name in run_artefacts(run_dir):
+        path = os.path.join(run_dir, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+
+
+class RunDirBusy(RuntimeError):
+    """Another live run writes in this run dir."""
+
+
+def lock_holder(run_dir: str) -> Optional[int]:
+    """The pid of the live run that holds ``run_dir``'s lock, or None when no run does."""
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None  # a lock file whose run has ended: the kernel let go of its lock
+    except BlockingIOError:
+        text = os.read(fd, 32).decode(errors="replace").strip()
+        return int(text) if text.isdigit() else -1
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str) -> Iterator[None]:
+    """Hold ``run_dir``'s lock while the run writes there; ``RunDirBusy`` if a live run holds it.
+
+    An flock, so a run killed at any moment lets go of it with its last file descriptor.
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    fd = os.open(os.path.join(run_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunDirBusy(f"another run (pid {lock_holder(run_dir)}) is writing in {run_dir}") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(run_dir, LOCK))
+        os.close(fd)

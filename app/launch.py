@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
-from hydra.conf import HelpConf, HydraConf, JobConf
+from hydra.conf import HelpConf, HydraConf, JobConf, RunDir, SweepDir
 from hydra_zen import ZenStore
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -44,11 +44,15 @@ Fine-tune a classification head on a torchvision CNN. Every config is typed Pyth
   app-train --cfg job                        # print the composed config
 """
 # Hydra's own config for this app: the job is called ``train`` (so the log is ``train.log``)
-# whatever module or script launched it, and --help ends with every rule.
+# whatever module or script launched it; default run dirs end in microseconds, so that two
+# runs started in the same second get a dir each; --help ends with every rule.
+STARTED = "${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"
 hydra_store = ZenStore(name="app.hydra")
 hydra_store(
     HydraConf(
         job=JobConf(name=JOB_NAME),
+        run=RunDir(dir=f"outputs/{STARTED}"),
+        sweep=SweepDir(dir=f"multirun/{STARTED}", subdir="${hydra.job.num}"),
         help=HelpConf(app_name="app-train", header=HELP_HEADER, footer=rules_help()),
     ),
     group="hydra",
@@ -319,11 +323,39 @@ def check_overrides(
             cfg, found = first if index == 0 and first is not None else _compose(point, config_name)
             if cfg is not None:
                 targets = targets or Targets.registered()
-                found += check_config(cfg, targets)
+                with as_the_job_sees_it(cfg, index if multirun else None):
+                    found += check_config(cfg, targets)
             for problem in found:
                 problem.point = point if multirun else None
             problems.extend(found)
     return max(len(points), 1), problems
+
+
+@contextlib.contextmanager
+def as_the_job_sees_it(cfg: DictConfig, job: Optional[int]) -> Iterator[None]:
+    """Hydra's runtime config set as Hydra sets it for a job (its number in a sweep, its output
+    dir), so that ``${hydra:...}`` resolves in the check as it will in the job."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import read_write
+
+    hydra = cfg.hydra
+    with read_write(hydra), open_dict(hydra):
+        if job is not None:
+            hydra.job.num, hydra.job.id = job, str(job)
+        try:
+            output = str(hydra.sweep.dir if job is not None else hydra.run.dir)
+            if job is not None:
+                output = os.path.join(output, str(hydra.sweep.subdir))
+            hydra.runtime.output_dir = os.path.abspath(output) if output else ""
+        except Exception:  # a run dir that does not resolve: its own problem (check_config)
+            pass
+    config = HydraConfig.instance()
+    previous = config.cfg
+    config.set_config(cfg)
+    try:
+        yield
+    finally:
+        config.cfg = previous
 
 
 def report(problems: Sequence[Problem], points: int) -> None:

@@ -6,6 +6,7 @@ never pay for it.
 """
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,9 +14,10 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from app import launch
+from app import folders, launch
 from app.checks import ConfigError, check_config
 from app.configs import CONFIG_NAME, VERSION_BASE
 
@@ -34,11 +36,27 @@ def train(cfg: DictConfig, output_dir: Path) -> float:
 
 
 def run(cfg: DictConfig, output_dir: Path) -> float:
-    """Fine-tune the model ``cfg`` describes; write artefacts under ``output_dir``.
+    """Fine-tune the model ``cfg`` describes in ``output_dir``, which no other live run may be
+    writing in, and no earlier run's artefacts may be left in unless ``trainer.overwrite``.
 
     ``cfg`` must be checked already. Returns the best validation accuracy (what a sweeper
     optimises).
     """
+    with folders.run_lock(str(output_dir)):
+        left = folders.run_artefacts(str(output_dir))
+        if left and not cfg.trainer.overwrite:
+            raise FileExistsError(
+                f"{output_dir} holds an earlier run ({', '.join(left)}): choose another run dir, "
+                "or set trainer.overwrite=true to replace it"
+            )
+        if left:
+            log.warning("replacing the earlier run in %s (trainer.overwrite=true)", output_dir)
+            folders.remove_run_artefacts(str(output_dir))
+        return fit(cfg, output_dir)
+
+
+def fit(cfg: DictConfig, output_dir: Path) -> float:
+    """The job, top to bottom: config -> data -> model -> optimizer -> epochs -> artefacts."""
     import torch
     from hydra.utils import instantiate
 
@@ -73,7 +91,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
     )
 
     # Epochs: train, validate, log one line, keep the last and the best checkpoint
-    metrics = engine.MetricsLog(output_dir / "metrics.csv")
+    metrics = engine.MetricsLog(output_dir / folders.METRICS)
     best: dict[str, Any] = {}
     last: dict[str, Any] = {}
     started = time.perf_counter()
@@ -90,25 +108,47 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
             epoch, t.epochs, last["train_loss"], last["train_acc"], last["val_loss"],
             last["val_acc"], lr, last["seconds"], last["images_per_s"],
         )
-        engine.save_checkpoint(output_dir / "checkpoints" / "last.pt", model, optimizer, epoch, config)
+        engine.save_checkpoint(output_dir / folders.CHECKPOINTS / "last.pt", model, optimizer, epoch, config)
         if not best or last["val_acc"] > best["val_acc"]:
             best = last
-            engine.save_checkpoint(output_dir / "checkpoints" / "best.pt", model, optimizer, epoch, config)
+            engine.save_checkpoint(output_dir / folders.CHECKPOINTS / "best.pt", model, optimizer, epoch, config)
 
     engine.save_json(
-        output_dir / "summary.json",
+        output_dir / folders.SUMMARY,
         {"final": last, "best": best, "seconds": round(time.perf_counter() - started, 3)},
     )
     log.info("best val acc %.3f at epoch %d; artefacts in %s", best["val_acc"], best["epoch"], output_dir)
     return float(best["val_acc"])
 
 
+def failure(error: BaseException) -> str:
+    """What went wrong inside a job, as one paragraph: what failed and what to do."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, (folders.RunDirBusy, FileExistsError)):
+        hint = "see above"
+    elif "URLError" in text or "urlopen error" in text:
+        hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
+    elif isinstance(error, MemoryError) or "out of memory" in text.lower() or "not enough memory" in text:
+        hint = "lower trainer.batch_size or dataset.image.size, or pick a smaller feature_extractor"
+    else:
+        hint = "set HYDRA_FULL_ERROR=1 to see where it failed"
+    return f"The run failed: {type(error).__name__}: {text}\n  hint: {hint}"
+
+
 @hydra.main(config_path=None, config_name=CONFIG_NAME, version_base=VERSION_BASE)
 def hydra_main(cfg: DictConfig) -> float:
     """The job Hydra runs, once per run or sweep point, each checked by ``main`` already."""
-    runtime = HydraConfig.get().runtime
-    launch.absolute_paths(cfg, runtime.cwd)  # the run dir may be the working dir now
-    return run(cfg, Path(runtime.output_dir))
+    hydra_config = HydraConfig.get()
+    launch.absolute_paths(cfg, hydra_config.runtime.cwd)  # the run dir may be the working dir now
+    try:
+        return run(cfg, Path(hydra_config.runtime.output_dir))
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("%s", failure(error))  # on the console and in the run's log
+        if hydra_config.mode == RunMode.MULTIRUN:
+            raise  # the sweeper records the job as failed
+        sys.exit(1)
 
 
 def main() -> None:
@@ -119,7 +159,13 @@ def main() -> None:
         if problems:
             launch.report(problems, points)
             sys.exit(1)
-        hydra_main()
+        try:
+            hydra_main()
+        except KeyboardInterrupt:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            sys.stderr.write("Interrupted: the run stopped; checkpoints/last.pt holds its last finished epoch.\n")
+            sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ ALLOWED = {
     "folders": set(),
     "checks": {"configs", "folders"},
     "launch": {"configs", "checks"},
-    "train": {"configs", "checks", "launch", "data", "engine", "models"},
+    "train": {"configs", "checks", "launch", "data", "engine", "models", "folders"},
     "data": {"configs", "folders"},
     "models": {"configs"},
     "engine": set(),
