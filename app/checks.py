@@ -575,6 +575,35 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
                       f"choose another {key}, or add trainer.overwrite=true to replace that run")
 
 
+@cross_rule(
+    "hydra/sweeper=optuna: n_trials >= 1, n_jobs >= 1, 0 <= max_failure_rate <= 1, direction minimize or "
+    "maximize (the job returns one value), and no custom_search_space (it imports and calls the function it names)"
+)
+def _optuna_can_run(cfg: DictConfig) -> Iterator[Problem]:
+    sweeper = cfg.hydra.sweeper
+    if not str(sweeper._target_).endswith("OptunaSweeper"):
+        return
+    from hydra_plugins.hydra_optuna_sweeper.config import Direction
+
+    for key, ok, rule, fix in [
+        ("n_trials", sweeper.n_trials >= 1, ">= 1: the trials to run", 20),
+        ("n_jobs", sweeper.n_jobs >= 1, ">= 1: the trials drawn at a time", 1),
+        ("max_failure_rate", 0 <= sweeper.max_failure_rate <= 1, "0 <= value <= 1: a fraction of a batch", 0.0),
+    ]:
+        if not ok:
+            yield Problem(f"hydra.sweeper.{key}", str(sweeper[key]), rule, f"e.g. hydra.sweeper.{key}={fix}")
+    direction = sweeper.direction
+    name = direction.name if isinstance(direction, Direction) else str(direction)
+    if name not in Direction.__members__:
+        yield Problem("hydra.sweeper.direction", name, f"one of {', '.join(Direction.__members__)}: the job "
+                      "returns one value, the best validation accuracy",
+                      "hydra.sweeper.direction=maximize")
+    if sweeper.get("custom_search_space") is not None:
+        yield Problem("hydra.sweeper.custom_search_space", str(sweeper.custom_search_space),
+                      "null: Optuna would import and call the function it names, which no check covers",
+                      "declare the search space with hydra.sweeper.params or on the command line")
+
+
 @cross_rule("trainer.device=cuda needs a CUDA device that torch can see")
 def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.trainer.device is not Device.cuda:
@@ -675,8 +704,8 @@ class _Walk:
             raw = str(node._get_node(key)._value())  # type: ignore[union-attr]
             self.problems.append(unresolved(full, raw, error))
             return
-        if key == "_target_":
-            self.target(full, str(value), OmegaConf.get_type(node))
+        if key in ("_target_", "_partial_", "_convert_", "_recursive_"):
+            self.fixed(full, key, value, OmegaConf.get_type(node))
         elif _has_schema(hint) and isinstance(value, (DictConfig, ListConfig)):
             self.node(value, full)  # resolved: a node a resolver builds is checked too
         elif not key.startswith("_") and hint is not Any and (schema is not typed or _constrained(hint)):
@@ -689,13 +718,23 @@ class _Walk:
                     problem.via = source._get_full_key(None) if source is not None else ""
                 self.problems.append(problem)
 
-    def target(self, key: str, value: str, typed: Any) -> None:
-        """A typed node builds what its class says (what any node may build: check_config)."""
-        own = example(typed, "_target_")
-        if own is not None and value != own:
+    def fixed(self, full: str, key: str, value: Any, typed: Any) -> None:
+        """A typed node builds what its class says, and is called as its class says (which
+        ``_target_`` any node may build: check_config)."""
+        own = next((f.default for f in dataclasses.fields(typed) if f.name == key), None) if (
+            dataclasses.is_dataclass(typed)) else None
+        if own in (None, "???", dataclasses.MISSING) or value == own:
+            return
+        if key == "_target_":
             self.problems.append(Problem(
-                key, value, f"{typed.__name__} builds {own}; its fields fit that signature only",
+                full, str(value), f"{typed.__name__} builds {own}; its fields fit that signature only",
                 "pick another option of the group instead (see --help)",
+            ))
+        else:
+            written = str(own).lower() if isinstance(own, bool) else own
+            self.problems.append(Problem(
+                full, str(value).lower() if isinstance(value, bool) else str(value),
+                f"{key}={written}: the job calls what {typed.__name__} builds that way", f"leave {full} out",
             ))
 
 

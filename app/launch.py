@@ -257,6 +257,11 @@ def _parse_each(overrides: Sequence[str]) -> tuple[list[Any], list[Problem]]:
     return parsed, problems
 
 
+def _samples(cfg: DictConfig) -> bool:
+    """True when the composed sweeper draws points from ranges (Hydra's basic one only lists)."""
+    return not str(cfg.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
+
+
 def sweeper_params(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
     """The search space that the sweeper's own config adds (``hydra.sweeper.params``), as
     overrides, less the keys the command line sets itself (the command line wins)."""
@@ -265,14 +270,30 @@ def sweeper_params(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
     return [f"{key}={value}" for key, value in params.items() if str(key).replace("/", ".") not in given]
 
 
-def _bounds_as_choice(text: str) -> str:
+def _interval(text: str) -> Any:
+    """The ``interval()`` sweep of an override (Optuna's search space), or None."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     override = OverridesParser.create().parse_override(text)
-    if not override.is_interval_sweep():
-        return text
-    sweep = override.value()
-    return f"{override.get_key_element()}=choice({sweep.start},{sweep.end})"  # type: ignore[union-attr]
+    return override.value() if override.is_interval_sweep() else None
+
+
+def _bounds_as_choice(text: str) -> str:
+    sweep = _interval(text)
+    return text if sweep is None else f"{text.partition('=')[0]}=choice({sweep.start},{sweep.end})"
+
+
+def _interval_problems(texts: Sequence[str]) -> Iterator[Problem]:
+    """An ``interval()`` a sampler can draw from: a low end below the high one, above 0 for log."""
+    for text in texts:
+        sweep = _interval(text)
+        key = text.partition("=")[0]
+        if sweep is not None and not sweep.start < sweep.end:
+            yield Problem(key, text.partition("=")[2], "interval(low, high) with low < high",
+                          f"swap the bounds: {key}=interval({sweep.end},{sweep.start})")
+        elif sweep is not None and "log" in sweep.tags and sweep.start <= 0:
+            yield Problem(key, text.partition("=")[2], "a log-scale interval above 0",
+                          f"start it above 0, e.g. {key}=tag(log,interval({sweep.end / 1000:g},{sweep.end:g}))")
 
 
 def sweep_points(
@@ -290,6 +311,9 @@ def sweep_points(
     if not multirun:
         return [list(overrides)], []
     try:
+        problems = list(_interval_problems([*overrides, *params]))
+        if problems:
+            return [], problems
         parsed, problems = _parse_each([_bounds_as_choice(o) for o in [*overrides, *params]])
         if problems:
             return [], problems
@@ -312,9 +336,17 @@ def check_overrides(
                            f"check the path: it is read from {os.getcwd()}")]
     with app_hydra(config_dir):
         points, problems = sweep_points(overrides, multirun)
-        first = _compose(points[0], config_name) if points else None
+        if problems:
+            return 1, problems
+        first: Optional[tuple[Optional[DictConfig], list[Problem]]] = _compose(points[0], config_name)
+        params, space = [], []
         if multirun and first is not None and first[0] is not None:
             params = sweeper_params(first[0], overrides)
+            space = [o for o in [*overrides, *params] if _interval(o) is not None]
+            if space and not _samples(first[0]):
+                return 1, [Problem(space[0].partition("=")[0], space[0].partition("=")[2],
+                                   "interval() needs a sweeper that samples from a range",
+                                   "add hydra/sweeper=optuna, or sweep a list: key=a,b,c")]
             if params:  # the sweeper adds keys to sweep: every point changes
                 points, problems = sweep_points(overrides, multirun, params)
                 first = None
@@ -327,6 +359,8 @@ def check_overrides(
                     found += check_config(cfg, targets)
             for problem in found:
                 problem.point = point if multirun else None
+                if any(o.partition("=")[0].lstrip("+") == problem.key for o in space) and "Integer" in problem.rule:
+                    problem.hint = f"interval() draws floats: cast it, {problem.key}=int(interval(low,high))"
             problems.extend(found)
     return max(len(points), 1), problems
 
