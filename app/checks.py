@@ -526,6 +526,54 @@ def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
         )
 
 
+def _dataset_images(dataset: DictConfig) -> Optional[int]:
+    """How many images the dataset option splits (digits: of its classes; folder: on disk)."""
+    counts = getattr(OmegaConf.get_type(dataset), "images_per_class", None)
+    if counts is not None:
+        return int(sum(counts[: dataset.classes]))
+    if "root" in dataset:
+        from app.folders import class_folders, image_files
+
+        return sum(len(image_files(dataset.root, name)) for name in class_folders(dataset.root))
+    return None
+
+
+@cross_rule("dataset.val_fraction leaves images for training: both splits hold at least one")
+def _splits_hold_images(cfg: DictConfig) -> Iterator[Problem]:
+    from app.folders import held_out
+
+    images = _dataset_images(cfg.dataset)
+    if images is None or "val_fraction" not in cfg.dataset:
+        return
+    fraction = cfg.dataset.val_fraction
+    if images - held_out(images, fraction) < 1:
+        yield Problem(
+            "dataset.val_fraction", str(fraction),
+            f"leaves images for training: it holds out {held_out(images, fraction)} of the {images} images",
+            f"lower it: with {images} images, dataset.val_fraction=0.2 holds out {held_out(images, 0.2)}",
+        )
+
+
+def _gib(count: float) -> str:
+    return f"{count / 2**30:,.1f} GiB"
+
+
+@cross_rule("the images a run holds fit in this machine's memory (dataset.image.size, trainer.batch_size)")
+def _images_fit_in_memory(cfg: DictConfig) -> Iterator[Problem]:
+    size, batch = cfg.dataset.image.size, cfg.trainer.batch_size
+    image = 3 * size * size * 4  # float32, the RGB the model reads
+    held = 4 * batch * image  # a batch on its way, and the loader's prefetched ones
+    if OmegaConf.get_type(cfg.dataset).in_memory:  # type: ignore[union-attr]
+        held += 2 * (_dataset_images(cfg.dataset) or 0) * size * size * 4  # resized once, then split
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if held > memory:
+        yield Problem(
+            "dataset.image.size", str(size),
+            f"images that fit in memory: at {size} px the run holds about {_gib(held)}, this machine has {_gib(memory)}",
+            "lower dataset.image.size (224 is what ImageNet models see) or trainer.batch_size",
+        )
+
+
 @cross_rule("feature_extractor.weights and feature_extractor.checkpoint are not both set")
 def _one_source_of_weights(cfg: DictConfig) -> Iterator[Problem]:
     fe = cfg.feature_extractor

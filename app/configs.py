@@ -77,6 +77,8 @@ class ImageConfig:
 class DatasetConfig:
     """Keys every dataset option has; the factory returns a train and a validation split."""
 
+    in_memory: ClassVar[bool] = False  # the factory holds every image, resized, in memory
+
     _target_: str = MISSING
     _convert_: str = "object"  # the factory receives an ImageConfig, as its signature says
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -92,6 +94,9 @@ BothSplits = Annotated[float, Interval(gt=0, lt=1), doc("both splits need images
 @dataclass
 class DigitsConfig(DatasetConfig):
     """scikit-learn's 1,797 handwritten 8x8 digits, resized; ``classes`` keeps digits 0..classes-1."""
+
+    in_memory: ClassVar[bool] = True
+    images_per_class: ClassVar[tuple[int, ...]] = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 
     _target_: str = "app.data.digits"
     classes: Annotated[int, Interval(ge=2, le=10), doc("digits has ten classes, 0-9")] = 10
@@ -333,7 +338,7 @@ class Precision(Enum):
 class TrainerConfig:
     epochs: AtLeastOne = 4
     batch_size: AtLeastOne = 32
-    seed: Annotated[int, Ge(0)] = 0
+    seed: Annotated[int, Interval(ge=0, lt=2**32), doc("torch, NumPy and Python's random all take 32 bits")] = 0
     device: Device = Device.auto
     num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
     freeze_extractor: bool = False  # train the head only

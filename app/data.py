@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from app.configs import ImageConfig
-from app.folders import class_folders, image_files
+from app.folders import class_folders, held_out, image_files
 
 
 class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -63,7 +63,7 @@ def digits(
     pixels, labels = pixels[keep], labels[keep]
 
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    n_val = round(len(order) * val_fraction)
+    n_val = held_out(len(order), val_fraction)
     val_idx, train_idx = order[:n_val][:val_size], order[n_val:][:train_size]
 
     # Resize once up front: bilinear upsampling of 8x8 glyphs, then standardise with the
@@ -156,7 +156,7 @@ def image_folder(
         files += found
         labels += [label] * len(found)
     order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = max(1, round(len(order) * val_fraction))
+    n_val = held_out(len(order), val_fraction)
     val_idx, train_idx = order[:n_val][:val_size], order[n_val:][:train_size]
 
     def split(indices: list[int]) -> ImageFiles:

@@ -1,5 +1,6 @@
-"""Layouts on disk, read without torch (the launch check uses them): an ImageFolder-style
-dataset, and a run dir with the lock that keeps two live runs out of the same one."""
+"""Data and run layouts, read without torch (the launch check uses them too): an
+ImageFolder-style dataset on disk, how a dataset is split, and a run dir with the lock that
+keeps two live runs out of the same one."""
 
 import contextlib
 import fcntl
@@ -24,6 +25,11 @@ def image_files(root: str, name: str) -> list[str]:
     """The images of class ``name``, sorted by file name."""
     entries = sorted(os.scandir(os.path.join(root, name)), key=lambda e: e.name)
     return [e.path for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)]
+
+
+def held_out(images: int, val_fraction: float) -> int:
+    """How many of ``images`` a seeded split holds out for validation: at least one."""
+    return max(1, round(images * val_fraction))
 
 
 def run_artefacts(run_dir: str) -> list[str]:

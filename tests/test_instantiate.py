@@ -169,3 +169,13 @@ def test_loader_batches_in_memory_images_whole_and_seeded() -> None:
     assert torch.equal(images[:, 2, 0, 0], labels.float())  # each image stays with its label
     assert torch.equal(labels, torch.cat([b[1] for b in loader(dataset, 4, True, 7, None, False)]))
     assert [b[1].tolist() for b in loader(dataset, 4, False, 7, None, False)][0] == [0, 1, 2, 3]
+
+
+def test_the_digits_facts_on_its_config_are_sklearns() -> None:
+    from sklearn.datasets import load_digits
+
+    from app.configs import DigitsConfig
+
+    labels = load_digits().target.tolist()
+    assert DigitsConfig.images_per_class == tuple(labels.count(digit) for digit in range(10))
+    assert DigitsConfig.in_memory
