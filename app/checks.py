@@ -296,7 +296,7 @@ def unresolved(key: str, raw: str, error: Exception) -> Problem:
         rule, hint = "interpolations that end in a value", f"{raw} leads back to {key}: a cycle; give one key in it a value"
     elif isinstance(error, UnsupportedInterpolationType):
         names = sorted(BaseContainer._resolvers)
-        close = suggest(getattr(error, "msg", rule).split()[-1], names)
+        close = suggest(rule.split()[-1], names)
         hint = (f"did you mean {' or '.join(close)}? " if close else "") + f"the resolvers are: {', '.join(names)}"
     elif isinstance(error, InterpolationValidationError):
         hint = f"point it at a value that fits {key}, or give {key} a value of its own"
