@@ -15,7 +15,7 @@ import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, NoReturn, Optional
 
 from hydra.conf import HelpConf, HydraConf, JobConf, RunDir, SweepDir
 from hydra_zen import ZenStore
@@ -80,9 +80,11 @@ PRINT_ONLY = ("help", "hydra_help", "cfg", "info", "shell_completion", "version"
 def parse_command(argv: Sequence[str]) -> Command:
     """An ``app-train`` command line (the program name may lead), read by Hydra's own parser.
 
-    A flag Hydra does not know ends the program with argparse's usage message and status 2,
-    as ``app-train`` itself would.
+    Raises ``ConfigError`` for what that parser refuses (an unknown flag, a flag after the
+    overrides, a missing flag value), which Hydra would end with its usage text.
     """
+    import argparse
+
     from hydra._internal.utils import get_args_parser
 
     tokens = list(argv)
@@ -90,7 +92,20 @@ def parse_command(argv: Sequence[str]) -> Command:
         tokens = tokens[1:]
     elif len(tokens) >= 3 and PROGRAM.match(tokens[0]) and tokens[1:3] == ["-m", "app.train"]:
         tokens = tokens[3:]
-    args = get_args_parser().parse_args(tokens)
+    parser = get_args_parser()
+    parser.exit_on_error = False
+
+    def refuse(message: str) -> NoReturn:
+        raise argparse.ArgumentError(None, message)
+
+    parser.error = refuse  # type: ignore[method-assign]
+    try:
+        args = parser.parse_args(tokens)
+    except argparse.ArgumentError as error:
+        raise ConfigError([Problem(
+            "command line", " ".join(tokens), f"what app-train's parser (Hydra's) takes: {error.message}",
+            "flags first, then overrides: app-train [-m] [--cfg job] key=value ...; --help lists the flags",
+        )]) from None
     return Command(
         list(args.overrides), bool(args.multirun), args.config_name or CONFIG_NAME,
         any(getattr(args, flag, None) for flag in PRINT_ONLY),
@@ -492,8 +507,8 @@ def lint(paths: Sequence[str]) -> int:
             try:
                 points, problems = check_command(parse_command(shlex.split(line.strip().removeprefix("$"), comments=True)))
                 result = render(problems, points) if problems else None
-            except SystemExit:  # a flag Hydra does not know: argparse said so on stderr
-                result = "not a command line app-train accepts"
+            except ConfigError as error:  # a command line Hydra's parser refuses
+                result = str(error)
             if (result is not None) != expect_refusal:
                 failures += 1
                 verdict = "accepted, but marked # refused" if expect_refusal else "refused"
@@ -512,7 +527,10 @@ def check_main(argv: Optional[Sequence[str]] = None) -> int:
     with shared_config_store():
         if args[:1] == ["--lint"]:
             return lint(args[1:])
-        points, problems = check_command(parse_command(args))
+        try:
+            points, problems = check_command(parse_command(args))
+        except ConfigError as error:
+            points, problems = error.points, error.problems
     if problems:
         report(problems, points)
         return 1

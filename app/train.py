@@ -153,9 +153,11 @@ def hydra_main(cfg: DictConfig) -> float:
 
 def main() -> None:
     """``python -m app.train`` and ``app-train``: check every run or sweep point, then launch."""
-    command = launch.parse_command(sys.argv[1:])
     with launch.shared_config_store():
-        points, problems = launch.check_command(command)
+        try:
+            points, problems = launch.check_command(launch.parse_command(sys.argv[1:]))
+        except ConfigError as error:
+            points, problems = error.points, error.problems
         if problems:
             launch.report(problems, points)
             sys.exit(1)

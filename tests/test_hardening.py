@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import folders
+from app.checks import ConfigError
 from app.launch import check_command, check_overrides, compose_config, parse_command
 from tests.conftest import TINY, run_cli
 
@@ -210,8 +211,8 @@ def test_any_command_is_refused_cleanly_or_checked_clean(
     monkeypatch.chdir(tmp_path)
     try:
         command = parse_command(argv)
-    except SystemExit as stop:  # flags after overrides: argparse says so, as app-train's own parser
-        assert stop.code == 2
+    except ConfigError as error:  # flags after overrides: Hydra's parser refuses them too
+        assert [p.key for p in error.problems] == ["command line"]
         return
     points, problems = check_command(command)  # must not raise, whatever the input
     for problem in problems:
@@ -296,3 +297,10 @@ def test_app_check_takes_every_flag_app_train_takes(tmp_path: Path) -> None:
     conf = yaml_dir(tmp_path)
     for argv in (["-cd", str(conf), "+debug=fast"], ["--cfg=job"], ["--info", "searchpath"], ["--resolve", "-c", "job"]):
         assert check_command(parse_command(argv)) == (1, []), argv
+
+
+def test_a_command_line_the_parser_refuses_is_a_refusal_like_any_other(tmp_path: Path) -> None:
+    for argv in (["--cfg", "jobs"], ["--bogus"], ["classifier=large", "--cfg", "job", "dataset.classes=3"]):
+        result = run_cli(*argv, cwd=tmp_path)
+        assert result.returncode == 1 and result.stderr.startswith("Refused:"), argv
+        assert "command line=" in result.stderr and "Traceback" not in result.stderr
