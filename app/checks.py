@@ -769,21 +769,15 @@ class _Walk:
     def fixed(self, full: str, key: str, value: Any, typed: Any) -> None:
         """A typed node builds what its class says, and is called as its class says (which
         ``_target_`` any node may build: check_config)."""
-        own = next((f.default for f in dataclasses.fields(typed) if f.name == key), None) if (
-            dataclasses.is_dataclass(typed)) else None
-        if own in (None, "???", dataclasses.MISSING) or value == own:
+        own = example(typed, key)
+        if own is None or str(value) == own:
             return
         if key == "_target_":
-            self.problems.append(Problem(
-                full, str(value), f"{typed.__name__} builds {own}; its fields fit that signature only",
-                "pick another option of the group instead (see --help)",
-            ))
+            rule = f"{typed.__name__} builds {own}; its fields fit that signature only"
+            hint = "pick another option of the group instead (see --help)"
         else:
-            written = str(own).lower() if isinstance(own, bool) else own
-            self.problems.append(Problem(
-                full, str(value).lower() if isinstance(value, bool) else str(value),
-                f"{key}={written}: the job calls what {typed.__name__} builds that way", f"leave {full} out",
-            ))
+            rule, hint = f"{key}={own.lower()}: the job calls what {typed.__name__} builds that way", f"leave {full} out"
+        self.problems.append(Problem(full, str(value).lower() if isinstance(value, bool) else str(value), rule, hint))
 
 
 def _builds_only_registered(cfg: DictConfig, targets: Targets, given: set[str]) -> Iterator[Problem]:
@@ -795,7 +789,9 @@ def _builds_only_registered(cfg: DictConfig, targets: Targets, given: set[str]) 
         parts = ("callbacks", "launcher", "sweeper")
         instantiated += resolved_leaves(hydra, "hydra", skip=[str(k) for k in hydra if k not in parts])
     for key, name, value, text in instantiated:
-        if text is not None and (name == "_target_" or _builds_nodes(text)) and key not in given:
+        if key in given:  # the walk said what is wrong there
+            continue
+        if text is not None and (name == "_target_" or _builds_nodes(text)):
             building = ", ".join(_builds_nodes(text))
             yield Problem(
                 key, text, "a value the launch check can resolve, where it decides what is built",
