@@ -1,8 +1,8 @@
 """The training job: ``python -m app.train [overrides]`` or ``app-train [overrides]``.
 
-Reads top to bottom: config -> data -> model -> optimizer -> epochs -> artefacts. Torch is
-imported inside ``train`` so that ``--help``, ``--cfg``, tab completion and a refused override
-never pay for it.
+``fit`` reads top to bottom: config -> data -> model -> optimizer -> epochs -> artefacts. Torch
+is imported inside it, so that ``--help``, ``--cfg``, tab completion and a refused override never
+pay for it.
 """
 
 import logging
@@ -124,8 +124,10 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
 def failure(error: BaseException) -> str:
     """What went wrong inside a job, as one paragraph: what failed and what to do."""
     text = " ".join(str(error).split()) or type(error).__name__
-    if isinstance(error, (folders.RunDirBusy, FileExistsError)):
-        hint = "see above"
+    if isinstance(error, folders.RunDirBusy):
+        hint = "wait for that run, or choose another hydra.run.dir"
+    elif isinstance(error, FileExistsError):
+        hint = "choose another hydra.run.dir, or add trainer.overwrite=true"
     elif "URLError" in text or "urlopen error" in text:
         hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
     elif isinstance(error, MemoryError) or "out of memory" in text.lower() or "not enough memory" in text:
