@@ -304,3 +304,52 @@ def test_a_command_line_the_parser_refuses_is_a_refusal_like_any_other(tmp_path:
         result = run_cli(*argv, cwd=tmp_path)
         assert result.returncode == 1 and result.stderr.startswith("Refused:"), argv
         assert "command line=" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_killed_run_keeps_every_finished_epoch(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.train", *TINY, "trainer.epochs=200", "hydra.run.dir=out"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    log = tmp_path / "out" / "train.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and "epoch 3/200" in log.read_text()):
+        time.sleep(0.05)
+    child.kill()  # SIGKILL: no handler runs
+    child.wait(timeout=60)
+    logged = len(re.findall(r"epoch \d+/200  train loss", log.read_text()))
+    rows = (tmp_path / "out/metrics.csv").read_text().splitlines()[1:]
+    assert len(rows) >= 3 and len(rows) >= logged  # every epoch logged as done is in the file
+    assert all(len(row.split(",")) == 8 for row in rows)  # and no row is cut short
+    assert torch_load_ok(tmp_path / "out/checkpoints/last.pt")  # the last one written whole
+
+
+def torch_load_ok(path: Path) -> bool:
+    import torch
+
+    return "model" in torch.load(path, weights_only=True)
+
+
+CLI_PIECES = [
+    "trainer.epochs=${trainer.seed}", "dataset.classes=${trainer.epochs}", "optimizer.lr=nan",
+    "classifier._args_.1='${oc.create:{_target_:os.makedirs,name:canary}}'", "hydra.job.chdir=true",
+    "+hydra.callbacks.x={_target_:os.makedirs,name:canary}", "hydra.run.dir=", "~scheduler",
+    "optimizer=sgd", "trainer.overwrite=true", "dataset.train_size=${hydra:job.num}", "--cfg=job",
+    "hydra/job_logging=stdout", "dataset.val_size=${oc.env:VAL_SIZE,8}",
+]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from(CLI_PIECES), min_size=1, max_size=3, unique=True))
+def test_the_real_cli_refuses_cleanly_or_runs_cleanly(pieces: list[str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    workdir = tmp_path_factory.mktemp("fuzz")
+    flags = [p for p in pieces if p.startswith("--")]
+    result = run_cli(*flags, *TINY, "trainer.epochs=1", "hydra.run.dir=out", *[p for p in pieces if p not in flags],
+                     cwd=workdir)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (workdir / "canary").exists()
+    if result.returncode != 0:
+        assert result.returncode == 1 and result.stderr.startswith("Refused:") and not (workdir / "out").exists()
+    else:
+        assert {p.name for p in workdir.iterdir()} <= {"out"}  # nothing written outside the run dir
