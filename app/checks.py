@@ -615,11 +615,13 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
         yield Problem(key, run_dir, "a directory this user can create and write in",
                       f"{existing} is {'not a directory' if not os.path.isdir(existing) else 'not writable'}: "
                       f"choose another {key}")
-    elif lock_holder(run_dir) is not None:
+        return
+    holder, left = lock_holder(run_dir), run_artefacts(run_dir)
+    if holder is not None:
         yield Problem(key, run_dir, "a run dir no live run is writing in",
-                      f"a run (pid {lock_holder(run_dir)}) is still writing there: wait for it, or choose another {key}")
-    elif run_artefacts(run_dir) and not cfg.trainer.overwrite:
-        yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(run_artefacts(run_dir))})",
+                      f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}")
+    elif left and not cfg.trainer.overwrite:
+        yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
                       f"choose another {key}, or add trainer.overwrite=true to replace that run")
 
 

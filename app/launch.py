@@ -163,11 +163,7 @@ def app_hydra(config_dir: Optional[str] = None) -> Iterator[None]:
 
 # ------------------------------------------------------------ Hydra's errors, as problems
 def _override_value(overrides: Sequence[str], key: str) -> str:
-    for text in overrides:
-        name, _, value = text.partition("=")
-        if name.lstrip("+~") == key:
-            return value
-    return "?"
+    return next((text.partition("=")[2] for text in overrides if _key(text) == key), "?")
 
 
 def composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
@@ -374,7 +370,7 @@ def check_overrides(
                     found += check_config(cfg, targets)
             for problem in found:
                 problem.point = point if multirun else None
-                if any(o.partition("=")[0].lstrip("+") == problem.key for o in space) and "Integer" in problem.rule:
+                if any(_key(o) == problem.key for o in space) and "Integer" in problem.rule:
                     problem.hint = f"interval() draws floats: cast it, {problem.key}=int(interval(low,high))"
             problems.extend(found)
     return max(len(points), 1), problems
