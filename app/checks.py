@@ -25,7 +25,7 @@ from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, Mul
 from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from app.configs import Device, existing_dir, existing_file, store
+from app.configs import RESUME_AUTO, Device, existing_dir, existing_file, resumable, store
 
 
 @dataclass
@@ -309,7 +309,7 @@ def unresolved(key: str, raw: str, error: Exception) -> Problem:
 def is_path(hint: Any) -> bool:
     """True for a field annotated as an existing file or directory."""
     _, metadata = unwrap(hint)
-    return any(isinstance(m, Predicate) and m.func in (existing_file, existing_dir) for m in metadata)
+    return any(isinstance(m, Predicate) and m.func in (existing_file, existing_dir, resumable) for m in metadata)
 
 
 def _value_hint(key: str, hint: Any, example: Optional[str]) -> str:
@@ -597,10 +597,11 @@ def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
 
 @cross_rule(
     "the run dir (hydra.run.dir, or each sweep job's dir under hydra.sweep.dir) is named, can be made, "
-    "no live run writes in it, and it holds no earlier run unless trainer.overwrite=true"
+    "no live run writes in it, and it holds no earlier run unless trainer.overwrite=true or trainer.resume "
+    "continues it (not both)"
 )
 def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
-    from app.folders import lock_holder, run_artefacts
+    from app.folders import LAST, lock_holder, run_artefacts
 
     sweep = not OmegaConf.is_missing(cfg.hydra.job, "num")  # set for a sweep's jobs only
     key, run_dir = ("hydra.sweep.dir" if sweep else "hydra.run.dir"), str(cfg.hydra.runtime.output_dir)
@@ -616,13 +617,39 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
                       f"{existing} is {'not a directory' if not os.path.isdir(existing) else 'not writable'}: "
                       f"choose another {key}")
         return
+    resume, overwrite = cfg.trainer.resume, cfg.trainer.overwrite
+    if resume is not None and overwrite:
+        yield Problem("trainer.overwrite", "true", "false when trainer.resume is set: a run is continued or "
+                      "replaced, not both", "drop trainer.overwrite=true to continue the run, or trainer.resume")
+        return
+    continued = resume is not None and (resume != RESUME_AUTO or os.path.isfile(os.path.join(run_dir, LAST)))
     holder, left = lock_holder(run_dir), run_artefacts(run_dir)
     if holder is not None:
         yield Problem(key, run_dir, "a run dir no live run is writing in",
                       f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}")
-    elif left and not cfg.trainer.overwrite:
+    elif left and not overwrite and not continued:
         yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
-                      f"choose another {key}, or add trainer.overwrite=true to replace that run")
+                      f"choose another {key}, add trainer.resume=auto to continue that run, or "
+                      "trainer.overwrite=true to replace it")
+
+
+@cross_rule("scheduler.warmup_epochs < trainer.epochs: the warm-up ends inside the run")
+def _warmup_ends_in_the_run(cfg: DictConfig) -> Iterator[Problem]:
+    scheduler = cfg.scheduler
+    epochs = cfg.trainer.epochs
+    if scheduler is not None and "warmup_epochs" in scheduler and 1 <= epochs <= scheduler.warmup_epochs:
+        yield Problem("scheduler.warmup_epochs", _num(scheduler.warmup_epochs),
+                      f"< trainer.epochs ({cfg.trainer.epochs}): the warm-up ends inside the run",
+                      f"e.g. scheduler.warmup_epochs={max(cfg.trainer.epochs - 1, 0)}, or more trainer.epochs")
+
+
+@cross_rule("logger=tensorboard needs the tensorboard package installed")
+def _tensorboard_is_there(cfg: DictConfig) -> Iterator[Problem]:
+    import importlib.util
+
+    if str(cfg.logger._target_).endswith("TensorBoardLogger") and importlib.util.find_spec("tensorboard") is None:
+        yield Problem("logger", "tensorboard", "a logger whose package is installed: tensorboard is not",
+                      "pip install tensorboard (or the app's extra: pip install -e '.[tensorboard]'), or logger=csv")
 
 
 @cross_rule(

@@ -13,12 +13,14 @@ The tree (``python -m app.train --help`` lists it too)::
     feature_extractor  alexnet* | resnet18      the pretrained CNN body
     classifier         small* | large           the head trained on top of it
     optimizer          adam* | adamw | sgd
-    scheduler          cosine* | step           ``~scheduler`` keeps the lr constant
-    trainer            default*                 epochs, batch size, seed, device, ...
-    debug              fast                     add with ``+debug=fast`` for a tiny run
+    scheduler          cosine* | constant | onecycle | step   stepped per optimizer step, with warm-up
+    trainer            default*                 epochs, batch size, seed, device, resume, ...
+    logger             csv* | tensorboard       besides metrics.csv and curves.png
+    debug              fast | overfit | profile add with ``+debug=NAME``
 """
 
 import os
+import zipfile
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Optional
@@ -295,30 +297,88 @@ store(SGDConfig(), group="optimizer", name="sgd")
 
 
 # -------------------------------------------------------------------------------- scheduler
+Fraction = Annotated[float, Interval(gt=0, le=1)]
+
+
 @dataclass
 class SchedulerConfig:
-    """Partial: the job calls it with the optimizer, and steps it once per epoch."""
+    """Partial: the job calls it with the optimizer and the optimizer steps per epoch, and steps
+    it after every optimizer step; lengths are in epochs (fractions allowed)."""
 
     _target_: str = MISSING
     _partial_: bool = True
+    warmup_epochs: NotNegative = 0.0  # a linear ramp from warmup_start_factor x lr up to lr
+    warmup_start_factor: Fraction = 0.01
+
+
+@dataclass
+class ConstantConfig(SchedulerConfig):
+    """The optimizer's lr throughout (after any warm-up)."""
+
+    _target_: str = "app.schedules.constant"
 
 
 @dataclass
 class CosineConfig(SchedulerConfig):
-    _target_: str = "torch.optim.lr_scheduler.CosineAnnealingLR"
-    T_max: AtLeastOne = II("trainer.epochs")
+    """Cosine decay from lr to eta_min over the epochs after the warm-up."""
+
+    _target_: str = "app.schedules.cosine"
+    epochs: AtLeastOne = II("trainer.epochs")
     eta_min: NotNegative = 0.0
 
 
 @dataclass
 class StepConfig(SchedulerConfig):
-    _target_: str = "torch.optim.lr_scheduler.StepLR"
-    step_size: AtLeastOne = 1
+    """lr x gamma every step_size epochs after the warm-up."""
+
+    _target_: str = "app.schedules.step"
+    step_size: Positive = 1.0
     gamma: Positive = 0.5
 
 
+class Anneal(Enum):
+    cos = "cos"
+    linear = "linear"
+
+
+@dataclass
+class OneCycleConfig(SchedulerConfig):
+    """torch's OneCycleLR, peaking at the optimizer's lr: its warm-up is the rise to the peak."""
+
+    _target_: str = "app.schedules.onecycle"
+    epochs: AtLeastOne = II("trainer.epochs")
+    warmup_epochs: NotNegative = 0.3  # the rise (cosine or linear, as anneal_strategy); at least one step
+    warmup_start_factor: Fraction = 0.04  # torch's div_factor=25
+    final_div_factor: Annotated[float, Ge(1)] = 1e4  # the run ends at the start lr / final_div_factor
+    anneal_strategy: Anneal = Anneal.cos
+
+
+store(ConstantConfig(), group="scheduler", name="constant")
 store(CosineConfig(), group="scheduler", name="cosine")
 store(StepConfig(), group="scheduler", name="step")
+store(OneCycleConfig(), group="scheduler", name="onecycle")
+
+
+# ----------------------------------------------------------------------------------- logger
+@dataclass
+class LoggerConfig:
+    """Where the per-epoch figures go besides ``metrics.csv`` and ``curves.png``, which every run
+    writes (resume, the summary and the plot read them)."""
+
+    _target_: str = "app.loggers.Logger"
+    _partial_: bool = True  # the job calls it with the run dir and the step it resumes from
+
+
+@dataclass
+class TensorBoardConfig(LoggerConfig):
+    """TensorBoard event files in ``<run dir>/tensorboard`` (``pip install tensorboard``)."""
+
+    _target_: str = "app.loggers.TensorBoardLogger"
+    every_n_steps: AtLeastOne = 10  # train loss and lr every n optimizer steps; the rest per epoch
+
+
+store(LoggerConfig(), group="logger", name="csv")
+store(TensorBoardConfig(), group="logger", name="tensorboard")
 
 
 # ---------------------------------------------------------------------------------- trainer
@@ -329,22 +389,41 @@ class Device(Enum):
 
 
 class Precision(Enum):
+    auto = "auto"  # bf16 where the device runs it natively (AVX512-BF16/AMX CPUs, Ampere+ GPUs), else fp32
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16
     fp16 = "fp16"  # autocast to float16, with gradient scaling
 
 
+RESUME_AUTO = "auto"  # trainer.resume=auto: the run dir's checkpoints/last.pt, when there is one
+
+
+def resumable(path: str) -> bool:
+    """auto (the run dir's checkpoints/last.pt, if any), or a whole checkpoint file written by torch.save"""
+    # torch.save writes a zip archive, whose directory is at its end: a file cut short has none.
+    return path == RESUME_AUTO or (existing_file(path) and zipfile.is_zipfile(path))
+
+
 @dataclass
 class TrainerConfig:
     epochs: AtLeastOne = 4
-    batch_size: AtLeastOne = 32
+    batch_size: AtLeastOne = 32  # images per forward pass; an optimizer step sees accumulate_batches of them
     seed: Annotated[int, Interval(ge=0, lt=2**32), doc("torch, NumPy and Python's random all take 32 bits")] = 0
     device: Device = Device.auto
     num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
     freeze_extractor: bool = False  # train the head only
-    precision: Precision = Precision.fp32
+    precision: Precision = Precision.auto
     channels_last: bool = False  # NHWC memory format: faster convolutions on recent GPUs
+    compile: bool = False  # torch.compile the model (eager, with a warning, where it cannot)
+    deterministic: bool = False  # torch's deterministic algorithms: same seed, same metrics.csv
     overwrite: bool = False  # replace what an earlier run left in the run dir (else: refused)
+    resume: Optional[Annotated[str, Predicate(resumable)]] = None  # a last.pt, or auto
+    label_smoothing: Annotated[float, Interval(ge=0, lt=1)] = 0.0
+    clip_grad_norm: Optional[Positive] = None  # the largest gradient norm an optimizer step takes
+    accumulate_batches: AtLeastOne = 1  # batches whose gradients add up to one optimizer step
+    early_stopping_patience: Optional[AtLeastOne] = None  # epochs without a better val acc
+    ema_decay: Optional[Annotated[float, Interval(gt=0, lt=1)]] = None  # e.g. 0.999: keep an EMA of the weights
+    profile_steps: Annotated[int, Ge(0)] = 0  # trace this many training steps into profile/
 
 
 store(TrainerConfig(), group="trainer", name="default")
@@ -364,6 +443,7 @@ class MainConfig:
             {"optimizer": "adam"},
             {"scheduler": "cosine"},
             {"trainer": "default"},
+            {"logger": "csv"},
         ]
     )
     dataset: DatasetConfig = MISSING
@@ -372,6 +452,7 @@ class MainConfig:
     optimizer: OptimizerConfig = MISSING
     scheduler: Optional[SchedulerConfig] = None
     trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = MISSING
 
 
 store(MainConfig(), name=CONFIG_NAME)
@@ -396,6 +477,22 @@ FastDebugConfig = partial_override(
     dataset={"image": {"size": 64}, "train_size": 64, "val_size": 32},
     trainer={"epochs": 1, "batch_size": 16},
 )
+# ``+debug=overfit``: two batches, many epochs, constant lr: the training loss must reach ~0,
+# or the model, the loss or the data has a bug.
+OverfitDebugConfig = partial_override(
+    "OverfitDebugConfig",
+    dataset={"image": {"size": 64}, "train_size": 32, "val_size": 32},
+    scheduler=None,
+    trainer={"epochs": 30, "batch_size": 16, "early_stopping_patience": None},
+)
+# ``+debug=profile``: torch's profiler on a few steps of a short run, trace in profile/.
+ProfileDebugConfig = partial_override(
+    "ProfileDebugConfig",
+    dataset={"image": {"size": 64}, "train_size": 128, "val_size": 32},
+    trainer={"epochs": 1, "batch_size": 16, "profile_steps": 4},
+)
 store(FastDebugConfig(), group="debug", name="fast", package="_global_")
+store(OverfitDebugConfig(), group="debug", name="overfit", package="_global_")
+store(ProfileDebugConfig(), group="debug", name="profile", package="_global_")
 
 store.add_to_hydra_store(overwrite_ok=True)

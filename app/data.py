@@ -4,10 +4,11 @@ Images come out as float tensors ``[channels, size, size]``, standardised, ready
 """
 
 import os
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from app.configs import ImageConfig
 from app.folders import class_folders, held_out, image_files
@@ -165,29 +166,48 @@ def image_folder(
     return Splits(split(train_idx), split(val_idx), classes)
 
 
+class EpochOrder(Sampler[int]):
+    """Indices ``0..size-1``: a permutation drawn from ``seed + epoch`` when shuffled (as torch's
+    ``DistributedSampler`` draws them), so that any epoch's order can be drawn again on resume;
+    ``skip`` leaves out the first images, already trained on before a stop."""
+
+    def __init__(self, size: int, seed: int, shuffle: bool) -> None:
+        self.size, self.seed, self.shuffle = size, seed, shuffle
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self) -> Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.skip, self.size))
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        return iter(order[self.skip:].tolist())
+
+    def __len__(self) -> int:
+        return max(0, self.size - self.skip)
+
+
 def loader(
-    dataset: ImageDataset, batch_size: int, shuffle: bool, seed: int, num_workers: int | None,
-    pin_memory: bool,
+    dataset: ImageDataset, batch_size: int, order: EpochOrder, num_workers: int | None, pin_memory: bool,
 ) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of ``dataset``, in a seeded order when shuffled; ``num_workers`` None: chosen here.
+    """Batches of ``dataset`` in ``order``; ``num_workers`` None: chosen here.
 
     In-memory tensors are gathered a batch at a time (a sampler of index lists, and no
     collation): one indexing op instead of ``batch_size`` item calls and a stack, which keeps the
-    loader far ahead of a GPU. The order is the same as ``DataLoader(shuffle=True)``'s.
+    loader far ahead of a GPU. The loader draws its workers' seeds from a generator of its own,
+    never from torch's global one, which a resumed run restores exactly.
     """
     workers = default_num_workers(dataset) if num_workers is None else num_workers
-    order: Sampler[int] = (
-        RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
-        if shuffle else SequentialSampler(dataset)
-    )
+    own = torch.Generator().manual_seed(order.seed)
     if isinstance(dataset, ImageTensorDataset):
         batches = BatchSampler(order, batch_size, drop_last=False)
         return DataLoader(
-            dataset, sampler=batches, batch_size=None, num_workers=workers, pin_memory=pin_memory
+            dataset, sampler=batches, batch_size=None, num_workers=workers, pin_memory=pin_memory, generator=own
         )
     return DataLoader(
         dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin_memory,
-        persistent_workers=workers > 0,
+        persistent_workers=workers > 0, generator=own,
     )
 
 

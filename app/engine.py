@@ -1,29 +1,37 @@
-"""One pass over a loader (training or evaluation) and the files a run leaves behind."""
+"""One pass over a loader (training or evaluation), the state a run checkpoints and resumes
+from, the signals that stop it cleanly, and the files it leaves behind."""
 
+import contextlib
 import csv
 import json
+import logging
 import os
+import random
+import signal
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from types import FrameType
+from typing import Any, Callable, Optional
 
+import numpy as np
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
+
+log = logging.getLogger("app.engine")
 
 METRICS_FIELDS = [
     "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"
 ]
-
-
-@dataclass
-class PassResult:
-    loss: float
-    acc: float
-    images: int
-    seconds: float
+EMA_FIELDS = ["ema_val_loss", "ema_val_acc"]
+TIMING_FIELDS = ("seconds", "images_per_s")  # the columns two identical runs may differ in
+CHECKPOINT_FORMAT = "app-train checkpoint 1"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -32,6 +40,26 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():  # the launch check refuses it first
         raise RuntimeError("trainer.device=cuda, but torch sees no CUDA device: use auto or cpu")
     return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 in hardware, not by emulation: CUDA GPUs from
+    Ampere (compute capability 8.0) on, CPUs with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cpu":
+        cpu = torch.cpu
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` is bf16 where ``device`` runs it natively (1.7x fp32 for AlexNet on a 2-core
+    AVX512-BF16 CPU, measured in docs/benchmarks.md), else fp32."""
+    if name != "auto":
+        return name
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -47,49 +75,261 @@ class Step:
 
     def __post_init__(self) -> None:
         self.dtype = AUTOCAST_DTYPES[self.precision]
-        # float16 gradients underflow without scaling; bfloat16 and float32 need none
+        # float16 gradients underflow without scaling; bfloat16 and float32 need none, and get a
+        # disabled scaler whose calls pass through: one code path for every precision.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+
+
+@dataclass
+class Training:
+    """What turns a pass into training: the optimizer and what goes with each of its steps."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: Optional[LRScheduler] = None
+    accumulate_batches: int = 1
+    clip_grad_norm: Optional[float] = None
+    label_smoothing: float = 0.0
+    ema: Optional[AveragedModel] = None
+    steps: int = 0  # optimizer steps taken in the whole run
+    on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None  # (step, loss, lr) every step
+    profiler: Optional[Any] = None  # a torch.profiler.profile, stepped after every optimizer step
+
+
+@dataclass
+class Progress:
+    """A pass so far: the batches done and the sums its figures come from."""
+
+    batches: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class PassResult:
+    loss: float
+    acc: float
+    images: int
+    seconds: float
+    progress: Progress = field(default_factory=Progress)
+    complete: bool = True  # False: stopped by a signal after ``progress.batches`` batches
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The training loss became nan or inf: the step was not taken."""
+
+
+class GracefulStop:
+    """SIGINT and SIGTERM, while installed: the first asks the run to stop after the current
+    step (``requested`` holds its number), the second stops it at once (``Interrupted``)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested: Optional[int] = None
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        if self.requested is not None:
+            raise Interrupted(signum)
+        self.requested = signum
+        log.warning("%s: stopping after this step (send it again to stop at once)", signal.Signals(signum).name)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["GracefulStop"]:
+        if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+            yield self
+            return
+        previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second signal: the run stops where it is (its last checkpoint stays as it was)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Stopped(Exception):
+    """The run stopped on a signal after writing ``checkpoints/last.pt``."""
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 def run_pass(
     model: nn.Module,
     loader: DataLoader[tuple[torch.Tensor, torch.Tensor]],
     step: Step,
-    optimizer: Optional[torch.optim.Optimizer] = None,
+    training: Optional[Training] = None,
     desc: str = "",
+    start: Optional[Progress] = None,
+    stop: Optional[GracefulStop] = None,
 ) -> PassResult:
-    """Train on every batch when given an optimizer, else evaluate without gradients."""
-    training = optimizer is not None
+    """Train on every batch when given ``training``, else evaluate without gradients.
+
+    ``start`` continues a pass stopped part-way (the loader then skips the batches it did).
+    Training stops early, at an optimizer step, when ``stop`` has been requested.
+    """
     device = step.device
-    model.train(training)
-    loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
-    scaling = step.scaler.is_enabled()
-    start = time.perf_counter()
-    with torch.set_grad_enabled(training):
-        for images, labels in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
+    model.train(training is not None)
+    start = start or Progress()
+    loss_sum = torch.tensor(start.loss_sum, device=device)  # summed on the device: no sync per step
+    correct = torch.tensor(start.correct, device=device, dtype=torch.long)
+    seen, batches, total = start.seen, start.batches, start.batches + len(loader)
+    accumulate = training.accumulate_batches if training else 1
+    complete = True
+    began = time.perf_counter()
+    with torch.set_grad_enabled(training is not None):
+        bar = tqdm(loader, desc=desc, leave=False, disable=None, unit="batch", initial=batches, total=total)
+        for images, labels in bar:
             images = images.to(device, non_blocking=True, memory_format=step.memory_format)
             labels = labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=step.dtype, enabled=step.dtype is not None):
                 logits = model(images)
-                loss = nn.functional.cross_entropy(logits, labels)
-            if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
-                if scaling:
-                    step.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-                    step.scaler.step(optimizer)
-                    step.scaler.update()
-                else:  # fp32 and bf16 need no scaler: skip its calls, a few us a step
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    optimizer.step()
+                loss = nn.functional.cross_entropy(
+                    logits, labels, label_smoothing=training.label_smoothing if training else 0.0
+                )
+            batches += 1
+            if training is not None:
+                # A sync per step (~10 us), so that a nan never reaches the weights.
+                if not torch.isfinite(loss):
+                    raise NonFiniteLoss(f"the training loss is {loss.item()} at batch {batches}/{total}")
+                step.scaler.scale(loss / accumulate).backward()  # type: ignore[no-untyped-call]
+                if batches % accumulate == 0 or batches == total:
+                    optimizer_step(training, step, model, loss.detach())
+                    if stop is not None and stop.requested is not None and batches < total:
+                        complete = False
             # Each op here is a kernel launch per step, which a fast GPU waits on: keep them few.
             loss_sum.add_(loss.detach(), alpha=len(labels))
             correct.add_((logits.argmax(1) == labels).sum())
             seen += len(labels)
-    seconds = time.perf_counter() - start
-    return PassResult(loss_sum.item() / max(seen, 1), correct.item() / max(seen, 1), seen, seconds)
+            if not complete:
+                break
+        bar.close()
+    seconds = start.seconds + time.perf_counter() - began
+    progress = Progress(batches, loss_sum.item(), int(correct.item()), seen, seconds)
+    return PassResult(progress.loss_sum / max(seen, 1), progress.correct / max(seen, 1), seen, seconds, progress, complete)
+
+
+def optimizer_step(training: Training, step: Step, model: nn.Module, loss: torch.Tensor) -> None:
+    """One optimizer step on the gradients accumulated so far, then what follows it."""
+    optimizer = training.optimizer
+    if training.clip_grad_norm is not None:
+        step.scaler.unscale_(optimizer)  # clip the true gradients, not fp16's scaled ones
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        nn.utils.clip_grad_norm_(params, training.clip_grad_norm)
+    step.scaler.step(optimizer)
+    step.scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    training.steps += 1
+    if training.on_step is not None:
+        training.on_step(training.steps, loss, optimizer.param_groups[0]["lr"])
+    if training.scheduler is not None:
+        training.scheduler.step()
+    if training.ema is not None:
+        training.ema.update_parameters(model)
+    if training.profiler is not None:
+        training.profiler.step()
+
+
+def exponential_average(model: nn.Module, decay: float) -> AveragedModel:
+    """An EMA of ``model``'s weights and buffers, as torchvision's reference trainer keeps."""
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)  # type: ignore[no-untyped-call]
+
+
+def compiled(model: nn.Module, images: torch.Tensor, step: Step) -> nn.Module:
+    """``torch.compile(model)``, tried on ``images`` in training and in evaluation; ``model``
+    itself, with a warning, where it does not compile. The trial changes nothing in ``model``."""
+    kept = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    fast: nn.Module = torch.compile(model)  # type: ignore[assignment]
+    images = images.to(step.device, memory_format=step.memory_format)
+    try:
+        with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
+            fast.train()
+            fast(images).float().sum().backward()
+            fast.eval()
+            with torch.no_grad():
+                fast(images)
+    except Exception as error:  # torch.compile raises many kinds (no compiler, an unsupported op)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        log.warning("trainer.compile=true: torch.compile failed (%s); training without it", reason)
+        fast = model
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.load_state_dict(kept)
+        torch.set_rng_state(rng)
+    return fast
+
+
+class StepProfiler:
+    """torch's profiler over the first ``steps`` optimizer steps: a Chrome trace and a table of
+    the costliest ops in ``out_dir``."""
+
+    def __init__(self, steps: int, out_dir: Path, device: torch.device) -> None:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        self.steps, self.out_dir, self.taken = steps, out_dir, 0
+        self.profile = profile(activities=activities, record_shapes=True)
+        self.profile.start()
+
+    def step(self) -> None:
+        self.taken += 1
+        if self.taken == self.steps:
+            self.profile.stop()
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.profile.export_chrome_trace(str(self.out_dir / "trace.json"))
+            table = self.profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+            (self.out_dir / "ops.txt").write_text(table + "\n")
+            log.info("profile of %d steps in %s (open trace.json in chrome://tracing or Perfetto)", self.steps, self.out_dir)
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool) -> Iterator[None]:
+    """torch's deterministic algorithms while the run lasts (then as they were)."""
+    if not enabled:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.benchmark = before[1]
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def rng_state() -> dict[str, Any]:
+    """Every random number generator a run draws from, in types ``torch.load`` reads safely."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    return {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def write_atomically(path: Path, write: Any) -> None:
@@ -103,48 +343,108 @@ def write_atomically(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, config: dict[str, Any]
-) -> None:
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "config": config,
-    }
-    write_atomically(path, lambda tmp: torch.save(state, tmp))
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    write_atomically(path, lambda tmp: torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp))
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, was not written by this app, or does not fit the model."""
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """A checkpoint ``save_checkpoint`` wrote, read without running any pickled code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} cannot be read as a checkpoint ({reason}): it may be cut short or not a torch file"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} was not written by app-train (a plain torchvision state dict goes to "
+            "feature_extractor.checkpoint=)"
+        )
+    return state
+
+
+def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
+    """``module.load_state_dict(weights)``, refused with the differing names and shapes named."""
+    own = module.state_dict()
+    missing, extra = sorted(own.keys() - weights.keys()), sorted(weights.keys() - own.keys())
+    differ = [k for k in own.keys() & weights.keys() if own[k].shape != weights[k].shape]
+    if missing or extra or differ:
+        lines = [f"{k}: the checkpoint has {list(weights[k].shape)}, this config builds {list(own[k].shape)}"
+                 for k in sorted(differ)[:3]]
+        lines += [f"{k}: not in the checkpoint" for k in missing[:3]]
+        lines += [f"{k}: in the checkpoint, not in this model" for k in extra[:3]]
+        raise CheckpointError(
+            f"{what} does not fit the model this config builds; " + "; ".join(lines)
+            + ": resume with the model settings it was trained with (its config is saved beside it)"
+        )
+    module.load_state_dict(weights)
+
+
+# ------------------------------------------------------------------------------- metrics
 def save_json(path: Path, data: dict[str, Any]) -> None:
     write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
 
 
 class MetricsLog:
-    """``metrics.csv``: one row per epoch, flushed as it is written."""
+    """``metrics.csv``: one row per epoch, on disk as it is written; ``rows`` holds them all.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with path.open("w", newline="") as f:
-            csv.DictWriter(f, METRICS_FIELDS).writeheader()
+    ``keep`` continues a run: the rows of its first ``keep`` epochs are kept (read from
+    ``earlier`` when the run dir has none yet), any later one is dropped.
+    """
+
+    def __init__(self, path: Path, fields: list[str], keep: int = 0, earlier: Optional[Path] = None) -> None:
+        self.path, self.fields = path, fields
+        source = path if path.exists() else earlier
+        self.rows: list[dict[str, Any]] = []
+        if keep and source is not None and source.exists():
+            with source.open(newline="") as f:
+                rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+            self.rows = [row for row in rows if row["epoch"] <= keep]
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fields, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self.rows)
+
+        write_atomically(path, write)
 
     def append(self, row: dict[str, Any]) -> None:
         """One whole line, on disk before the epoch counts as done."""
         with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, METRICS_FIELDS).writerow(row)
+            csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
             f.flush()
             os.fsync(f.fileno())
+        self.rows.append(row)
 
 
-def epoch_row(epoch: int, lr: float, train: PassResult, val: PassResult) -> dict[str, Any]:
-    seconds = train.seconds + val.seconds
-    return {
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def epoch_row(
+    epoch: int, lr: float, train: PassResult, val: PassResult, ema: Optional[PassResult] = None
+) -> dict[str, Any]:
+    row = {
         "epoch": epoch,
         "train_loss": round(train.loss, 6),
         "train_acc": round(train.acc, 6),
         "val_loss": round(val.loss, 6),
         "val_acc": round(val.acc, 6),
-        "lr": lr,
-        "seconds": round(seconds, 3),
+        "lr": float(f"{lr:.6g}"),
+        "seconds": round(train.seconds + val.seconds + (ema.seconds if ema else 0.0), 3),
         "images_per_s": round(train.images / train.seconds, 1) if train.seconds else 0.0,
     }
-
+    if ema is not None:
+        row |= {"ema_val_loss": round(ema.loss, 6), "ema_val_acc": round(ema.acc, 6)}
+    return row

@@ -12,7 +12,9 @@ from typing import Optional
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # What a run writes in its dir, besides Hydra's .hydra/ and the job's log.
-METRICS, SUMMARY, CHECKPOINTS = "metrics.csv", "summary.json", "checkpoints"
+METRICS, SUMMARY, CHECKPOINTS, CONFIG = "metrics.csv", "summary.json", "checkpoints", "config.yaml"
+CURVES, TENSORBOARD, PROFILE = "curves.png", "tensorboard", "profile"
+LAST = os.path.join(CHECKPOINTS, "last.pt")  # what trainer.resume=auto continues from
 LOCK = ".lock"  # held by the live run, with its pid in it
 
 
@@ -34,7 +36,8 @@ def held_out(images: int, val_fraction: float) -> int:
 
 def run_artefacts(run_dir: str) -> list[str]:
     """The artefacts of a run already in ``run_dir`` (none if it does not exist)."""
-    return [name for name in (METRICS, SUMMARY, CHECKPOINTS) if os.path.exists(os.path.join(run_dir, name))]
+    names = (METRICS, SUMMARY, CHECKPOINTS, CONFIG, CURVES, TENSORBOARD, PROFILE)
+    return [name for name in names if os.path.exists(os.path.join(run_dir, name))]
 
 
 def remove_run_artefacts(run_dir: str) -> None:

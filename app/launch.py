@@ -34,7 +34,7 @@ from app.checks import (
     suggest,
     unknown_key,
 )
-from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE, MainConfig
+from app.configs import CONFIG_NAME, JOB_NAME, RESUME_AUTO, VERSION_BASE, MainConfig
 
 HELP_HEADER = """== app-train ==
 Fine-tune a classification head on a torchvision CNN. Every config is typed Python.
@@ -448,7 +448,7 @@ def absolute_paths(cfg: DictConfig, launch_dir: str) -> None:
     for node in _typed_nodes(cfg):
         for name, hint in field_hints(OmegaConf.get_type(node)).items():  # type: ignore[arg-type]
             value = node.get(name) if is_path(hint) else None
-            if isinstance(value, str) and not os.path.isabs(value):
+            if isinstance(value, str) and not os.path.isabs(value) and value != RESUME_AUTO:
                 node[name] = os.path.join(launch_dir, value)
 
 

@@ -5,12 +5,20 @@ is imported inside it, so that ``--help``, ``--cfg``, tab completion and a refus
 pay for it.
 """
 
+import contextlib
+import dataclasses
 import logging
+import math
 import os
+import shlex
+import shutil
+import signal
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from app import folders, launch
 from app.checks import ConfigError, check_config
-from app.configs import CONFIG_NAME, VERSION_BASE
+from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE
 
 log = logging.getLogger("app.train")
 
@@ -27,54 +35,115 @@ log = logging.getLogger("app.train")
 def train(cfg: DictConfig, output_dir: Path) -> float:
     """Check ``cfg`` as the launch check would, then ``run`` it: for callers from Python.
 
-    Raises ``app.checks.ConfigError`` before anything is created when ``cfg`` breaks a rule.
+    Logs what the CLI logs, to the console and to ``output_dir/train.log``. Raises
+    ``app.checks.ConfigError`` before anything is created when ``cfg`` breaks a rule.
     """
     problems = check_config(cfg)
     if problems:
         raise ConfigError(problems)
-    return run(cfg, output_dir)
+    with _logging_like_the_cli(output_dir):
+        return run(cfg, output_dir)
+
+
+@contextlib.contextmanager
+def _logging_like_the_cli(output_dir: Path) -> Iterator[None]:
+    """The app's log lines on the console and in ``train.log``, as Hydra's job logging writes
+    them; nothing is added under Hydra, which does that already."""
+    if HydraConfig.initialized():
+        yield
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    app_log = logging.getLogger("app")
+    handlers: list[logging.Handler] = [logging.FileHandler(output_dir / f"{JOB_NAME}.log")]
+    if not logging.getLogger().handlers:  # a notebook or script that set up no logging
+        handlers.append(logging.StreamHandler())
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"))
+        app_log.addHandler(handler)
+    level = app_log.level
+    app_log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        app_log.setLevel(level)
+        for handler in handlers:
+            app_log.removeHandler(handler)
+            handler.close()
+
+
+def resume_from(cfg: DictConfig, output_dir: Path) -> Optional[Path]:
+    """The checkpoint ``trainer.resume`` names: a path, or for ``auto`` the run dir's
+    ``checkpoints/last.pt`` when there is one."""
+    resume = cfg.trainer.resume
+    if resume is None:
+        return None
+    if resume == "auto":
+        last = output_dir / folders.LAST
+        return last if last.is_file() else None
+    return Path(resume)
 
 
 def run(cfg: DictConfig, output_dir: Path) -> float:
     """Fine-tune the model ``cfg`` describes in ``output_dir``, which no other live run may be
-    writing in, and no earlier run's artefacts may be left in unless ``trainer.overwrite``.
+    writing in, and no earlier run's artefacts may be left in unless ``trainer.overwrite`` (or
+    ``trainer.resume`` continues that run).
 
     ``cfg`` must be checked already. Returns the best validation accuracy (what a sweeper
     optimises).
     """
     with folders.run_lock(str(output_dir)):
         left = folders.run_artefacts(str(output_dir))
-        if left and not cfg.trainer.overwrite:
+        if left and not cfg.trainer.overwrite and resume_from(cfg, output_dir) is None:
             raise FileExistsError(
-                f"{output_dir} holds an earlier run ({', '.join(left)}): choose another run dir, "
-                "or set trainer.overwrite=true to replace it"
+                f"{output_dir} holds an earlier run ({', '.join(left)}): choose another run dir, set "
+                "trainer.resume=auto to continue it, or trainer.overwrite=true to replace it"
             )
-        if left:
+        if left and cfg.trainer.overwrite:
             log.warning("replacing the earlier run in %s (trainer.overwrite=true)", output_dir)
             folders.remove_run_artefacts(str(output_dir))
         return fit(cfg, output_dir)
 
 
+def resume_command(output_dir: Path) -> str:
+    """The command that continues this run from its ``last.pt``."""
+    if not HydraConfig.initialized():
+        return f"train(cfg, {str(output_dir)!r}) with trainer.resume=auto"
+    program = "python -m app.train" if sys.argv[0].endswith(os.path.join("app", "train.py")) else "app-train"
+    keep = [o for o in HydraConfig.get().overrides.task if not o.startswith(("trainer.resume=", "trainer.overwrite="))]
+    return shlex.join([*program.split(), *keep, f"hydra.run.dir={output_dir}", "trainer.resume=auto"])
+
+
 def fit(cfg: DictConfig, output_dir: Path) -> float:
-    """The job, top to bottom: config -> data -> model -> optimizer -> epochs -> artefacts."""
+    """The job, top to bottom: config -> data -> model -> optimizer -> resume -> epochs -> artefacts."""
+    import random
+
+    import numpy as np
     import torch
     from hydra.utils import instantiate
 
-    from app import data, engine
+    from app import data, engine, loggers
     from app.models import ImageClassifier
 
     t = cfg.trainer
     output_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(t.seed)
-    device = engine.resolve_device(t.device.value)
-    step = engine.Step(device, t.precision.value, t.channels_last)
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
+    engine.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp))
+    resume = resume_from(cfg, output_dir)
+    state = engine.load_checkpoint(str(resume)) if resume is not None else None  # refused before any work
+    torch.manual_seed(t.seed)
+    random.seed(t.seed)
+    np.random.seed(t.seed)
+    device = engine.resolve_device(t.device.value)
+    step = engine.Step(device, engine.resolve_precision(t.precision.value, device), t.channels_last)
 
-    # Data
+    # Data: each epoch's order is drawn from the seed and the epoch, so a resumed run draws it again
     splits: data.Splits = instantiate(cfg.dataset)
     pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
-    train_loader = data.loader(splits.train, t.batch_size, True, t.seed, t.num_workers, pin)
-    val_loader = data.loader(splits.val, t.batch_size, False, t.seed, t.num_workers, pin)
+    train_order = data.EpochOrder(len(splits.train), t.seed, shuffle=True)
+    train_loader = data.loader(splits.train, t.batch_size, train_order, t.num_workers, pin)
+    val_loader = data.loader(splits.val, t.batch_size, data.EpochOrder(len(splits.val), t.seed, False), t.num_workers, pin)
+    batches_per_epoch = len(train_loader)
+    steps_per_epoch = math.ceil(batches_per_epoch / t.accumulate_batches)
 
     # Model: the extractor and the head are each built from their own config node
     model = ImageClassifier(
@@ -83,41 +152,121 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     model.to(memory_format=step.memory_format)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = instantiate(cfg.optimizer)(trainable)
-    scheduler = instantiate(cfg.scheduler)(optimizer) if cfg.scheduler is not None else None
+    scheduler = instantiate(cfg.scheduler)(optimizer, steps_per_epoch) if cfg.scheduler is not None else None
+    ema = engine.exponential_average(model, t.ema_decay) if t.ema_decay is not None else None
+    training = engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
     log.info(
-        "%d train / %d val images, %d classes, %s px x %d ch | %.2fM trainable parameters | %s",
+        "%d train / %d val images, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s",
         len(splits.train), len(splits.val), splits.classes, cfg.dataset.image.size,
-        cfg.dataset.image.channels, sum(p.numel() for p in trainable) / 1e6, device,
+        cfg.dataset.image.channels, sum(p.numel() for p in trainable) / 1e6, device, step.precision,
     )
 
-    # Epochs: train, validate, log one line, keep the last and the best checkpoint
-    metrics = engine.MetricsLog(output_dir / folders.METRICS)
-    best: dict[str, Any] = {}
-    last: dict[str, Any] = {}
-    started = time.perf_counter()
-    for epoch in range(1, t.epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        train_pass = engine.run_pass(model, train_loader, step, optimizer, f"epoch {epoch} train")
-        val_pass = engine.run_pass(model, val_loader, step, None, f"epoch {epoch} val")
+    # Resume: weights and optimizer moments from the checkpoint; the lr schedule replayed to its
+    # step under this config (so a longer trainer.epochs extends it); the random state last.
+    done, progress, best, waited = 0, engine.Progress(), {}, 0
+    if state is not None:
+        what = f"trainer.resume={resume}"
+        engine.load_weights(model, state["model"], what)
+        done, progress, best, waited = state["epoch"], engine.Progress(**state["progress"]), state["best"], state["waited"]
+        training.steps = state["steps"]
         if scheduler is not None:
-            scheduler.step()
-        last = engine.epoch_row(epoch, lr, train_pass, val_pass)
-        metrics.append(last)
-        log.info(
-            "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f | lr %.3g | %.1fs, %.0f img/s",
-            epoch, t.epochs, last["train_loss"], last["train_acc"], last["val_loss"],
-            last["val_acc"], lr, last["seconds"], last["images_per_s"],
-        )
-        engine.save_checkpoint(output_dir / folders.CHECKPOINTS / "last.pt", model, optimizer, epoch, config)
-        if not best or last["val_acc"] > best["val_acc"]:
-            best = last
-            engine.save_checkpoint(output_dir / folders.CHECKPOINTS / "best.pt", model, optimizer, epoch, config)
+            with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(training.steps):
+                    scheduler.step()
+        scheduled = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except ValueError as error:
+            raise engine.CheckpointError(f"{what}: its optimizer state does not fit this optimizer ({error})") from None
+        if scheduler is not None:
+            for group, hyper in zip(optimizer.param_groups, scheduled):
+                group.update(hyper)
+        if state["scaler"]:
+            step.scaler.load_state_dict(state["scaler"])
+        if ema is not None and state["ema"] is not None:
+            engine.load_weights(ema, state["ema"], f"{what} (its EMA)")
+        log.info("resuming %s: %d epochs done%s", resume, done,
+                 f", and {progress.batches} batches of epoch {done + 1}" if progress.batches else "")
+    forward = engine.compiled(model, next(iter(train_loader))[0], step) if t.compile else model
+    metrics = engine.MetricsLog(
+        output_dir / folders.METRICS, engine.METRICS_FIELDS + (engine.EMA_FIELDS if ema else []), keep=done,
+        earlier=resume.parent.parent / folders.METRICS if resume is not None else None,
+    )
+    logger: loggers.Logger = instantiate(cfg.logger)(output_dir, training.steps)
+    training.on_step = lambda n, loss, lr: logger.step(n, loss.item(), lr) if logger.wants_step(n) else None
+    if t.profile_steps:
+        training.profiler = engine.StepProfiler(t.profile_steps, output_dir / folders.PROFILE, device)
+    if state is not None:
+        engine.set_rng_state(state["rng"])
+
+    lr = 0.0  # the lr each epoch starts with (its metrics row shows it)
+
+    def checkpoint(epoch: int, partial: engine.Progress) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": step.scaler.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "steps": training.steps,
+            "progress": dataclasses.asdict(partial), "epoch_lr": lr, "best": best, "waited": waited, "rng": engine.rng_state(),
+            "config": config,
+        }
+
+    def stopped(stop: engine.GracefulStop, where: str) -> engine.Stopped:
+        signum = stop.requested or signal.SIGTERM
+        return engine.Stopped(signum, (
+            f"{signal.Signals(signum).name}: stopped {where}; checkpoints/last.pt holds the run so far. "
+            f"To resume: {resume_command(output_dir)}"
+        ))
+
+    # Epochs: train, validate, log one line, keep the last and the best checkpoint
+    last: dict[str, Any] = metrics.rows[-1] if metrics.rows else {}
+    checkpoints = output_dir / folders.CHECKPOINTS
+    started, stopped_early = time.perf_counter(), None
+    stop = engine.GracefulStop()
+    with stop.installed(), engine.deterministic(t.deterministic):
+        for epoch in range(done + 1, t.epochs + 1):
+            train_order.set_epoch(epoch, skip=progress.batches * t.batch_size)
+            lr = state["epoch_lr"] if state is not None and progress.batches else optimizer.param_groups[0]["lr"]
+            try:
+                train_pass = engine.run_pass(forward, train_loader, step, training, f"epoch {epoch} train", progress, stop)
+            except engine.NonFiniteLoss as error:
+                kept = f"checkpoints/last.pt holds epoch {done}" if done else "no checkpoint was written"
+                raise engine.NonFiniteLoss(f"epoch {epoch}: {error}; the run stopped ({kept})") from None
+            progress = engine.Progress()
+            if not train_pass.complete:
+                engine.save_checkpoint(checkpoints / "last.pt", checkpoint(epoch - 1, train_pass.progress))
+                raise stopped(stop, f"at epoch {epoch}, batch {train_pass.progress.batches}/{batches_per_epoch}")
+            val_pass = engine.run_pass(forward, val_loader, step, None, f"epoch {epoch} val")
+            ema_pass = engine.run_pass(ema.module, val_loader, step, None, "EMA val") if ema is not None else None
+            last = engine.epoch_row(epoch, lr, train_pass, val_pass, ema_pass)
+            metrics.append(last)
+            logger.epoch(training.steps, last)
+            improved = not best or last["val_acc"] > float(best["val_acc"])
+            best, waited = (last, 0) if improved else (best, waited + 1)
+            done = epoch
+            engine.save_checkpoint(checkpoints / "last.pt", checkpoint(epoch, progress))
+            if improved:
+                shutil.copyfile(checkpoints / "last.pt", checkpoints / ".best.pt.tmp")  # the same state
+                os.replace(checkpoints / ".best.pt.tmp", checkpoints / "best.pt")
+            loggers.plot_curves(metrics.rows, output_dir / folders.CURVES, int(best["epoch"]))
+            log.info(
+                "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f%s | lr %.3g | %.1fs, %.0f img/s",
+                epoch, t.epochs, last["train_loss"], last["train_acc"], last["val_loss"], last["val_acc"],
+                f" | EMA val acc {last['ema_val_acc']:.3f}" if ema is not None else "", lr, last["seconds"],
+                last["images_per_s"],
+            )
+            if stop.requested is not None and epoch < t.epochs:
+                raise stopped(stop, f"after epoch {epoch}")
+            if t.early_stopping_patience is not None and waited >= t.early_stopping_patience:
+                stopped_early = epoch
+                log.info("early stopping: val acc has not improved for %d epochs", waited)
+                break
+    logger.close()
 
     engine.save_json(
         output_dir / folders.SUMMARY,
-        {"final": last, "best": best, "seconds": round(time.perf_counter() - started, 3)},
+        {"final": last, "best": best, "stopped_early": stopped_early, "seconds": round(time.perf_counter() - started, 3)},
     )
-    log.info("best val acc %.3f at epoch %d; artefacts in %s", best["val_acc"], best["epoch"], output_dir)
+    log.info("best val acc %.3f at epoch %d; artefacts in %s", float(best["val_acc"]), int(best["epoch"]), output_dir)
     return float(best["val_acc"])
 
 
@@ -127,7 +276,12 @@ def failure(error: BaseException) -> str:
     if isinstance(error, folders.RunDirBusy):
         hint = "wait for that run, or choose another hydra.run.dir"
     elif isinstance(error, FileExistsError):
-        hint = "choose another hydra.run.dir, or add trainer.overwrite=true"
+        hint = "choose another hydra.run.dir, or add trainer.resume=auto or trainer.overwrite=true"
+    elif isinstance(error, FloatingPointError):  # app.engine.NonFiniteLoss
+        hint = ("lower optimizer.lr, or set trainer.clip_grad_norm (e.g. 1.0) or scheduler.warmup_epochs; "
+                "trainer.precision=fp32 rules out a bf16/fp16 overflow")
+    elif type(error).__name__ == "CheckpointError":
+        hint = "give trainer.resume a checkpoints/last.pt or best.pt this app wrote, for this model"
     elif "URLError" in text or "urlopen error" in text:
         hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
     elif isinstance(error, MemoryError) or "out of memory" in text.lower() or "not enough memory" in text:
@@ -145,6 +299,10 @@ def hydra_main(cfg: DictConfig) -> float:
     try:
         return run(cfg, Path(hydra_config.runtime.output_dir))
     except Exception as error:
+        engine = sys.modules.get("app.engine")  # loaded by any run that got as far as a signal
+        if engine is not None and isinstance(error, engine.Stopped):
+            log.warning("%s", error)
+            sys.exit(128 + error.signum)  # 130 for SIGINT, 143 for SIGTERM, as the shell reports them
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         log.error("%s", failure(error))  # on the console and in the run's log
@@ -165,11 +323,11 @@ def main() -> None:
             sys.exit(1)
         try:
             hydra_main()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as error:  # a second signal (app.engine.Interrupted), or one before the run
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            sys.stderr.write("Interrupted: the run stopped; checkpoints/last.pt holds its last finished epoch.\n")
-            sys.exit(130)
+            sys.stderr.write("Interrupted: the run stopped at once; checkpoints/last.pt holds its last saved state.\n")
+            sys.exit(128 + getattr(error, "signum", signal.SIGINT))
 
 
 if __name__ == "__main__":

@@ -89,7 +89,8 @@ def build_app(args: argparse.Namespace, frozen: bool) -> AppJob:
     device = engine.resolve_device(t.device.value)
     step = engine.Step(device, t.precision.value, t.channels_last)
     splits: data.Splits = instantiate(cfg.dataset)
-    loader = data.loader(splits.train, t.batch_size, True, t.seed, t.num_workers, device.type == "cuda")
+    loader = data.loader(splits.train, t.batch_size, data.EpochOrder(len(splits.train), t.seed, True), t.num_workers,
+                         device.type == "cuda")
     model = ImageClassifier(
         instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor
     ).to(device)
@@ -150,7 +151,7 @@ def compare(args: argparse.Namespace, frozen: bool) -> dict[str, Any]:
     device = app.step.device
 
     def run_app() -> int:
-        return engine.run_pass(app.model, app.loader, app.step, app.optimizer).images
+        return engine.run_pass(app.model, app.loader, app.step, engine.Training(app.optimizer)).images
 
     def run_plain() -> int:
         return plain.train_pass(plain_batches)
@@ -207,7 +208,7 @@ def step_overhead(args: argparse.Namespace) -> dict[str, Any]:
     plain_scaler = job.step.scaler if job.step.scaler.is_enabled() else None
 
     def run_app() -> int:
-        return engine.run_pass(app_model, cast(Batches, batches), job.step, app_optimizer).images
+        return engine.run_pass(app_model, cast(Batches, batches), job.step, engine.Training(app_optimizer)).images
 
     def run_plain() -> int:
         return plain_loop.train_pass(plain_model, plain_optimizer, batches, device, job.step.dtype,

@@ -45,12 +45,14 @@ def test_tiny_run_writes_every_artefact(tiny_run: dict[str, Any]) -> None:
 
     for name in ["last.pt", "best.pt"]:
         checkpoint = torch.load(run_dir / "checkpoints" / name, weights_only=True)
-        assert set(checkpoint) == {"model", "optimizer", "epoch", "config"}
+        assert {"format", "model", "optimizer", "scaler", "epoch", "steps", "rng", "config"} <= set(checkpoint)
         assert checkpoint["config"]["dataset"]["image"]["size"] == 64
         assert checkpoint["config"]["trainer"]["device"] == "auto"
         assert any(key.startswith("head.") for key in checkpoint["model"])
     assert torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 2
     assert not list(run_dir.rglob("*.tmp"))
+    assert (run_dir / "curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["epochs"] == 2
 
 
 def test_large_head_trains(tmp_path: Path) -> None:
@@ -107,9 +109,10 @@ def test_help_lists_groups_and_their_options(tmp_path: Path) -> None:
         "dataset: digits, fake",
         "feature_extractor: alexnet, resnet18",
         "optimizer: adam, adamw, sgd",
-        "scheduler: cosine, step",
+        "scheduler: constant, cosine, onecycle, step",
         "trainer: default",
-        "debug: fast",
+        "logger: csv, tensorboard",
+        "debug: fast, overfit, profile",
     ]:
         assert line in result.stdout
 

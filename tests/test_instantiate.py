@@ -95,11 +95,16 @@ def test_optimizer_nodes_are_partials_of_torch_optimizers(option: str) -> None:
     assert optimizer.param_groups[0]["lr"] == 0.5
 
 
-@pytest.mark.parametrize(("option", "kind"), [("cosine", "CosineAnnealingLR"), ("step", "StepLR")])
+@pytest.mark.parametrize(("option", "kind"), [
+    ("constant", "ConstantLR"), ("cosine", "CosineAnnealingLR"), ("onecycle", "OneCycleLR"), ("step", "StepLR")
+])
 def test_scheduler_nodes_wrap_the_optimizer(option: str, kind: str) -> None:
     cfg = compose_config([f"scheduler={option}"])
     optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
-    assert type(instantiate(cfg.scheduler)(optimizer)).__name__ == kind
+    assert type(instantiate(cfg.scheduler)(optimizer, 10)).__name__ == kind
+    if option != "onecycle":  # its warm-up is its own rise
+        warmed = compose_config([f"scheduler={option}", "scheduler.warmup_epochs=1"])
+        assert type(instantiate(warmed.scheduler)(optimizer, 10)).__name__ == "SequentialLR"
 
 
 def test_nodes_without_target_instantiate_to_themselves() -> None:
@@ -157,18 +162,18 @@ def test_folder_dataset_reads_images_from_disk(image_folder: Path) -> None:
 
 
 def test_loader_batches_in_memory_images_whole_and_seeded() -> None:
-    from app.data import ImageTensorDataset, loader
+    from app.data import EpochOrder, ImageTensorDataset, loader
 
     dataset = ImageTensorDataset(torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2), torch.arange(10), 3)
-    batches = list(loader(dataset, 4, True, 7, None, False))
+    batches = list(loader(dataset, 4, EpochOrder(10, 7, True), None, False))
     images = torch.cat([b[0] for b in batches])
     labels = torch.cat([b[1] for b in batches])
     assert [len(b[1]) for b in batches] == [4, 4, 2]
     assert images.shape == (10, 3, 2, 2) and all(b[0].is_contiguous() for b in batches)  # pinnable
     assert sorted(labels.tolist()) == list(range(10)) and labels.tolist() != list(range(10))
     assert torch.equal(images[:, 2, 0, 0], labels.float())  # each image stays with its label
-    assert torch.equal(labels, torch.cat([b[1] for b in loader(dataset, 4, True, 7, None, False)]))
-    assert [b[1].tolist() for b in loader(dataset, 4, False, 7, None, False)][0] == [0, 1, 2, 3]
+    assert torch.equal(labels, torch.cat([b[1] for b in loader(dataset, 4, EpochOrder(10, 7, True), None, False)]))
+    assert [b[1].tolist() for b in loader(dataset, 4, EpochOrder(10, 7, False), None, False)][0] == [0, 1, 2, 3]
 
 
 def test_the_digits_facts_on_its_config_are_sklearns() -> None:

@@ -17,10 +17,12 @@ ALLOWED = {
     "folders": set(),
     "checks": {"configs", "folders"},
     "launch": {"configs", "checks"},
-    "train": {"configs", "checks", "launch", "data", "engine", "models", "folders"},
+    "train": {"configs", "checks", "launch", "data", "engine", "loggers", "models", "folders"},
     "data": {"configs", "folders"},
     "models": {"configs"},
+    "schedules": {"configs"},
     "engine": set(),
+    "loggers": {"engine", "folders"},
 }
 
 

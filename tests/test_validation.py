@@ -347,7 +347,7 @@ def test_every_bound_in_the_annotations_is_enforced(overrides: list[str], key: s
 
 def test_bounds_are_tested_for_every_group() -> None:
     assert {key.split(".")[0] for _, key in bound_cases()} == {
-        "dataset", "feature_extractor", "classifier", "optimizer", "scheduler", "trainer"}
+        "dataset", "feature_extractor", "classifier", "optimizer", "scheduler", "trainer", "logger"}
 
 
 # ------------------------------------- the launch validator agrees with pydantic's TypeAdapter
