@@ -598,7 +598,7 @@ def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
 @cross_rule(
     "the run dir (hydra.run.dir, or each sweep job's dir under hydra.sweep.dir) is named, can be made, "
     "no live run writes in it, and it holds no earlier run unless trainer.overwrite=true or trainer.resume "
-    "continues it (not both)"
+    "continues it"
 )
 def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
     from app.folders import LAST, lock_holder, run_artefacts
@@ -618,10 +618,6 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
                       f"choose another {key}")
         return
     resume, overwrite = cfg.trainer.resume, cfg.trainer.overwrite
-    if resume is not None and overwrite:
-        yield Problem("trainer.overwrite", "true", "false when trainer.resume is set: a run is continued or "
-                      "replaced, not both", "drop trainer.overwrite=true to continue the run, or trainer.resume")
-        return
     continued = resume is not None and (resume != RESUME_AUTO or os.path.isfile(os.path.join(run_dir, LAST)))
     holder, left = lock_holder(run_dir), run_artefacts(run_dir)
     if holder is not None:
@@ -631,6 +627,13 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
         yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
                       f"choose another {key}, add trainer.resume=auto to continue that run, or "
                       "trainer.overwrite=true to replace it")
+
+
+@cross_rule("trainer.resume and trainer.overwrite=true are not both set: a run is continued or replaced")
+def _resume_or_overwrite(cfg: DictConfig) -> Iterator[Problem]:
+    if cfg.trainer.resume is not None and cfg.trainer.overwrite:
+        yield Problem("trainer.overwrite", "true", "false when trainer.resume is set: a run is continued or "
+                      "replaced, not both", "drop trainer.overwrite=true to continue the run, or trainer.resume")
 
 
 @cross_rule("scheduler.warmup_epochs < trainer.epochs: the warm-up ends inside the run")

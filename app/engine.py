@@ -343,6 +343,14 @@ def write_atomically(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
+def link_atomically(source: Path, path: Path) -> None:
+    """Give ``source``'s file (written whole already) a second name, ``path``: no copy."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.link(source, tmp)
+    os.replace(tmp, path)
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     write_atomically(path, lambda tmp: torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp))
 

@@ -62,10 +62,12 @@ def onecycle(
     """torch's ``OneCycleLR`` peaking at the optimizer's lr after ``warmup_epochs``, from
     ``warmup_start_factor`` x lr, down to that / ``final_div_factor`` at the end of ``epochs``."""
     total = epochs * steps_per_epoch
+    if total < 3:
+        raise ValueError(f"scheduler=onecycle needs 3 optimizer steps or more; this run has {total}")
     peak = [group["lr"] for group in optimizer.param_groups]
-    # OneCycleLR takes the rise as a fraction of the run: at least one step, and one step left.
-    rise = min(max(steps(warmup_epochs, steps_per_epoch), 1), max(total - 1, 1))
+    # OneCycleLR peaks at step pct_start x total - 1: a rise of at least one step, and one to fall.
+    rise = min(max(steps(warmup_epochs, steps_per_epoch), 1), total - 2)
     return OneCycleLR(
-        optimizer, max_lr=peak, total_steps=total, pct_start=rise / total, anneal_strategy=anneal_strategy.value,
+        optimizer, max_lr=peak, total_steps=total, pct_start=(rise + 1) / total, anneal_strategy=anneal_strategy.value,
         div_factor=1 / warmup_start_factor, final_div_factor=final_div_factor,
     )

@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import shlex
-import shutil
 import signal
 import sys
 import time
@@ -127,7 +126,6 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     t = cfg.trainer
     output_dir.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
-    engine.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp))
     resume = resume_from(cfg, output_dir)
     state = engine.load_checkpoint(str(resume)) if resume is not None else None  # refused before any work
     torch.manual_seed(t.seed)
@@ -139,9 +137,14 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     # Data: each epoch's order is drawn from the seed and the epoch, so a resumed run draws it again
     splits: data.Splits = instantiate(cfg.dataset)
     pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
-    train_order = data.EpochOrder(len(splits.train), t.seed, shuffle=True)
+    if t.overfit_batches:  # the first batches, in one order, for training and validation alike
+        overfit = min(len(splits.train), t.overfit_batches * t.batch_size)
+        train_order, val_split, val_order = data.EpochOrder(overfit, t.seed, False), splits.train, data.EpochOrder(overfit, t.seed, False)
+    else:
+        train_order, val_split = data.EpochOrder(len(splits.train), t.seed, True), splits.val
+        val_order = data.EpochOrder(len(splits.val), t.seed, False)
     train_loader = data.loader(splits.train, t.batch_size, train_order, t.num_workers, pin)
-    val_loader = data.loader(splits.val, t.batch_size, data.EpochOrder(len(splits.val), t.seed, False), t.num_workers, pin)
+    val_loader = data.loader(val_split, t.batch_size, val_order, t.num_workers, pin)
     batches_per_epoch = len(train_loader)
     steps_per_epoch = math.ceil(batches_per_epoch / t.accumulate_batches)
 
@@ -156,8 +159,8 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     ema = engine.exponential_average(model, t.ema_decay) if t.ema_decay is not None else None
     training = engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
     log.info(
-        "%d train / %d val images, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s",
-        len(splits.train), len(splits.val), splits.classes, cfg.dataset.image.size,
+        "%d train / %d val images%s, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s",
+        len(train_order), len(val_order), " (the same: trainer.overfit_batches)" if t.overfit_batches else "", splits.classes, cfg.dataset.image.size,
         cfg.dataset.image.channels, sum(p.numel() for p in trainable) / 1e6, device, step.precision,
     )
 
@@ -188,6 +191,7 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
             engine.load_weights(ema, state["ema"], f"{what} (its EMA)")
         log.info("resuming %s: %d epochs done%s", resume, done,
                  f", and {progress.batches} batches of epoch {done + 1}" if progress.batches else "")
+    engine.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     forward = engine.compiled(model, next(iter(train_loader))[0], step) if t.compile else model
     metrics = engine.MetricsLog(
         output_dir / folders.METRICS, engine.METRICS_FIELDS + (engine.EMA_FIELDS if ema else []), keep=done,
@@ -244,9 +248,8 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
             best, waited = (last, 0) if improved else (best, waited + 1)
             done = epoch
             engine.save_checkpoint(checkpoints / "last.pt", checkpoint(epoch, progress))
-            if improved:
-                shutil.copyfile(checkpoints / "last.pt", checkpoints / ".best.pt.tmp")  # the same state
-                os.replace(checkpoints / ".best.pt.tmp", checkpoints / "best.pt")
+            if improved:  # the same state: a second name for last.pt's file, which the next epoch replaces
+                engine.link_atomically(checkpoints / "last.pt", checkpoints / "best.pt")
             loggers.plot_curves(metrics.rows, output_dir / folders.CURVES, int(best["epoch"]))
             log.info(
                 "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f%s | lr %.3g | %.1fs, %.0f img/s",

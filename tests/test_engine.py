@@ -1,0 +1,327 @@
+"""Long runs a person can trust: exact resume, signals, non-finite losses, schedules, the
+optimisation knobs, determinism, and what a run shows (curves, TensorBoard, profiles)."""
+
+import csv
+import json
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from app import engine
+from app.checks import ConfigError, group_options
+from app.data import EpochOrder, ImageTensorDataset, loader
+from app.launch import compose_config
+from app.train import failure, train
+from tests.conftest import run_cli
+
+# Three batches of 16 per epoch, a head with dropout (so the random state matters), and every
+# knob that carries state across a resume: a warmed-up step schedule, EMA, clipping, smoothing.
+RECIPE = [
+    "+debug=fast", "dataset.train_size=48", "classifier=large", "trainer.epochs=3",
+    "scheduler=step", "scheduler.warmup_epochs=1", "trainer.ema_decay=0.9", "trainer.clip_grad_norm=1.0",
+    "trainer.label_smoothing=0.1", "trainer.deterministic=true", "logger=tensorboard", "logger.every_n_steps=1",
+]
+
+
+def metrics(run_dir: Path, timing: bool = False) -> list[dict[str, str]]:
+    """``metrics.csv``'s rows, without the timing columns unless asked."""
+    with (run_dir / "metrics.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows if timing else [{k: v for k, v in r.items() if k not in engine.TIMING_FIELDS} for r in rows]
+
+
+def weights(path: Path, key: str = "model") -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)[key]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recipe run from start to end, from Python."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    train(compose_config(RECIPE), out)
+    return out
+
+
+# ---------------------------------------------------------------------------------- resume
+def test_a_resumed_run_ends_with_the_weights_of_a_straight_one(straight: Path, tmp_path: Path) -> None:
+    train(compose_config([*RECIPE, "trainer.epochs=2"]), tmp_path)  # then extended to 3 epochs
+    train(compose_config([*RECIPE, "trainer.resume=auto"]), tmp_path)
+    for key in ("model", "ema"):
+        ours, theirs = weights(tmp_path / "checkpoints/last.pt", key), weights(straight / "checkpoints/last.pt", key)
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours), key
+    assert metrics(tmp_path) == metrics(straight)  # appended to the same metrics.csv
+    assert json.loads((tmp_path / "summary.json").read_text())["final"]["epoch"] == 3
+
+
+def test_the_same_seed_gives_the_same_metrics(straight: Path, tmp_path: Path) -> None:
+    train(compose_config(RECIPE), tmp_path)
+    assert metrics(tmp_path) == metrics(straight) and len(metrics(straight)) == 3
+    assert torch.are_deterministic_algorithms_enabled() is False  # set for the run only
+
+
+def test_a_checkpoint_holds_everything_a_resume_needs(straight: Path) -> None:
+    state = engine.load_checkpoint(str(straight / "checkpoints/last.pt"))
+    assert {"model", "optimizer", "scaler", "ema", "rng", "steps", "best", "config"} <= set(state)
+    assert state["epoch"] == 3 and state["steps"] == 9 and state["progress"]["batches"] == 0
+    assert set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
+    best = engine.load_checkpoint(str(straight / "checkpoints/best.pt"))
+    assert best["epoch"] == best["best"]["epoch"]
+
+
+def test_a_checkpoint_cut_short_or_foreign_is_refused(straight: Path, tmp_path: Path) -> None:
+    whole = (straight / "checkpoints/last.pt").read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ConfigError, match=r"trainer\.resume") as refused:  # at launch, without torch
+        compose_config([*RECIPE, f"trainer.resume={cut}"])
+    assert "written by torch.save" in str(refused.value)
+    with pytest.raises(engine.CheckpointError, match="cannot be read as a checkpoint"):  # in the job
+        engine.load_checkpoint(str(cut))
+    foreign = tmp_path / "state_dict.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), foreign)
+    with pytest.raises(engine.CheckpointError, match="not written by app-train"):
+        train(compose_config([*RECIPE, f"trainer.resume={foreign}"]), tmp_path / "run")
+    assert engine.load_checkpoint(str(straight / "checkpoints/last.pt"))["epoch"] == 3  # the whole one loads
+
+
+def test_resuming_into_another_model_names_the_mismatch(straight: Path, tmp_path: Path) -> None:
+    small = [o for o in RECIPE if o != "classifier=large"]
+    with pytest.raises(engine.CheckpointError, match=r"head\.0\.weight: the checkpoint has \[512, 9216\], "
+                                                     r"this config builds \[100, 9216\]") as refused:
+        train(compose_config([*small, f"trainer.resume={straight / 'checkpoints/last.pt'}"]), tmp_path)
+    assert "hint: give trainer.resume" in failure(refused.value)
+    assert not (tmp_path / "metrics.csv").exists()  # refused before anything was written
+
+
+def test_resume_and_overwrite_are_not_both_given(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.overwrite"):
+        compose_config(["trainer.resume=auto", "trainer.overwrite=true"])
+
+
+# ------------------------------------------------------------------------------- signals
+def test_sigterm_mid_epoch_then_resume_auto_ends_as_a_straight_run(tmp_path: Path) -> None:
+    # 40 batches an epoch: a signal sent as epoch 1 ends lands inside epoch 2.
+    args = ["+debug=fast", "dataset.train_size=640", "trainer.epochs=2", "trainer.batch_size=16"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    child = subprocess.Popen([sys.executable, "-m", "app.train", *args, "hydra.run.dir=stopped"], cwd=tmp_path,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "stopped/train.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and "epoch 1/2" in log.read_text()):
+        time.sleep(0.02)
+    child.send_signal(signal.SIGTERM)
+    output, _ = child.communicate(timeout=120)
+    assert child.returncode == 143 and "Traceback" not in output, output
+    assert "SIGTERM: stopped at epoch 2, batch " in output
+    command = output.split("To resume: ")[1].splitlines()[0]
+    assert command.endswith("trainer.resume=auto") and f"hydra.run.dir={tmp_path / 'stopped'}" in command
+    assert engine.load_checkpoint(str(tmp_path / "stopped/checkpoints/last.pt"))["progress"]["batches"] > 0
+
+    resumed = run_cli(*command.split()[3:], cwd=tmp_path)  # the logged command, after "python -m app.train"
+    assert resumed.returncode == 0, resumed.stderr
+    straight = run_cli(*args, "hydra.run.dir=straight", cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr
+    ours, theirs = weights(tmp_path / "stopped/checkpoints/last.pt"), weights(tmp_path / "straight/checkpoints/last.pt")
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert [r["train_loss"] for r in metrics(tmp_path / "stopped")] == [r["train_loss"] for r in metrics(tmp_path / "straight")]
+
+
+def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.train", "dataset.image.size=64", "trainer.epochs=50", "hydra.run.dir=out"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    log = tmp_path / "out" / "train.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and "epoch 1/50" in log.read_text()):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)  # two signals before the step ends: Python runs both handlers
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode in (130, 143) and "Traceback" not in out + err
+    assert "the run stopped at once" in err
+    assert engine.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))["epoch"] == 1
+
+
+# ---------------------------------------------------------------------- non-finite losses
+def test_a_nan_loss_stops_the_run_with_its_epoch_and_batch(tmp_path: Path) -> None:
+    # SGD at 0.01 for epoch 1, then a million times that: the loss blows up after epoch 1.
+    absurd = ["+debug=fast", "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=0.01", "scheduler=step",
+              "scheduler.gamma=1e6"]
+    with pytest.raises(engine.NonFiniteLoss, match=r"epoch [23]: the training loss is (nan|inf) at batch \d+/4") as stop:
+        train(compose_config(absurd), tmp_path)
+    assert "lower optimizer.lr" in failure(stop.value)
+    kept = engine.load_checkpoint(str(tmp_path / "checkpoints/last.pt"))
+    assert kept["epoch"] >= 1 and all(torch.isfinite(w).all() for w in kept["model"].values())
+
+
+# ------------------------------------------------------------------------------- schedules
+def optimizer(lr: float = 0.1) -> torch.optim.Optimizer:
+    return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+
+
+def trace(option: str, steps_per_epoch: int, *overrides: str) -> list[float]:
+    """The lr of every optimizer step of a run of ``trainer.epochs`` with ``scheduler=option``."""
+    cfg = compose_config([f"scheduler={option}", *overrides])
+    opt = optimizer()
+    scheduler = instantiate(cfg.scheduler)(opt, steps_per_epoch)
+    lrs = []
+    for _ in range(cfg.trainer.epochs * steps_per_epoch):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    return lrs
+
+
+def test_each_schedule_warms_up_then_follows_its_shape() -> None:
+    ramp = [0.1 * (0.01 + 0.99 * k / 4) for k in range(4)]  # one epoch of 4 steps, linear from 1%
+
+    constant = trace("constant", 4, "trainer.epochs=3", "scheduler.warmup_epochs=1")
+    assert constant == pytest.approx(ramp + [0.1] * 8)
+
+    cosine = trace("cosine", 4, "trainer.epochs=3", "scheduler.warmup_epochs=1", "scheduler.eta_min=0.001")
+    decay = [0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(8)]
+    assert cosine == pytest.approx(ramp + decay)
+
+    step = trace("step", 4, "trainer.epochs=3", "scheduler.warmup_epochs=1", "scheduler.step_size=1",
+                 "scheduler.gamma=0.5")
+    assert step == pytest.approx(ramp + [0.1] * 4 + [0.05] * 4)
+
+    one = trace("onecycle", 5, "trainer.epochs=2", "scheduler.warmup_epochs=0.4")
+    assert one[0] == pytest.approx(0.1 * 0.04) and one[2] == pytest.approx(0.1)  # the peak, after 2 steps
+    assert one == sorted(one[:3]) + sorted(one[3:], reverse=True) and one[-1] < 0.1 * 0.04
+
+
+def test_a_run_logs_each_epochs_starting_lr(straight: Path) -> None:
+    # step, warmed up over epoch 1 (3 steps from 1% of 1e-4), halved every epoch after it
+    assert [float(r["lr"]) for r in metrics(straight)] == pytest.approx([1e-6, 1e-4, 5e-5])
+
+
+# ----------------------------------------------------------------------- optimisation knobs
+class Net(torch.nn.Module):
+    """A tiny CNN with no batch statistics, so a batch's gradient is the mean of its parts'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                        torch.nn.Linear(4 * 6 * 6, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # type: ignore[no-any-return]
+
+
+def test_two_accumulated_batches_of_16_step_as_one_of_32() -> None:
+    data = ImageTensorDataset(torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
+                              torch.arange(64) % 10, 3)
+    results = []
+    for batch, accumulate in [(32, 1), (16, 2)]:
+        torch.manual_seed(0)
+        net = Net()
+        training = engine.Training(torch.optim.SGD(net.parameters(), lr=0.5), accumulate_batches=accumulate)
+        engine.run_pass(net, loader(data, batch, EpochOrder(64, 0, True), 0, False), engine.Step(torch.device("cpu")), training)
+        results.append((training.steps, net.state_dict()))
+    (steps_one, one), (steps_two, two) = results
+    assert steps_one == steps_two == 2
+    assert all(torch.allclose(one[k], two[k], atol=1e-6) for k in one)
+    assert not torch.equal(one["body.0.weight"], Net().state_dict()["body.0.weight"])  # it trained
+
+
+def test_early_stopping_stops_when_val_acc_stalls(tmp_path: Path) -> None:
+    train(compose_config(["+debug=fast", "trainer.epochs=6", "optimizer.lr=1e-12", "trainer.early_stopping_patience=2"]),
+          tmp_path)
+    assert len(metrics(tmp_path)) == 3  # epoch 1 is the best; two more without a better val acc
+    assert json.loads((tmp_path / "summary.json").read_text())["stopped_early"] == 3
+
+
+def test_ema_weights_are_evaluated_and_kept(straight: Path) -> None:
+    assert all(r["ema_val_acc"] != "" for r in metrics(straight))
+    raw, ema = weights(straight / "checkpoints/last.pt"), weights(straight / "checkpoints/last.pt", "ema")
+    assert not torch.equal(raw["head.0.weight"], ema["module.head.0.weight"])
+
+
+def test_compile_falls_back_to_eager_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(torch.nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:  # where torch.compile fails: on a call
+            raise RuntimeError("no C++ compiler found")
+
+    def broken(model: torch.nn.Module) -> torch.nn.Module:
+        return Broken()
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with caplog.at_level(logging.WARNING, logger="app"):
+        train(compose_config(["+debug=fast", "trainer.compile=true"]), tmp_path)
+    assert "torch.compile failed (no C++ compiler found); training without it" in caplog.text
+    assert len(metrics(tmp_path)) == 1
+
+
+@pytest.mark.slow
+def test_compile_compiles_for_real(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="app"):
+        train(compose_config(["+debug=fast", "trainer.epochs=2", "trainer.compile=true"]), tmp_path)
+    assert "torch.compile failed" not in caplog.text
+    assert all(math.isfinite(float(r["train_loss"])) for r in metrics(tmp_path)) and len(metrics(tmp_path)) == 2
+
+
+def test_auto_precision_is_bf16_where_the_hardware_has_it() -> None:
+    cpu = torch.device("cpu")
+    assert engine.resolve_precision("auto", cpu) == ("bf16" if engine.native_bf16(cpu) else "fp32")
+    assert engine.resolve_precision("fp16", cpu) == "fp16"
+    assert compose_config().trainer.precision.value == "auto"
+
+
+# -------------------------------------------------------------------- what people look at
+def test_curves_png_is_a_png_of_the_run(straight: Path) -> None:
+    from PIL import Image
+
+    with Image.open(straight / "curves.png") as image:
+        assert image.format == "PNG" and image.size[0] > image.size[1] > 100
+
+
+def test_tensorboard_holds_the_scalars(straight: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(straight / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"step/train_loss", "step/lr", "epoch/val_acc", "epoch/train_loss", "epoch/images_per_s"} <= tags
+    assert [e.step for e in events.Scalars("epoch/val_acc")] == [3, 6, 9]
+    assert [e.value for e in events.Scalars("epoch/val_acc")] == pytest.approx(
+        [float(r["val_acc"]) for r in metrics(straight)])
+    assert len(events.Scalars("step/train_loss")) == 9  # every_n_steps=1
+
+
+def test_train_from_python_logs_and_keeps_its_config(straight: Path) -> None:
+    log = (straight / "train.log").read_text()
+    assert "epoch 3/3  train loss" in log and "[app.train][INFO]" in log
+    assert "trainer:\n" in (straight / "config.yaml").read_text()
+
+
+def test_profile_preset_writes_a_trace(tmp_path: Path) -> None:
+    train(compose_config(["+debug=profile", "dataset.train_size=96", "trainer.profile_steps=2"]), tmp_path)
+    trace = json.loads((tmp_path / "profile/trace.json").read_text())
+    assert trace["traceEvents"] and "aten::" in (tmp_path / "profile/ops.txt").read_text()
+
+
+def test_overfit_preset_drives_the_training_loss_to_about_zero(tmp_path: Path) -> None:
+    train(compose_config(["+debug=overfit"]), tmp_path)
+    assert float(metrics(tmp_path)[-1]["train_loss"]) < 0.05  # from ln(10) = 2.3
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g, o, _ in group_options() if g != "debug"])
+def test_fast_preset_runs_every_group_option(group: str, option: str, tmp_path: Path, image_folder: Path) -> None:
+    needs = [f"dataset.root={image_folder}", "dataset.classes=3"] if option == "folder" else []
+    assert 0 <= train(compose_config(["+debug=fast", f"{group}={option}", *needs]), tmp_path) <= 1
+    assert len(metrics(tmp_path)) == 1
