@@ -10,6 +10,7 @@ import random
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,7 @@ class Training:
     ema: Optional[AveragedModel] = None
     steps: int = 0  # optimizer steps taken in the whole run
     on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None  # (step, loss, lr) every step
-    profiler: Optional[Any] = None  # a torch.profiler.profile, stepped after every optimizer step
+    profiler: Optional["StepProfiler"] = None  # stepped after every optimizer step
 
 
 @dataclass
@@ -280,18 +281,25 @@ class StepProfiler:
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         self.steps, self.out_dir, self.taken = steps, out_dir, 0
-        self.profile = profile(activities=activities, record_shapes=True)
+        self.profile: Optional[profile] = profile(activities=activities, record_shapes=True)
         self.profile.start()
 
     def step(self) -> None:
         self.taken += 1
         if self.taken == self.steps:
-            self.profile.stop()
+            self.close()
+
+    def close(self) -> None:
+        """Stop and write what was recorded (once)."""
+        if self.profile is not None:
+            profile, self.profile = self.profile, None
+            profile.stop()
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.profile.export_chrome_trace(str(self.out_dir / "trace.json"))
-            table = self.profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
+            profile.export_chrome_trace(str(self.out_dir / "trace.json"))
+            table = profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
             (self.out_dir / "ops.txt").write_text(table + "\n")
-            log.info("profile of %d steps in %s (open trace.json in chrome://tracing or Perfetto)", self.steps, self.out_dir)
+            log.info("profile of %d steps in %s (open trace.json in Perfetto or chrome://tracing)",
+                     self.taken, self.out_dir)
 
 
 @contextlib.contextmanager
@@ -391,6 +399,35 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str)
             + ": resume with the model settings it was trained with (its config is saved beside it)"
         )
     module.load_state_dict(weights)
+
+
+def restore(state: dict[str, Any], model: nn.Module, training: Training, step: Step, what: str) -> None:
+    """Put a checkpoint's model, optimizer, lr schedule, grad scaler and EMA back.
+
+    The schedule is built from this run's config and replayed to the checkpoint's step, so that a
+    longer ``trainer.epochs`` extends it; its hyper-parameters then win over the optimizer's
+    saved ones. The random state is the caller's to set, last.
+    """
+    load_weights(model, state["model"], what)
+    optimizer, scheduler = training.optimizer, training.scheduler
+    training.steps = state["steps"]
+    if scheduler is not None:
+        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(training.steps):
+                scheduler.step()
+    scheduled = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+    except ValueError as error:
+        raise CheckpointError(f"{what}: its optimizer state does not fit this optimizer ({error})") from None
+    if scheduler is not None:
+        for group, hyper in zip(optimizer.param_groups, scheduled):
+            group.update(hyper)
+    if state["scaler"]:
+        step.scaler.load_state_dict(state["scaler"])
+    if training.ema is not None and state["ema"] is not None:
+        load_weights(training.ema, state["ema"], f"{what} (its EMA)")
 
 
 # ------------------------------------------------------------------------------- metrics

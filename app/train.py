@@ -14,7 +14,6 @@ import shlex
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -108,7 +107,8 @@ def resume_command(output_dir: Path) -> str:
     if not HydraConfig.initialized():
         return f"train(cfg, {str(output_dir)!r}) with trainer.resume=auto"
     program = "python -m app.train" if sys.argv[0].endswith(os.path.join("app", "train.py")) else "app-train"
-    keep = [o for o in HydraConfig.get().overrides.task if not o.startswith(("trainer.resume=", "trainer.overwrite="))]
+    task = HydraConfig.get().overrides.task
+    keep = [o for o in task if not o.startswith(("trainer.resume=", "trainer.overwrite="))]
     return shlex.join([*program.split(), *keep, f"hydra.run.dir={output_dir}", "trainer.resume=auto"])
 
 
@@ -139,7 +139,8 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
     if t.overfit_batches:  # the first batches, in one order, for training and validation alike
         overfit = min(len(splits.train), t.overfit_batches * t.batch_size)
-        train_order, val_split, val_order = data.EpochOrder(overfit, t.seed, False), splits.train, data.EpochOrder(overfit, t.seed, False)
+        train_order, val_order = data.EpochOrder(overfit, t.seed, False), data.EpochOrder(overfit, t.seed, False)
+        val_split = splits.train
     else:
         train_order, val_split = data.EpochOrder(len(splits.train), t.seed, True), splits.val
         val_order = data.EpochOrder(len(splits.val), t.seed, False)
@@ -160,35 +161,16 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     training = engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
     log.info(
         "%d train / %d val images%s, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s",
-        len(train_order), len(val_order), " (the same: trainer.overfit_batches)" if t.overfit_batches else "", splits.classes, cfg.dataset.image.size,
-        cfg.dataset.image.channels, sum(p.numel() for p in trainable) / 1e6, device, step.precision,
+        len(train_order), len(val_order), " (the same: trainer.overfit_batches)" if t.overfit_batches else "",
+        splits.classes, cfg.dataset.image.size, cfg.dataset.image.channels,
+        sum(p.numel() for p in trainable) / 1e6, device, step.precision,
     )
 
-    # Resume: weights and optimizer moments from the checkpoint; the lr schedule replayed to its
-    # step under this config (so a longer trainer.epochs extends it); the random state last.
+    # Resume: everything but the random state, which is set last, just before the first step
     done, progress, best, waited = 0, engine.Progress(), {}, 0
     if state is not None:
-        what = f"trainer.resume={resume}"
-        engine.load_weights(model, state["model"], what)
+        engine.restore(state, model, training, step, f"trainer.resume={resume}")
         done, progress, best, waited = state["epoch"], engine.Progress(**state["progress"]), state["best"], state["waited"]
-        training.steps = state["steps"]
-        if scheduler is not None:
-            with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose
-                warnings.simplefilter("ignore", UserWarning)
-                for _ in range(training.steps):
-                    scheduler.step()
-        scheduled = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-        try:
-            optimizer.load_state_dict(state["optimizer"])
-        except ValueError as error:
-            raise engine.CheckpointError(f"{what}: its optimizer state does not fit this optimizer ({error})") from None
-        if scheduler is not None:
-            for group, hyper in zip(optimizer.param_groups, scheduled):
-                group.update(hyper)
-        if state["scaler"]:
-            step.scaler.load_state_dict(state["scaler"])
-        if ema is not None and state["ema"] is not None:
-            engine.load_weights(ema, state["ema"], f"{what} (its EMA)")
         log.info("resuming %s: %d epochs done%s", resume, done,
                  f", and {progress.batches} batches of epoch {done + 1}" if progress.batches else "")
     engine.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
@@ -198,7 +180,7 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
         earlier=resume.parent.parent / folders.METRICS if resume is not None else None,
     )
     logger: loggers.Logger = instantiate(cfg.logger)(output_dir, training.steps)
-    training.on_step = lambda n, loss, lr: logger.step(n, loss.item(), lr) if logger.wants_step(n) else None
+    training.on_step = lambda n, loss, lr: logger.step(n, loss.item(), lr) if logger.wants_step(n) else None  # noqa: E731
     if t.profile_steps:
         training.profiler = engine.StepProfiler(t.profile_steps, output_dir / folders.PROFILE, device)
     if state is not None:
@@ -210,8 +192,8 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
         return {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": step.scaler.state_dict(),
             "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "steps": training.steps,
-            "progress": dataclasses.asdict(partial), "epoch_lr": lr, "best": best, "waited": waited, "rng": engine.rng_state(),
-            "config": config,
+            "progress": dataclasses.asdict(partial), "epoch_lr": lr, "best": best, "waited": waited,
+            "rng": engine.rng_state(), "config": config,
         }
 
     def stopped(stop: engine.GracefulStop, where: str) -> engine.Stopped:
@@ -226,12 +208,14 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     checkpoints = output_dir / folders.CHECKPOINTS
     started, stopped_early = time.perf_counter(), None
     stop = engine.GracefulStop()
-    with stop.installed(), engine.deterministic(t.deterministic):
+    with stop.installed(), engine.deterministic(t.deterministic), contextlib.closing(logger):
         for epoch in range(done + 1, t.epochs + 1):
             train_order.set_epoch(epoch, skip=progress.batches * t.batch_size)
             lr = state["epoch_lr"] if state is not None and progress.batches else optimizer.param_groups[0]["lr"]
             try:
-                train_pass = engine.run_pass(forward, train_loader, step, training, f"epoch {epoch} train", progress, stop)
+                train_pass = engine.run_pass(
+                    forward, train_loader, step, training, f"epoch {epoch} train", progress, stop
+                )
             except engine.NonFiniteLoss as error:
                 kept = f"checkpoints/last.pt holds epoch {done}" if done else "no checkpoint was written"
                 raise engine.NonFiniteLoss(f"epoch {epoch}: {error}; the run stopped ({kept})") from None
@@ -263,11 +247,13 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
                 stopped_early = epoch
                 log.info("early stopping: val acc has not improved for %d epochs", waited)
                 break
-    logger.close()
+    if training.profiler is not None:
+        training.profiler.close()  # a run shorter than trainer.profile_steps: what it took
 
     engine.save_json(
         output_dir / folders.SUMMARY,
-        {"final": last, "best": best, "stopped_early": stopped_early, "seconds": round(time.perf_counter() - started, 3)},
+        {"final": last, "best": best, "stopped_early": stopped_early,
+         "seconds": round(time.perf_counter() - started, 3)},
     )
     log.info("best val acc %.3f at epoch %d; artefacts in %s", float(best["val_acc"]), int(best["epoch"]), output_dir)
     return float(best["val_acc"])
