@@ -23,6 +23,6 @@ COMMON=(--device cuda --batches 44 --repeats 7 --memory-repeats 1)
 status=0
 timeout 110 "$PYTHON" benchmarks/throughput.py "${COMMON[@]}" --precision fp32 \
     --json "$DEST/throughput-cuda-fp32.json" || status=$?
-timeout 110 "$PYTHON" benchmarks/throughput.py "${COMMON[@]}" --precision bf16 --channels-last \
+timeout 110 "$PYTHON" benchmarks/throughput.py "${COMMON[@]}" --precision bf16 --plain-precision bf16 --channels-last \
     --json "$DEST/throughput-cuda-bf16-channels-last.json" || status=$?
 exit "$status"
