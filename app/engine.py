@@ -5,6 +5,7 @@ import contextlib
 import csv
 import json
 import logging
+import math
 import os
 import random
 import signal
@@ -119,7 +120,7 @@ class PassResult:
 
 
 class NonFiniteLoss(FloatingPointError):
-    """The training loss became nan or inf: the step was not taken."""
+    """The training loss became nan or inf: the run stops without saving what followed."""
 
 
 class GracefulStop:
@@ -187,7 +188,7 @@ def run_pass(
     correct = torch.tensor(start.correct, device=device, dtype=torch.long)
     seen, batches, total = start.seen, start.batches, start.batches + len(loader)
     accumulate = training.accumulate_batches if training else 1
-    complete = True
+    complete, previous = True, None
     began = time.perf_counter()
     with torch.set_grad_enabled(training is not None):
         bar = tqdm(loader, desc=desc, leave=False, disable=None, unit="batch", initial=batches, total=total)
@@ -201,14 +202,17 @@ def run_pass(
                 )
             batches += 1
             if training is not None:
-                # A sync per step (~10 us), so that a nan never reaches the weights.
-                if not torch.isfinite(loss):
-                    raise NonFiniteLoss(f"the training loss is {loss.item()} at batch {batches}/{total}")
-                step.scaler.scale(loss / accumulate).backward()  # type: ignore[no-untyped-call]
+                scaled = loss / accumulate if accumulate > 1 else loss  # a division is a kernel launch
+                step.scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
                 if batches % accumulate == 0 or batches == total:
                     optimizer_step(training, step, model, loss.detach())
                     if stop is not None and stop.requested is not None and batches < total:
                         complete = False
+                # Checked one step late: waiting for the previous loss leaves this step queued on
+                # the device, where a check of this one would idle a fast GPU every step. The run
+                # stops with the bad batch named, before any checkpoint holds what it did.
+                _finite(previous, batches - 1, total)
+                previous = loss.detach()
             # Each op here is a kernel launch per step, which a fast GPU waits on: keep them few.
             loss_sum.add_(loss.detach(), alpha=len(labels))
             correct.add_((logits.argmax(1) == labels).sum())
@@ -216,9 +220,16 @@ def run_pass(
             if not complete:
                 break
         bar.close()
+    _finite(previous, batches, total)
     seconds = start.seconds + time.perf_counter() - began
     progress = Progress(batches, loss_sum.item(), int(correct.item()), seen, seconds)
     return PassResult(progress.loss_sum / max(seen, 1), progress.correct / max(seen, 1), seen, seconds, progress, complete)
+
+
+def _finite(loss: Optional[torch.Tensor], batch: int, total: int) -> None:
+    value = loss.item() if loss is not None else 0.0  # one copy; isfinite() would add a kernel
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"the training loss is {value} at batch {batch}/{total}")
 
 
 def optimizer_step(training: Training, step: Step, model: nn.Module, loss: torch.Tensor) -> None:
@@ -345,10 +356,14 @@ def write_atomically(path: Path, write: Any) -> None:
     ``path``, so that no interruption (a kill, a power cut) leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    with tmp.open("rb") as written:
-        os.fsync(written.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with tmp.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # an error, or a second signal: no temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def link_atomically(source: Path, path: Path) -> None:
@@ -439,12 +454,12 @@ class MetricsLog:
     """``metrics.csv``: one row per epoch, on disk as it is written; ``rows`` holds them all.
 
     ``keep`` continues a run: the rows of its first ``keep`` epochs are kept (read from
-    ``earlier`` when the run dir has none yet), any later one is dropped.
+    ``earlier``, the metrics of the run it continues), any later one is dropped.
     """
 
     def __init__(self, path: Path, fields: list[str], keep: int = 0, earlier: Optional[Path] = None) -> None:
         self.path, self.fields = path, fields
-        source = path if path.exists() else earlier
+        source = earlier if earlier is not None and earlier.exists() else path
         self.rows: list[dict[str, Any]] = []
         if keep and source is not None and source.exists():
             with source.open(newline="") as f:

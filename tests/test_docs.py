@@ -22,12 +22,18 @@ def test_ci_runs_the_quick_start_test_command() -> None:
 
 
 def test_python_examples_run(tmp_path: Path) -> None:
+    logged = ""
     for block in code_blocks("python"):
         result = subprocess.run(
             [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=300
         )
         assert result.returncode == 0, f"{block}\n{result.stderr}"
-    assert (tmp_path / "my_run" / "summary.json").exists()
+        logged += result.stderr
+    run = tmp_path / "my_run"
+    assert (run / "summary.json").exists() and (run / "config.yaml").exists()
+    # train() from Python logs what the CLI logs, on the console and in train.log
+    line = "[app.train][INFO] - epoch 1/1  train loss"
+    assert line in logged and line in (run / "train.log").read_text()
 
 
 def test_python_examples_type_check(tmp_path: Path) -> None:
