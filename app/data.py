@@ -3,6 +3,7 @@
 Images come out as float tensors ``[channels, size, size]``, standardised, ready for the model.
 """
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -207,8 +208,32 @@ def loader(
         )
     return DataLoader(
         dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin_memory,
-        persistent_workers=workers > 0, generator=own,
+        persistent_workers=workers > 0, generator=own, worker_init_fn=leave_signals_to_the_run,
     )
+
+
+def leave_signals_to_the_run(worker_id: int) -> None:
+    """A loader worker ignores SIGINT and SIGTERM: Ctrl-C and a cluster's scancel reach the whole
+    process group, and the run, not its workers, decides how to stop (after the current step);
+    ``workers_released`` then shuts them down."""
+    import signal
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def workers_released(*loaders: DataLoader[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[None]:
+    """Shut the loaders' worker processes down however the block ends. Workers ignore SIGTERM, so
+    multiprocessing's exit handler (SIGTERM, then a join with no timeout) would wait on them
+    forever; a stopped or failed run's traceback keeps its loaders, and their workers, alive."""
+    try:
+        yield
+    finally:
+        for loader in loaders:
+            iterator = getattr(loader, "_iterator", None)  # persistent workers' iterator (torch's own)
+            if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+                iterator._shutdown_workers()
 
 
 def default_num_workers(dataset: ImageDataset) -> int:

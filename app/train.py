@@ -128,6 +128,8 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
     resume = resume_from(cfg, output_dir)
     state = engine.load_checkpoint(str(resume)) if resume is not None else None  # refused before any work
+    if t.resume is not None and resume is None:
+        log.info("trainer.resume=auto: no %s in %s yet, so the run starts from the beginning", folders.LAST, output_dir)
     torch.manual_seed(t.seed)
     random.seed(t.seed)
     np.random.seed(t.seed)
@@ -208,7 +210,8 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     checkpoints = output_dir / folders.CHECKPOINTS
     started, stopped_early = time.perf_counter(), None
     stop = engine.GracefulStop()
-    with stop.installed(), engine.deterministic(t.deterministic), contextlib.closing(logger):
+    with stop.installed(), engine.deterministic(t.deterministic), contextlib.closing(logger), \
+            data.workers_released(train_loader, val_loader):
         for epoch in range(done + 1, t.epochs + 1):
             train_order.set_epoch(epoch, skip=progress.batches * t.batch_size)
             lr = state["epoch_lr"] if state is not None and progress.batches else optimizer.param_groups[0]["lr"]

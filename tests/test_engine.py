@@ -134,6 +134,28 @@ def test_sigterm_mid_epoch_then_resume_auto_ends_as_a_straight_run(tmp_path: Pat
     assert [r["train_loss"] for r in metrics(tmp_path / "stopped")] == [r["train_loss"] for r in metrics(tmp_path / "straight")]
 
 
+def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers(tmp_path: Path, image_folder: Path) -> None:
+    # scancel and a terminal's Ctrl-C signal every process of the group: the loader workers
+    # leave the stop to the run, which shuts them down (no worker error, no hang at exit).
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.train", "dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3",
+         "dataset.image.size=64", "trainer.batch_size=2", "trainer.num_workers=2", "trainer.epochs=100",
+         "hydra.run.dir=out"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    log = tmp_path / "out" / "train.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and "epoch 1/100" in log.read_text()):
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGTERM)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == 143 and "Traceback" not in output and "DataLoader worker" not in output, output
+    assert "SIGTERM: stopped" in output and engine.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))
+    with pytest.raises(ProcessLookupError):  # no worker outlived the run
+        os.killpg(child.pid, 0)
+
+
 def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     child = subprocess.Popen(
