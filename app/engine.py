@@ -57,7 +57,7 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` is bf16 where ``device`` runs it natively (1.7x fp32 for AlexNet on a 2-core
+    """``auto`` is bf16 where ``device`` runs it natively (1.6x fp32 for AlexNet on a 2-core
     AVX512-BF16 CPU, measured in docs/benchmarks.md), else fp32."""
     if name != "auto":
         return name

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from app import folders, launch
 from app.checks import ConfigError, check_config
-from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE
+from app.configs import CONFIG_NAME, JOB_NAME, RESUME_AUTO, VERSION_BASE
 
 log = logging.getLogger("app.train")
 
@@ -75,7 +75,7 @@ def resume_from(cfg: DictConfig, output_dir: Path) -> Optional[Path]:
     resume = cfg.trainer.resume
     if resume is None:
         return None
-    if resume == "auto":
+    if resume == RESUME_AUTO:
         last = output_dir / folders.LAST
         return last if last.is_file() else None
     return Path(resume)
