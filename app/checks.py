@@ -447,22 +447,31 @@ def cross_rule(description: str) -> Callable[[CrossRule], CrossRule]:
     return register
 
 
-def _smallest_inputs() -> str:
-    return ", ".join(f"{option} {type(node).min_image_size} px"
-                     for group, option, node in group_options() if group == "feature_extractor")
+def _input_sizes() -> str:
+    def size(node: Any) -> str:
+        low, high = type(node).min_image_size, type(node).max_image_size
+        return f"{low} px" if high is None else f"{low} px exactly" if high == low else f"{low}-{high} px"
+
+    return ", ".join(f"{option} {size(node)}" for group, option, node in group_options() if group == "feature_extractor")
 
 
-@cross_rule(f"dataset.image.size >= the extractor's smallest input ({_smallest_inputs()})")
+@cross_rule(f"dataset.image.size fits the extractor: at least its smallest input ({_input_sizes()})")
 def _image_fits_extractor(cfg: DictConfig) -> Iterator[Problem]:
     extractor = OmegaConf.get_type(cfg.feature_extractor)
-    minimum = getattr(extractor, "min_image_size", 1)
+    low, high = getattr(extractor, "min_image_size", 1), getattr(extractor, "max_image_size", None)
     size = cfg.dataset.image.size
-    if isinstance(size, int) and size < minimum:
-        yield Problem(
-            "dataset.image.size", str(size),
-            f">= {minimum}: the smallest image {cfg.feature_extractor._target_} accepts",
-            f"use dataset.image.size={max(minimum, 64)} or more, or another feature_extractor",
-        )
+    if not isinstance(size, int) or low <= size <= (high or size):
+        return
+    target = cfg.feature_extractor._target_
+    if high == low:
+        yield Problem("dataset.image.size", str(size), f"= {low}: the one image size {target} is built for",
+                      f"use dataset.image.size={low}, or another feature_extractor")
+    elif size < low:
+        yield Problem("dataset.image.size", str(size), f">= {low}: the smallest image {target} accepts",
+                      f"use dataset.image.size={max(low, 64)} or more, or another feature_extractor")
+    else:
+        yield Problem("dataset.image.size", str(size), f"<= {high}: the largest image {target} accepts",
+                      f"use dataset.image.size={high} or less, or another feature_extractor")
 
 
 @cross_rule(

@@ -144,21 +144,70 @@ class ResNet18Weights(Enum):
     DEFAULT = "DEFAULT"
 
 
+class ResNet50Weights(Enum):
+    """The names of ``torchvision.models.ResNet50_Weights`` (DEFAULT is V2)."""
+
+    IMAGENET1K_V1 = "IMAGENET1K_V1"
+    IMAGENET1K_V2 = "IMAGENET1K_V2"
+    DEFAULT = "DEFAULT"
+
+
+class VGG11BNWeights(Enum):
+    """The names of ``torchvision.models.VGG11_BN_Weights``."""
+
+    IMAGENET1K_V1 = "IMAGENET1K_V1"
+    DEFAULT = "DEFAULT"
+
+
+class MobileNetV3SmallWeights(Enum):
+    """The names of ``torchvision.models.MobileNet_V3_Small_Weights``."""
+
+    IMAGENET1K_V1 = "IMAGENET1K_V1"
+    DEFAULT = "DEFAULT"
+
+
+class EfficientNetB0Weights(Enum):
+    """The names of ``torchvision.models.EfficientNet_B0_Weights``."""
+
+    IMAGENET1K_V1 = "IMAGENET1K_V1"
+    DEFAULT = "DEFAULT"
+
+
+class ConvNeXtTinyWeights(Enum):
+    """The names of ``torchvision.models.ConvNeXt_Tiny_Weights``."""
+
+    IMAGENET1K_V1 = "IMAGENET1K_V1"
+    DEFAULT = "DEFAULT"
+
+
+class ViTB16Weights(Enum):
+    """The 224-px names of ``torchvision.models.ViT_B_16_Weights`` (the SWAG end-to-end weights
+    need 384-px inputs, which this body, built for 224, does not take)."""
+
+    IMAGENET1K_V1 = "IMAGENET1K_V1"
+    IMAGENET1K_SWAG_LINEAR_V1 = "IMAGENET1K_SWAG_LINEAR_V1"
+    DEFAULT = "DEFAULT"
+
+
 @dataclass
 class FeatureExtractorConfig:
     """A pretrained CNN body that maps an image batch to flat ``out_features``-wide vectors.
 
     Each backbone's facts live on its own class: ``out_features`` (the width it produces, which
-    the head's first layer follows), ``min_image_size`` and the ``weights`` names it accepts.
+    the head's first layer follows), ``min_image_size`` (and ``max_image_size`` for a body built
+    for one size) and the ``weights`` names it accepts.
     """
 
     min_image_size: ClassVar[int] = 1  # smallest dataset.image.size the body accepts
+    max_image_size: ClassVar[Optional[int]] = None  # largest, where there is one
 
     _target_: str = MISSING
-    checkpoint: Optional[FilePath] = None  # a local state dict of the torchvision model
+    # a local state dict of the torchvision model, or a checkpoint this app wrote (its extractor)
+    checkpoint: Optional[FilePath] = None
     out_features: int = MISSING
 
 
+# Each stride-32 body below ends on single pixels at 32 px; smaller inputs are refused.
 @dataclass
 class AlexNetConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 63  # smaller maps vanish in AlexNet's third max-pool
@@ -170,15 +219,76 @@ class AlexNetConfig(FeatureExtractorConfig):
 
 @dataclass
 class ResNet18Config(FeatureExtractorConfig):
-    min_image_size: ClassVar[int] = 32  # below it the last stage sees single pixels
+    min_image_size: ClassVar[int] = 32
 
     _target_: str = "app.models.resnet18"
     weights: Optional[ResNet18Weights] = None
     out_features: Annotated[int, Interval(ge=512, le=512), doc("ResNet-18 pools to 512 channels")] = 512
 
 
+@dataclass
+class ResNet50Config(FeatureExtractorConfig):
+    min_image_size: ClassVar[int] = 32
+
+    _target_: str = "app.models.resnet50"
+    weights: Optional[ResNet50Weights] = None
+    out_features: Annotated[int, Interval(ge=2048, le=2048), doc("ResNet-50 pools to 2048 channels")] = 2048
+
+
+@dataclass
+class VGG11BNConfig(FeatureExtractorConfig):
+    min_image_size: ClassVar[int] = 32  # five 2x2 max-pools
+
+    _target_: str = "app.models.vgg11_bn"
+    weights: Optional[VGG11BNWeights] = None
+    out_features: Annotated[int, Interval(ge=25088, le=25088), doc("VGG pools to 512x7x7")] = 25088
+
+
+@dataclass
+class MobileNetV3SmallConfig(FeatureExtractorConfig):
+    min_image_size: ClassVar[int] = 32
+
+    _target_: str = "app.models.mobilenet_v3_small"
+    weights: Optional[MobileNetV3SmallWeights] = None
+    out_features: Annotated[int, Interval(ge=576, le=576), doc("MobileNetV3-Small pools to 576 channels")] = 576
+
+
+@dataclass
+class EfficientNetB0Config(FeatureExtractorConfig):
+    min_image_size: ClassVar[int] = 32
+
+    _target_: str = "app.models.efficientnet_b0"
+    weights: Optional[EfficientNetB0Weights] = None
+    out_features: Annotated[int, Interval(ge=1280, le=1280), doc("EfficientNet-B0 pools to 1280 channels")] = 1280
+
+
+@dataclass
+class ConvNeXtTinyConfig(FeatureExtractorConfig):
+    min_image_size: ClassVar[int] = 32  # a 4x4 stem, then three 2x2 downsamplings
+
+    _target_: str = "app.models.convnext_tiny"
+    weights: Optional[ConvNeXtTinyWeights] = None
+    out_features: Annotated[int, Interval(ge=768, le=768), doc("ConvNeXt-Tiny pools to 768 channels")] = 768
+
+
+@dataclass
+class ViTB16Config(FeatureExtractorConfig):
+    min_image_size: ClassVar[int] = 224  # its position embeddings are for 14x14 patches of 16 px
+    max_image_size: ClassVar[Optional[int]] = 224
+
+    _target_: str = "app.models.vit_b_16"
+    weights: Optional[ViTB16Weights] = None
+    out_features: Annotated[int, Interval(ge=768, le=768), doc("ViT-B/16's class token is 768 wide")] = 768
+
+
 store(AlexNetConfig(), group="feature_extractor", name="alexnet")
 store(ResNet18Config(), group="feature_extractor", name="resnet18")
+store(ResNet50Config(), group="feature_extractor", name="resnet50")
+store(VGG11BNConfig(), group="feature_extractor", name="vgg11_bn")
+store(MobileNetV3SmallConfig(), group="feature_extractor", name="mobilenet_v3_small")
+store(EfficientNetB0Config(), group="feature_extractor", name="efficientnet_b0")
+store(ConvNeXtTinyConfig(), group="feature_extractor", name="convnext_tiny")
+store(ViTB16Config(), group="feature_extractor", name="vit_b_16")
 
 
 # ------------------------------------------------------------------------------- classifier

@@ -26,6 +26,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from app.models import CHECKPOINT_FORMAT, CheckpointError as CheckpointError, load_weights
+
 log = logging.getLogger("app.engine")
 
 METRICS_FIELDS = [
@@ -33,7 +35,6 @@ METRICS_FIELDS = [
 ]
 EMA_FIELDS = ["ema_val_loss", "ema_val_acc"]
 TIMING_FIELDS = ("seconds", "images_per_s")  # the columns two identical runs may differ in
-CHECKPOINT_FORMAT = "app-train checkpoint 1"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -378,10 +379,6 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     write_atomically(path, lambda tmp: torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp))
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read, was not written by this app, or does not fit the model."""
-
-
 def load_checkpoint(path: str) -> dict[str, Any]:
     """A checkpoint ``save_checkpoint`` wrote, read without running any pickled code."""
     try:
@@ -397,23 +394,6 @@ def load_checkpoint(path: str) -> dict[str, Any]:
             "feature_extractor.checkpoint=)"
         )
     return state
-
-
-def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
-    """``module.load_state_dict(weights)``, refused with the differing names and shapes named."""
-    own = module.state_dict()
-    missing, extra = sorted(own.keys() - weights.keys()), sorted(weights.keys() - own.keys())
-    differ = [k for k in own.keys() & weights.keys() if own[k].shape != weights[k].shape]
-    if missing or extra or differ:
-        lines = [f"{k}: the checkpoint has {list(weights[k].shape)}, this config builds {list(own[k].shape)}"
-                 for k in sorted(differ)[:3]]
-        lines += [f"{k}: not in the checkpoint" for k in missing[:3]]
-        lines += [f"{k}: in the checkpoint, not in this model" for k in extra[:3]]
-        raise CheckpointError(
-            f"{what} does not fit the model this config builds; " + "; ".join(lines)
-            + ": resume with the model settings it was trained with (its config is saved beside it)"
-        )
-    module.load_state_dict(weights)
 
 
 def restore(state: dict[str, Any], model: nn.Module, training: Training, step: Step, what: str) -> None:

@@ -11,57 +11,143 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from app.configs import AlexNetWeights, ResNet18Weights
+from app.configs import (
+    AlexNetWeights, ConvNeXtTinyWeights, EfficientNetB0Weights, MobileNetV3SmallWeights, ResNet18Weights,
+    ResNet50Weights, VGG11BNWeights, ViTB16Weights,
+)
 
 # The attribute that holds a torchvision classification model's classifier, by family.
 CLASSIFIER_ATTRIBUTES = ("classifier", "fc", "heads", "head")
+CHECKPOINT_FORMAT = "app-train checkpoint 1"  # the "format" of every checkpoint app-train writes
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read, was not written by this app, or does not fit the model."""
+
+
+def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
+    """``module.load_state_dict(weights)``, refused with the differing names and shapes named."""
+    own = module.state_dict()
+    missing, extra = sorted(own.keys() - weights.keys()), sorted(weights.keys() - own.keys())
+    differ = [k for k in own.keys() & weights.keys() if own[k].shape != weights[k].shape]
+    if missing or extra or differ:
+        def some(keys: list[str]) -> str:
+            return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+        parts = [f"{k}: the checkpoint has {list(weights[k].shape)}, this config builds {list(own[k].shape)}"
+                 for k in sorted(differ)[:3]]
+        parts += [f"{len(missing)} not in the checkpoint ({some(missing)})"] if missing else []
+        parts += [f"{len(extra)} in the checkpoint, not in this model ({some(extra)})"] if extra else []
+        raise CheckpointError(
+            f"{what} does not fit the model this config builds: " + "; ".join(parts)
+            + "; use the model settings it was trained with (its config is saved beside it)"
+        )
+    module.load_state_dict(weights)
 
 
 def torchvision_body(
     build: Callable[[], nn.Module], weights_enum: Any, weights: Optional[Enum], checkpoint: Optional[str],
     out_features: int,
 ) -> nn.Module:
-    """``build()`` with its weights loaded and its classifier replaced by ``nn.Identity``, so it
-    returns the ``out_features``-wide vectors its classifier used to read."""
+    """``build()`` with its weights loaded and its classifier cut off, so that it returns the
+    ``out_features``-wide vectors its classifier's first linear layer used to read.
+
+    ``checkpoint`` is a state dict of the whole torchvision model saved with ``torch.save``, or a
+    checkpoint this app wrote (``best.pt``), whose extractor weights are loaded.
+    """
     net = build()
     if weights is not None and checkpoint is not None:
         raise ValueError("set feature_extractor.weights or feature_extractor.checkpoint, not both")
     if weights is not None:  # torchvision downloads these on first use
         net.load_state_dict(weights_enum[weights.name].get_state_dict(progress=True))
-    if checkpoint is not None:
-        net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint is not None else None
+    ours = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
+    what = f"feature_extractor.checkpoint={checkpoint}"
+    if state is not None and not ours:
+        load_weights(net, state, what)
     name = next(attr for attr in CLASSIFIER_ATTRIBUTES if isinstance(getattr(net, attr, None), nn.Module))
     classifier: nn.Module = getattr(net, name)
-    width = next(m.in_features for m in classifier.modules() if isinstance(m, nn.Linear))
+    layers = list(classifier.children()) if isinstance(classifier, nn.Sequential) else [classifier]
+    first = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.Linear))
+    width = layers[first].in_features
     if width != out_features:
         raise ValueError(
             f"feature_extractor.out_features={out_features}, but {type(net).__name__} produces {width} features"
         )
-    setattr(net, name, nn.Identity())
+    # What comes before the first linear layer stays (ConvNeXt's LayerNorm2d and Flatten), but dropout.
+    kept = [layer for layer in layers[:first] if not isinstance(layer, nn.Dropout)]
+    setattr(net, name, nn.Sequential(*kept) if kept else nn.Identity())
+    if ours:
+        assert isinstance(state, dict)
+        prefix = "extractor."
+        load_weights(net, {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}, what)
     return net
+
+
+def _torchvision(name: str, weights_enum: str) -> tuple[Callable[[], nn.Module], Any]:
+    import torchvision.models
+
+    return getattr(torchvision.models, name), getattr(torchvision.models, weights_enum)
 
 
 def alexnet(
     out_features: int, weights: Optional[AlexNetWeights] = None, checkpoint: Optional[str] = None
 ) -> nn.Module:
-    """AlexNet's convolutional body, pooled and flattened.
-
-    ``checkpoint`` is a state dict of ``torchvision.models.alexnet()`` saved with ``torch.save``.
-    """
-    from torchvision.models import AlexNet_Weights
-    from torchvision.models import alexnet as build
-
-    return torchvision_body(build, AlexNet_Weights, weights, checkpoint, out_features)
+    """AlexNet's convolutional body, pooled and flattened."""
+    return torchvision_body(*_torchvision("alexnet", "AlexNet_Weights"), weights, checkpoint, out_features)
 
 
 def resnet18(
     out_features: int, weights: Optional[ResNet18Weights] = None, checkpoint: Optional[str] = None
 ) -> nn.Module:
     """ResNet-18 up to its global pool."""
-    from torchvision.models import ResNet18_Weights
-    from torchvision.models import resnet18 as build
+    return torchvision_body(*_torchvision("resnet18", "ResNet18_Weights"), weights, checkpoint, out_features)
 
-    return torchvision_body(build, ResNet18_Weights, weights, checkpoint, out_features)
+
+def resnet50(
+    out_features: int, weights: Optional[ResNet50Weights] = None, checkpoint: Optional[str] = None
+) -> nn.Module:
+    """ResNet-50 up to its global pool."""
+    return torchvision_body(*_torchvision("resnet50", "ResNet50_Weights"), weights, checkpoint, out_features)
+
+
+def vgg11_bn(
+    out_features: int, weights: Optional[VGG11BNWeights] = None, checkpoint: Optional[str] = None
+) -> nn.Module:
+    """VGG-11 with batch norm: its convolutions, pooled to 7x7 and flattened."""
+    return torchvision_body(*_torchvision("vgg11_bn", "VGG11_BN_Weights"), weights, checkpoint, out_features)
+
+
+def mobilenet_v3_small(
+    out_features: int, weights: Optional[MobileNetV3SmallWeights] = None, checkpoint: Optional[str] = None
+) -> nn.Module:
+    """MobileNetV3-Small up to its global pool."""
+    return torchvision_body(
+        *_torchvision("mobilenet_v3_small", "MobileNet_V3_Small_Weights"), weights, checkpoint, out_features
+    )
+
+
+def efficientnet_b0(
+    out_features: int, weights: Optional[EfficientNetB0Weights] = None, checkpoint: Optional[str] = None
+) -> nn.Module:
+    """EfficientNet-B0 up to its global pool."""
+    return torchvision_body(
+        *_torchvision("efficientnet_b0", "EfficientNet_B0_Weights"), weights, checkpoint, out_features
+    )
+
+
+def convnext_tiny(
+    out_features: int, weights: Optional[ConvNeXtTinyWeights] = None, checkpoint: Optional[str] = None
+) -> nn.Module:
+    """ConvNeXt-Tiny up to its global pool and layer norm."""
+    return torchvision_body(*_torchvision("convnext_tiny", "ConvNeXt_Tiny_Weights"), weights, checkpoint, out_features)
+
+
+def vit_b_16(
+    out_features: int, weights: Optional[ViTB16Weights] = None, checkpoint: Optional[str] = None
+) -> nn.Module:
+    """ViT-B/16 for 224-px images: its class token after the encoder."""
+    return torchvision_body(*_torchvision("vit_b_16", "ViT_B_16_Weights"), weights, checkpoint, out_features)
 
 
 class ImageClassifier(nn.Module):

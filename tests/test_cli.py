@@ -107,7 +107,7 @@ def test_help_lists_groups_and_their_options(tmp_path: Path) -> None:
     for line in [
         "classifier: large, small",
         "dataset: digits, fake",
-        "feature_extractor: alexnet, resnet18",
+        "feature_extractor: alexnet, convnext_tiny, efficientnet_b0, mobilenet_v3_small, resnet18, resnet50, vgg11_bn,",
         "optimizer: adam, adamw, sgd",
         "scheduler: constant, cosine, onecycle, step",
         "trainer: default",

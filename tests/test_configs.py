@@ -45,7 +45,9 @@ def choose(group: str, option: str, *overrides: str) -> DictConfig:
 
 def test_every_group_has_options() -> None:
     assert options("dataset") == ["digits", "fake", "folder"]
-    assert options("feature_extractor") == ["alexnet", "resnet18"]
+    assert options("feature_extractor") == [
+        "alexnet", "convnext_tiny", "efficientnet_b0", "mobilenet_v3_small", "resnet18", "resnet50", "vgg11_bn", "vit_b_16"
+    ]
     assert options("classifier") == ["large", "small"]
     assert options("optimizer") == ["adam", "adamw", "sgd"]
     assert options("scheduler") == ["constant", "cosine", "onecycle", "step"]

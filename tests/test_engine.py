@@ -340,8 +340,15 @@ def test_overfit_preset_drives_the_training_loss_to_about_zero(tmp_path: Path) -
     assert float(metrics(tmp_path)[-1]["train_loss"]) < 0.05  # from ln(10) = 2.3
 
 
-@pytest.mark.parametrize(("group", "option"), [(g, o) for g, o, _ in group_options() if g != "debug"])
+SLOW_BACKBONES = {"resnet50", "vgg11_bn", "convnext_tiny", "vit_b_16"}  # seconds a step on 2 cores: the slow tier
+NEEDS = {"vit_b_16": ["dataset.image.size=224", "dataset.train_size=4", "dataset.val_size=2", "trainer.batch_size=2"]}
+
+
+@pytest.mark.parametrize(("group", "option"), [
+    pytest.param(g, o, marks=[pytest.mark.slow] if o in SLOW_BACKBONES else [])
+    for g, o, _ in group_options() if g != "debug"
+])
 def test_fast_preset_runs_every_group_option(group: str, option: str, tmp_path: Path, image_folder: Path) -> None:
-    needs = [f"dataset.root={image_folder}", "dataset.classes=3"] if option == "folder" else []
+    needs = [f"dataset.root={image_folder}", "dataset.classes=3"] if option == "folder" else NEEDS.get(option, [])
     assert 0 <= train(compose_config(["+debug=fast", f"{group}={option}", *needs]), tmp_path) <= 1
     assert len(metrics(tmp_path)) == 1

@@ -6,11 +6,15 @@ from typing import Any
 import pytest
 import torch
 import torchvision
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from app.checks import field_hints, unwrap
-from app.configs import AlexNetConfig, ResNet18Config
+from app.checks import field_hints, group_options, unwrap
+from app.configs import (
+    AlexNetConfig, ConvNeXtTinyConfig, EfficientNetB0Config, MobileNetV3SmallConfig, ResNet18Config, ResNet50Config,
+    VGG11BNConfig, ViTB16Config,
+)
 from app.launch import compose_config
 from app.data import Splits
 from app.models import ImageClassifier
@@ -121,22 +125,53 @@ def test_extractor_loads_a_local_checkpoint(tmp_path: Path) -> None:
     assert torch.equal(extractor.features[0].weight, reference.features[0].weight)
 
 
-@pytest.mark.parametrize(("option", "config", "weights"), [
+# The big bodies take a second or more to build on 2 cores: the slow tier (pytest -m slow).
+BACKBONES = [
     ("alexnet", AlexNetConfig, torchvision.models.AlexNet_Weights),
     ("resnet18", ResNet18Config, torchvision.models.ResNet18_Weights),
-])
+    ("mobilenet_v3_small", MobileNetV3SmallConfig, torchvision.models.MobileNet_V3_Small_Weights),
+    ("efficientnet_b0", EfficientNetB0Config, torchvision.models.EfficientNet_B0_Weights),
+    ("convnext_tiny", ConvNeXtTinyConfig, torchvision.models.ConvNeXt_Tiny_Weights),
+    pytest.param("resnet50", ResNet50Config, torchvision.models.ResNet50_Weights, marks=pytest.mark.slow),
+    pytest.param("vgg11_bn", VGG11BNConfig, torchvision.models.VGG11_BN_Weights, marks=pytest.mark.slow),
+    pytest.param("vit_b_16", ViTB16Config, torchvision.models.ViT_B_16_Weights, marks=pytest.mark.slow),
+]
+
+
+def test_every_backbone_is_tested() -> None:
+    tested = {getattr(case, "values", case)[0] for case in BACKBONES}
+    assert tested == {option for group, option, _ in group_options() if group == "feature_extractor"}
+
+
+@pytest.mark.parametrize(("option", "config", "weights"), BACKBONES)
 def test_a_backbones_facts_on_its_config_hold_for_the_torchvision_model(
     option: str, config: Any, weights: Any
 ) -> None:
-    weight_names = unwrap(field_hints(config)["weights"])[0]
-    assert list(weight_names.__members__) == list(weights.__members__)
+    weight_names = set(unwrap(field_hints(config)["weights"])[0].__members__)
+    # all of torchvision's names, but the ViT weights made for 384-px inputs
+    assert weight_names == set(weights.__members__) - {"IMAGENET1K_SWAG_E2E_V1"}
     size = config.min_image_size
-    extractor = instantiate(compose_config([f"feature_extractor={option}", f"dataset.image.size={size}"]).feature_extractor)
+    base = [f"feature_extractor={option}", f"dataset.image.size={size}", "dataset.classes=7"]
+    extractor = instantiate(compose_config(base).feature_extractor).eval()
     with torch.no_grad():
-        assert extractor.eval()(torch.zeros(1, 3, size, size)).shape == (1, config().out_features)
-    if option == "alexnet":  # one pixel less and a max-pool has nothing left to pool
+        assert extractor(torch.zeros(2, 3, size, size)).shape == (2, config().out_features)
+        for head in ("small", "large"):  # every head follows the body's width
+            model = ImageClassifier(extractor, instantiate(compose_config([*base, f"classifier={head}"]).classifier))
+            assert model.eval()(torch.zeros(2, 1, size, size)).shape == (2, 7)
+    if option in ("alexnet", "vgg11_bn"):  # one pixel less and a max-pool has nothing left to pool
         with pytest.raises(RuntimeError):
             extractor(torch.zeros(1, 3, size - 1, size - 1))
+
+
+def test_a_checkpoint_of_this_app_starts_an_extractor(tiny_run: dict[str, Any]) -> None:
+    best = tiny_run["dir"] / "checkpoints/best.pt"
+    saved = torch.load(best, weights_only=True)["model"]
+    extractor = instantiate(compose_config([f"feature_extractor.checkpoint={best}"]).feature_extractor)
+    assert all(torch.equal(value, saved[f"extractor.{key}"]) for key, value in extractor.state_dict().items())
+    resnet = compose_config(["feature_extractor=resnet18", f"feature_extractor.checkpoint={best}"]).feature_extractor
+    with pytest.raises(InstantiationException, match=r"\d+ not in the checkpoint \(bn1\.bias, .*\); "
+                       r"10 in the checkpoint, not in this model \(features\.0\.bias"):  # an AlexNet's, into a ResNet
+        instantiate(resnet)
 
 
 def test_extractor_refuses_a_wrong_declared_width() -> None:

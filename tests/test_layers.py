@@ -21,7 +21,7 @@ ALLOWED = {
     "data": {"configs", "folders"},
     "models": {"configs"},
     "schedules": {"configs"},
-    "engine": set(),
+    "engine": {"models"},  # weights in and out of a model, and the checkpoint format
     "loggers": {"engine", "folders"},
 }
 
