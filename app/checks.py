@@ -638,6 +638,14 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
                       "trainer.overwrite=true to replace it")
 
 
+@cross_rule("trainer.extractor_lr_scale is 1 when trainer.freeze_extractor=true (a frozen extractor has no lr)")
+def _scale_needs_a_trained_extractor(cfg: DictConfig) -> Iterator[Problem]:
+    if cfg.trainer.freeze_extractor and cfg.trainer.extractor_lr_scale != 1:
+        yield Problem("trainer.extractor_lr_scale", _num(cfg.trainer.extractor_lr_scale),
+                      "1 when trainer.freeze_extractor=true: a frozen extractor is not trained",
+                      "drop trainer.extractor_lr_scale, or set trainer.freeze_extractor=false")
+
+
 @cross_rule("trainer.resume and trainer.overwrite=true are not both set: a run is continued or replaced")
 def _resume_or_overwrite(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.trainer.resume is not None and cfg.trainer.overwrite:

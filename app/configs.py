@@ -522,6 +522,8 @@ class TrainerConfig:
     device: Device = Device.auto
     num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
     freeze_extractor: bool = False  # train the head only
+    # the extractor's lr is optimizer.lr x this: a pretrained body fine-tuned more gently than the head
+    extractor_lr_scale: Annotated[float, Interval(gt=0, le=1)] = 1.0
     precision: Precision = Precision.auto
     channels_last: bool = False  # NHWC memory format: faster convolutions on recent GPUs
     compile: bool = False  # torch.compile the model (eager, with a warning, where it cannot)

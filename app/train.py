@@ -156,8 +156,11 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
         instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor
     ).to(device)
     model.to(memory_format=step.memory_format)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = instantiate(cfg.optimizer)(trainable)
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    body = [p for p in model.extractor.parameters() if p.requires_grad]  # none when frozen
+    # The head's group first: its lr is optimizer.lr, the one metrics.csv and the loggers show.
+    groups = [{"params": head}] + ([{"params": body, "lr": cfg.optimizer.lr * t.extractor_lr_scale}] if body else [])
+    optimizer = instantiate(cfg.optimizer)(groups)
     scheduler = instantiate(cfg.scheduler)(optimizer, steps_per_epoch) if cfg.scheduler is not None else None
     ema = engine.exponential_average(model, t.ema_decay) if t.ema_decay is not None else None
     training = engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
@@ -165,7 +168,7 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
         "%d train / %d val images%s, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s",
         len(train_order), len(val_order), " (the same: trainer.overfit_batches)" if t.overfit_batches else "",
         splits.classes, cfg.dataset.image.size, cfg.dataset.image.channels,
-        sum(p.numel() for p in trainable) / 1e6, device, step.precision,
+        sum(p.numel() for p in head + body) / 1e6, device, step.precision,
     )
 
     # Resume: everything but the random state, which is set last, just before the first step

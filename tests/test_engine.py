@@ -270,6 +270,15 @@ def test_ema_weights_are_evaluated_and_kept(straight: Path) -> None:
     assert not torch.equal(raw["head.0.weight"], ema["module.head.0.weight"])
 
 
+def test_the_extractor_can_learn_more_slowly_than_the_head(tmp_path: Path) -> None:
+    train(compose_config(["+debug=fast", "trainer.extractor_lr_scale=0.1"]), tmp_path)
+    head, body = engine.load_checkpoint(str(tmp_path / "checkpoints/last.pt"))["optimizer"]["param_groups"]
+    assert body["lr"] == pytest.approx(head["lr"] * 0.1) and head["initial_lr"] == 1e-4  # scheduled alike
+    assert float(metrics(tmp_path)[0]["lr"]) == 1e-4  # the head's
+    with pytest.raises(ConfigError, match=r"trainer\.extractor_lr_scale"):
+        compose_config(["trainer.extractor_lr_scale=0.1", "trainer.freeze_extractor=true"])
+
+
 def test_compile_falls_back_to_eager_with_a_warning(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
