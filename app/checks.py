@@ -25,7 +25,7 @@ from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, Mul
 from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from app.configs import RESUME_AUTO, Device, existing_dir, existing_file, resumable, store
+from app.configs import Device, existing_dir, existing_file, resumable, store
 
 
 @dataclass
@@ -610,7 +610,7 @@ def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
     "continues it"
 )
 def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
-    from app.folders import LAST, lock_holder, run_artefacts
+    from app.folders import checkpoint_to_resume, lock_holder, run_artefacts
 
     sweep = not OmegaConf.is_missing(cfg.hydra.job, "num")  # set for a sweep's jobs only
     key, run_dir = ("hydra.sweep.dir" if sweep else "hydra.run.dir"), str(cfg.hydra.runtime.output_dir)
@@ -626,13 +626,12 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
                       f"{existing} is {'not a directory' if not os.path.isdir(existing) else 'not writable'}: "
                       f"choose another {key}")
         return
-    resume, overwrite = cfg.trainer.resume, cfg.trainer.overwrite
-    continued = resume is not None and (resume != RESUME_AUTO or os.path.isfile(os.path.join(run_dir, LAST)))
+    continued = checkpoint_to_resume(run_dir, cfg.trainer.resume) is not None
     holder, left = lock_holder(run_dir), run_artefacts(run_dir)
     if holder is not None:
         yield Problem(key, run_dir, "a run dir no live run is writing in",
                       f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}")
-    elif left and not overwrite and not continued:
+    elif left and not cfg.trainer.overwrite and not continued:
         yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
                       f"choose another {key}, add trainer.resume=auto to continue that run, or "
                       "trainer.overwrite=true to replace it")

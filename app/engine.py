@@ -352,11 +352,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _temporary(path: Path) -> Path:
+    """This process's own temporary name beside ``path`` (hidden, so no reader takes it for it)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def write_atomically(path: Path, write: Any) -> None:
     """Write through a temporary file of this process's own, flushed to disk before it replaces
     ``path``, so that no interruption (a kill, a power cut) leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temporary(path)
     try:
         write(tmp)
         with tmp.open("rb") as written:
@@ -369,7 +374,7 @@ def write_atomically(path: Path, write: Any) -> None:
 
 def link_atomically(source: Path, path: Path) -> None:
     """Give ``source``'s file (written whole already) a second name, ``path``: no copy."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temporary(path)
     tmp.unlink(missing_ok=True)
     os.link(source, tmp)
     os.replace(tmp, path)

@@ -9,6 +9,8 @@ import shutil
 from collections.abc import Iterator
 from typing import Optional
 
+from app.configs import RESUME_AUTO
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 # What a run writes in its dir, besides Hydra's .hydra/ and the job's log.
@@ -38,6 +40,15 @@ def run_artefacts(run_dir: str) -> list[str]:
     """The artefacts of a run already in ``run_dir`` (none if it does not exist)."""
     names = (METRICS, SUMMARY, CHECKPOINTS, CONFIG, CURVES, TENSORBOARD, PROFILE)
     return [name for name in names if os.path.exists(os.path.join(run_dir, name))]
+
+
+def checkpoint_to_resume(run_dir: str, resume: Optional[str]) -> Optional[str]:
+    """The checkpoint ``trainer.resume`` names: a path, or for ``auto`` the run dir's
+    ``checkpoints/last.pt`` when there is one; None for a run that starts from the beginning."""
+    if resume != RESUME_AUTO:
+        return resume
+    last = os.path.join(run_dir, LAST)
+    return last if os.path.isfile(last) else None
 
 
 def remove_run_artefacts(run_dir: str) -> None:

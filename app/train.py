@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from app import folders, launch
 from app.checks import ConfigError, check_config
-from app.configs import CONFIG_NAME, JOB_NAME, RESUME_AUTO, VERSION_BASE
+from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE
 
 log = logging.getLogger("app.train")
 
@@ -69,18 +69,6 @@ def _logging_like_the_cli(output_dir: Path) -> Iterator[None]:
             handler.close()
 
 
-def resume_from(cfg: DictConfig, output_dir: Path) -> Optional[Path]:
-    """The checkpoint ``trainer.resume`` names: a path, or for ``auto`` the run dir's
-    ``checkpoints/last.pt`` when there is one."""
-    resume = cfg.trainer.resume
-    if resume is None:
-        return None
-    if resume == RESUME_AUTO:
-        last = output_dir / folders.LAST
-        return last if last.is_file() else None
-    return Path(resume)
-
-
 def run(cfg: DictConfig, output_dir: Path) -> float:
     """Fine-tune the model ``cfg`` describes in ``output_dir``, which no other live run may be
     writing in, and no earlier run's artefacts may be left in unless ``trainer.overwrite`` (or
@@ -91,7 +79,8 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
     """
     with folders.run_lock(str(output_dir)):
         left = folders.run_artefacts(str(output_dir))
-        if left and not cfg.trainer.overwrite and resume_from(cfg, output_dir) is None:
+        resume = folders.checkpoint_to_resume(str(output_dir), cfg.trainer.resume)
+        if left and not cfg.trainer.overwrite and resume is None:
             raise FileExistsError(
                 f"{output_dir} holds an earlier run ({', '.join(left)}): choose another run dir, set "
                 "trainer.resume=auto to continue it, or trainer.overwrite=true to replace it"
@@ -99,7 +88,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
         if left and cfg.trainer.overwrite:
             log.warning("replacing the earlier run in %s (trainer.overwrite=true)", output_dir)
             folders.remove_run_artefacts(str(output_dir))
-        return fit(cfg, output_dir)
+        return fit(cfg, output_dir, Path(resume) if resume is not None else None)
 
 
 def resume_command(output_dir: Path) -> str:
@@ -112,8 +101,11 @@ def resume_command(output_dir: Path) -> str:
     return shlex.join([*program.split(), *keep, f"hydra.run.dir={output_dir}", "trainer.resume=auto"])
 
 
-def fit(cfg: DictConfig, output_dir: Path) -> float:
-    """The job, top to bottom: config -> data -> model -> optimizer -> resume -> epochs -> artefacts."""
+def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> float:
+    """The job, top to bottom: config -> data -> model -> optimizer -> resume -> epochs -> artefacts.
+
+    ``resume`` is the checkpoint to continue from (``folders.checkpoint_to_resume``).
+    """
     import random
 
     import numpy as np
@@ -126,7 +118,6 @@ def fit(cfg: DictConfig, output_dir: Path) -> float:
     t = cfg.trainer
     output_dir.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
-    resume = resume_from(cfg, output_dir)
     state = engine.load_checkpoint(str(resume)) if resume is not None else None  # refused before any work
     if t.resume is not None and resume is None:
         log.info("trainer.resume=auto: no %s in %s yet, so the run starts from the beginning", folders.LAST, output_dir)

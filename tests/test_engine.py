@@ -108,46 +108,44 @@ def test_resume_and_overwrite_are_not_both_given(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- signals
+def started(args: list[str], cwd: Path, logged: str, new_session: bool = False) -> "subprocess.Popen[str]":
+    """``python -m app.train ARGS hydra.run.dir=out`` in ``cwd``, once its ``train.log`` holds ``logged``."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    child = subprocess.Popen([sys.executable, "-m", "app.train", *args, "hydra.run.dir=out"], cwd=cwd, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=new_session)
+    log = cwd / "out" / "train.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and logged in log.read_text()):
+        time.sleep(0.02)
+    return child
+
+
 def test_sigterm_mid_epoch_then_resume_auto_ends_as_a_straight_run(tmp_path: Path) -> None:
     # 20 batches an epoch: a signal sent as epoch 1 ends lands inside epoch 2.
     args = ["+debug=fast", "dataset.train_size=320", "trainer.epochs=2", "trainer.batch_size=16"]
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    child = subprocess.Popen([sys.executable, "-m", "app.train", *args, "hydra.run.dir=stopped"], cwd=tmp_path,
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = tmp_path / "stopped/train.log"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and "epoch 1/2" in log.read_text()):
-        time.sleep(0.02)
+    child = started(args, tmp_path, "epoch 1/2")
     child.send_signal(signal.SIGTERM)
     output, _ = child.communicate(timeout=120)
     assert child.returncode == 143 and "Traceback" not in output, output
     assert "SIGTERM: stopped at epoch 2, batch " in output
     command = output.split("To resume: ")[1].splitlines()[0]
-    assert command.endswith("trainer.resume=auto") and f"hydra.run.dir={tmp_path / 'stopped'}" in command
-    assert engine.load_checkpoint(str(tmp_path / "stopped/checkpoints/last.pt"))["progress"]["batches"] > 0
+    assert command.endswith("trainer.resume=auto") and f"hydra.run.dir={tmp_path / 'out'}" in command
+    assert engine.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))["progress"]["batches"] > 0
 
     resumed = run_cli(*command.split()[3:], cwd=tmp_path)  # the logged command, after "python -m app.train"
     assert resumed.returncode == 0, resumed.stderr
     train(compose_config(args), tmp_path / "straight")  # the same computation in this process
-    ours, theirs = weights(tmp_path / "stopped/checkpoints/last.pt"), weights(tmp_path / "straight/checkpoints/last.pt")
+    ours, theirs = weights(tmp_path / "out/checkpoints/last.pt"), weights(tmp_path / "straight/checkpoints/last.pt")
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
-    assert [r["train_loss"] for r in metrics(tmp_path / "stopped")] == [r["train_loss"] for r in metrics(tmp_path / "straight")]
+    assert [r["train_loss"] for r in metrics(tmp_path / "out")] == [r["train_loss"] for r in metrics(tmp_path / "straight")]
 
 
 def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers(tmp_path: Path, image_folder: Path) -> None:
     # scancel and a terminal's Ctrl-C signal every process of the group: the loader workers
     # leave the stop to the run, which shuts them down (no worker error, no hang at exit).
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "app.train", "dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3",
-         "dataset.image.size=64", "trainer.batch_size=2", "trainer.num_workers=2", "trainer.epochs=100",
-         "hydra.run.dir=out"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    log = tmp_path / "out" / "train.log"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and "epoch 1/100" in log.read_text()):
-        time.sleep(0.05)
+    child = started(["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.size=64",
+                     "trainer.batch_size=2", "trainer.num_workers=2", "trainer.epochs=100"],
+                    tmp_path, "epoch 1/100", new_session=True)
     os.killpg(child.pid, signal.SIGTERM)
     output, _ = child.communicate(timeout=60)
     assert child.returncode == 143 and "Traceback" not in output and "DataLoader worker" not in output, output
@@ -157,20 +155,12 @@ def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers(tmp_
 
 
 def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "app.train", "+debug=fast", "trainer.epochs=200", "hydra.run.dir=out"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    log = tmp_path / "out" / "train.log"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and "epoch 1/200" in log.read_text()):
-        time.sleep(0.05)
+    child = started(["+debug=fast", "trainer.epochs=200"], tmp_path, "epoch 1/200")
     child.send_signal(signal.SIGINT)  # two signals before the step ends: Python runs both handlers
     child.send_signal(signal.SIGTERM)
-    out, err = child.communicate(timeout=120)
-    assert child.returncode in (130, 143) and "Traceback" not in out + err
-    assert "the run stopped at once" in err
+    output, _ = child.communicate(timeout=120)
+    assert child.returncode in (130, 143) and "Traceback" not in output
+    assert "the run stopped at once" in output
     assert engine.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))["epoch"] == 1
 
 

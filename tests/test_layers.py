@@ -14,7 +14,7 @@ APP = ROOT / "app"
 # engine (the job side) never reach the checks.
 ALLOWED = {
     "configs": set(),
-    "folders": set(),
+    "folders": {"configs"},
     "checks": {"configs", "folders"},
     "launch": {"configs", "checks"},
     "train": {"configs", "checks", "launch", "data", "engine", "loggers", "models", "folders"},
