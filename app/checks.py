@@ -77,7 +77,7 @@ def suggest(word: str, choices: Sequence[str]) -> list[str]:
 def unknown_key(key: str, value: str, schema: Optional[type]) -> Problem:
     """The one wording for a key its config does not have, whoever finds it."""
     parent, _, leaf = key.rpartition(".")
-    names = [name for name in field_hints(schema) if not name.startswith("_")] if schema else []
+    names = [name for name in field_hints(schema) if not name.startswith("_") and name != "defaults"] if schema else []
     close = suggest(leaf, names)
     rule = (f"a key of {schema.__name__}: {', '.join(names)}" if schema and names
             else f"a key that {parent or 'the config'} has")
@@ -711,6 +711,34 @@ def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
             "trainer.device", "cuda", "a device this machine has: torch sees no CUDA device",
             "use trainer.device=auto (cuda where there is one) or trainer.device=cpu",
         )
+
+
+@cross_rule(
+    "app-evaluate, app-predict: checkpoint is one app-train wrote; evaluate's dataset.classes equals the "
+    "checkpoint's; predict's top_k is at most its classes and its input holds images"
+)
+def _fits_the_checkpoint(cfg: DictConfig) -> Iterator[Problem]:
+    if "checkpoint" not in cfg:
+        return
+    from app.folders import checkpoint_config, image_files_under
+
+    trained = checkpoint_config(cfg.checkpoint)
+    if trained is None:
+        yield Problem("checkpoint", str(cfg.checkpoint), "a checkpoint app-train wrote (its config is inside)",
+                      "give a run's checkpoints/best.pt or last.pt; a torchvision state dict is for "
+                      "app-train feature_extractor.checkpoint=")
+        return
+    classes = int(trained["dataset"]["classes"])
+    if "dataset" in cfg and cfg.dataset.classes != classes:
+        yield Problem("dataset.classes", str(cfg.dataset.classes),
+                      f"equals the checkpoint's classes ({classes}): the model scores that many",
+                      "evaluate on a dataset with the classes the model was trained on")
+    if cfg.get("top_k") is not None and cfg.top_k > classes:
+        yield Problem("top_k", str(cfg.top_k), f"<= the checkpoint's classes ({classes})",
+                      f"top_k={min(5, classes)}, or leave it out (null: 5, or all when there are fewer)")
+    if "input" in cfg and os.path.isdir(cfg.input) and not image_files_under(cfg.input):
+        yield Problem("input", str(cfg.input), "a folder with at least one image in it (searched recursively)",
+                      "point input at an image or a folder of images")
 
 
 # ------------------------------------------------------------------ the rules, as a table

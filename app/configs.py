@@ -20,6 +20,7 @@ The tree (``python -m app.train --help`` lists it too)::
 """
 
 import os
+import typing
 import zipfile
 from dataclasses import dataclass, field, fields
 from enum import Enum
@@ -508,10 +509,15 @@ class Precision(Enum):
 RESUME_AUTO = "auto"  # trainer.resume=auto: the run dir's checkpoints/last.pt, when there is one
 
 
+def whole_checkpoint(path: str) -> bool:
+    """a whole checkpoint file written by torch.save"""
+    # torch.save writes a zip archive, whose directory is at its end: a file cut short has none.
+    return existing_file(path) and zipfile.is_zipfile(path)
+
+
 def resumable(path: str) -> bool:
     """auto (the run dir's checkpoints/last.pt, if any), or a whole checkpoint file written by torch.save"""
-    # torch.save writes a zip archive, whose directory is at its end: a file cut short has none.
-    return path == RESUME_AUTO or (existing_file(path) and zipfile.is_zipfile(path))
+    return path == RESUME_AUTO or whole_checkpoint(path)
 
 
 @dataclass
@@ -609,5 +615,85 @@ ProfileDebugConfig = partial_override(
 store(FastDebugConfig(), group="debug", name="fast", package="_global_")
 store(OverfitDebugConfig(), group="debug", name="overfit", package="_global_")
 store(ProfileDebugConfig(), group="debug", name="profile", package="_global_")
+
+
+# ------------------------------------------------------------------- evaluate and predict
+EVALUATE_NAME, PREDICT_NAME = "evaluate", "predict"  # their primary configs, and their jobs' names
+
+
+def file_or_dir(path: str) -> bool:
+    """an existing file or directory"""
+    return existing_file(path) or existing_dir(path)
+
+
+class Split(Enum):
+    val = "val"
+    train = "train"
+
+
+@dataclass
+class InferenceConfig:
+    """What ``app-evaluate`` and ``app-predict`` share: a trained model and how to run it."""
+
+    # checkpoints/best.pt or last.pt of a run: the model and its config come from it
+    checkpoint: Annotated[str, Predicate(whole_checkpoint)] = MISSING
+    batch_size: AtLeastOne = 64
+    device: Device = Device.auto
+    precision: Precision = Precision.auto
+    num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
+
+
+@dataclass
+class EvaluateConfig(InferenceConfig):
+    """``app-evaluate checkpoint=PATH``: loss, accuracy and per-class figures on a dataset split.
+
+    The dataset is the checkpoint's, option and values, unless the command line says otherwise
+    (``dataset.root=...``, or ``dataset=folder ...``): ``app.launch.from_checkpoint`` puts the
+    checkpoint's values first on the command line, where later overrides win.
+    """
+
+    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"dataset": "digits"}])
+    dataset: DatasetConfig = MISSING
+    split: Split = Split.val  # the validation split the run held out, or its training split
+
+
+@dataclass
+class PredictConfig(InferenceConfig):
+    """``app-predict checkpoint=PATH input=FILE_OR_DIR``: a CSV of each image's classes, best first."""
+
+    input: Annotated[str, Predicate(file_or_dir)] = MISSING  # an image, or a folder searched recursively
+    top_k: Optional[AtLeastOne] = None  # classes listed per image; null: 5, or all when there are fewer
+
+
+store(EvaluateConfig(), name=EVALUATE_NAME)
+store(PredictConfig(), name=PREDICT_NAME)
+
+
+def option_class(group: str, values: Any) -> type:
+    """The config class of ``group``'s stored option that builds what ``values`` (a resolved
+    node, as a checkpoint holds it) builds: the option with its ``_target_``, else the group's
+    schema (the heads share theirs)."""
+    target = values.get("_target_") if isinstance(values, dict) else None
+    found = [type(e["node"]) for e in store if e["group"] == group and getattr(e["node"], "_target_", None) == target]
+    if len(found) == 1:
+        return found[0]
+    schema: Any = {f.name: f.type for f in fields(MainConfig)}[group]
+    base: type = typing.get_args(schema)[0] if typing.get_args(schema) else schema  # Optional[X]: X
+    return base
+
+
+def typed_config(values: dict[str, Any]) -> MainConfig:
+    """A run's resolved config (``config.yaml``, a checkpoint's ``config``) as a ``MainConfig``
+    of dataclasses, each node typed as the option that wrote it."""
+    from omegaconf import OmegaConf
+
+    nodes = {
+        name: None if values.get(name) is None else OmegaConf.merge(OmegaConf.structured(option_class(name, values[name])), values[name])
+        for name in (f.name for f in fields(MainConfig)) if name != "defaults"
+    }
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MainConfig), nodes))
+    assert isinstance(config, MainConfig)
+    return config
+
 
 store.add_to_hydra_store(overwrite_ok=True)

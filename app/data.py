@@ -6,7 +6,7 @@ Images come out as float tensors ``[channels, size, size]``, standardised, ready
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
@@ -45,6 +45,7 @@ class Splits(NamedTuple):
     train: ImageDataset
     val: ImageDataset
     classes: int
+    names: list[str]  # each class's name, in label order
 
 
 def digits(
@@ -83,6 +84,7 @@ def digits(
         ImageTensorDataset(train_images, labels[train_idx], image.channels),
         ImageTensorDataset(val_images, labels[val_idx], image.channels),
         classes,
+        [str(digit) for digit in range(classes)],
     )
 
 
@@ -108,7 +110,7 @@ def fake(
             size=n, image_size=shape, num_classes=classes, transform=ToTensor(), random_offset=start
         )
 
-    return Splits(split(train_n, offset), split(val_n, offset + train_n), classes)
+    return Splits(split(train_n, offset), split(val_n, offset + train_n), classes, [str(i) for i in range(classes)])
 
 
 # ImageNet statistics: what pretrained torchvision weights expect of RGB input.
@@ -139,6 +141,51 @@ class ImageFiles(ImageDataset):
         return pixels, torch.tensor(self.labels[index])
 
 
+class ImageList(ImageDataset):
+    """Image files without labels, for prediction: ``(image, index)`` pairs through ``transform``."""
+
+    def __init__(self, files: list[str], transform: Callable[[Any], torch.Tensor]) -> None:
+        self.files, self.transform = files, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from PIL import Image
+
+        with Image.open(self.files[index]) as image:
+            return self.transform(image), torch.tensor(index)
+
+
+def readable(files: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The files PIL reads as images, and the others with the reason (``verify`` reads a PNG's
+    every chunk and checks its CRC, other formats' headers)."""
+    from PIL import Image
+
+    good, bad = [], []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+            good.append(path)
+        except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, ... by format
+            bad.append((path, f"{type(error).__name__}: {error}"))
+    return good, bad
+
+
+def image_transform(cfg: Any) -> Callable[[Any], torch.Tensor]:
+    """The validation transform of the run ``cfg`` describes, for one PIL image."""
+    from torchvision import transforms
+
+    image = cfg.dataset.image
+    mean, std = (RGB_MEAN, RGB_STD) if image.channels == 3 else ((0.5,), (0.5,))
+    mode = "RGB" if image.channels == 3 else "L"
+    steps = transforms.Compose([
+        transforms.Resize((image.size, image.size)), transforms.ToTensor(), transforms.Normalize(mean, std)
+    ])
+    return lambda picture: steps(picture.convert(mode))
+
+
 def image_folder(
     image: ImageConfig,
     root: str,
@@ -164,7 +211,7 @@ def image_folder(
     def split(indices: list[int]) -> ImageFiles:
         return ImageFiles([files[i] for i in indices], [labels[i] for i in indices], image.size, image.channels)
 
-    return Splits(split(train_idx), split(val_idx), classes)
+    return Splits(split(train_idx), split(val_idx), classes, names)
 
 
 class EpochOrder(Sampler[int]):

@@ -26,7 +26,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from app.models import CHECKPOINT_FORMAT, CheckpointError as CheckpointError, load_weights
+from app.folders import CHECKPOINT_FORMAT
+from app.models import CheckpointError as CheckpointError, load_checkpoint as load_checkpoint, load_weights
 
 log = logging.getLogger("app.engine")
 
@@ -227,6 +228,44 @@ def run_pass(
     return PassResult(progress.loss_sum / max(seen, 1), progress.correct / max(seen, 1), seen, seconds, progress, complete)
 
 
+def predictions(
+    model: nn.Module, loader: DataLoader[tuple[torch.Tensor, torch.Tensor]], step: Step, desc: str = ""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every batch's logits (float32, on the CPU) and second items (labels, or indices), in order."""
+    model.eval()
+    outputs, seconds = [], []
+    with torch.no_grad():
+        for images, second in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
+            images = images.to(step.device, non_blocking=True, memory_format=step.memory_format)
+            with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
+                outputs.append(model(images).float().cpu())
+            seconds.append(second)
+    return torch.cat(outputs), torch.cat(seconds)
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict[str, Any]:
+    """Loss, accuracy, top-5 accuracy (with more than 5 classes), per-class precision, recall
+    and support, and the confusion matrix (rows: true class, columns: predicted)."""
+    classes = len(names)
+    predicted = logits.argmax(1)
+    confusion = torch.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+    hits, support, picked = confusion.diag(), confusion.sum(1), confusion.sum(0)
+    figures: dict[str, Any] = {
+        "images": len(labels),
+        "loss": nn.functional.cross_entropy(logits, labels).item(),
+        "accuracy": (predicted == labels).float().mean().item(),
+    }
+    if classes > 5:
+        figures["top5_accuracy"] = (logits.topk(5, 1).indices == labels[:, None]).any(1).float().mean().item()
+    figures["per_class"] = [
+        {"class": name, "precision": (hits[i] / picked[i]).item() if picked[i] else None,
+         "recall": (hits[i] / support[i]).item() if support[i] else None, "support": int(support[i])}
+        for i, name in enumerate(names)
+    ]
+    figures["confusion"] = confusion.tolist()
+    return figures
+
+
 def _finite(loss: Optional[torch.Tensor], batch: int, total: int) -> None:
     value = loss.item() if loss is not None else 0.0  # one copy; isfinite() would add a kernel
     if not math.isfinite(value):
@@ -382,23 +421,6 @@ def link_atomically(source: Path, path: Path) -> None:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     write_atomically(path, lambda tmp: torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp))
-
-
-def load_checkpoint(path: str) -> dict[str, Any]:
-    """A checkpoint ``save_checkpoint`` wrote, read without running any pickled code."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"{path} cannot be read as a checkpoint ({reason}): it may be cut short or not a torch file"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path} was not written by app-train (a plain torchvision state dict goes to "
-            "feature_extractor.checkpoint=)"
-        )
-    return state
 
 
 def restore(state: dict[str, Any], model: nn.Module, training: Training, step: Step, what: str) -> None:

@@ -4,10 +4,13 @@ keeps two live runs out of the same one."""
 
 import contextlib
 import fcntl
+import io
 import os
+import pickle
 import shutil
+import zipfile
 from collections.abc import Iterator
-from typing import Optional
+from typing import Any, Optional
 
 from app.configs import RESUME_AUTO
 
@@ -18,6 +21,7 @@ METRICS, SUMMARY, CHECKPOINTS, CONFIG = "metrics.csv", "summary.json", "checkpoi
 CURVES, TENSORBOARD, PROFILE = "curves.png", "tensorboard", "profile"
 LAST = os.path.join(CHECKPOINTS, "last.pt")  # what trainer.resume=auto continues from
 LOCK = ".lock"  # held by the live run, with its pid in it
+CHECKPOINT_FORMAT = "app-train checkpoint 1"  # the "format" of every checkpoint app-train writes
 
 
 def class_folders(root: str) -> list[str]:
@@ -29,6 +33,15 @@ def image_files(root: str, name: str) -> list[str]:
     """The images of class ``name``, sorted by file name."""
     entries = sorted(os.scandir(os.path.join(root, name)), key=lambda e: e.name)
     return [e.path for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)]
+
+
+def image_files_under(path: str) -> list[str]:
+    """``path`` if it is a file, else every image under it, recursively, sorted."""
+    if not os.path.isdir(path):
+        return [path]
+    found = [os.path.join(top, name) for top, _, names in os.walk(path) for name in names
+             if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")]
+    return sorted(found)
 
 
 def held_out(images: int, val_fraction: float) -> int:
@@ -49,6 +62,41 @@ def checkpoint_to_resume(run_dir: str, resume: Optional[str]) -> Optional[str]:
         return resume
     last = os.path.join(run_dir, LAST)
     return last if os.path.isfile(last) else None
+
+
+class _Dict(dict[Any, Any]):
+    """A state dict's ``OrderedDict``, which pickle gives attributes (``_metadata``)."""
+
+
+class _ConfigReader(pickle.Unpickler):
+    """Reads a checkpoint's pickle with every tensor and class left out: plain data only."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("collections", "OrderedDict"):
+            return _Dict
+        return _left_out  # torch's tensor rebuilders, and anything else: never imported, never run
+
+    def persistent_load(self, pid: Any) -> None:
+        return None  # a tensor's storage, in its own file of the archive
+
+
+def _left_out(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def checkpoint_config(path: str) -> Optional[dict[str, Any]]:
+    """The resolved config saved in a checkpoint app-train wrote, read without torch (about
+    10 ms: the tensors' data stays in the archive); None for any other file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1)
+            state = _ConfigReader(io.BytesIO(archive.read(name))).load()
+    except (OSError, StopIteration, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError,
+            AttributeError):
+        return None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not isinstance(state.get("config"), dict):
+        return None
+    return dict(state["config"])
 
 
 def remove_run_artefacts(run_dir: str) -> None:

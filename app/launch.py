@@ -15,7 +15,7 @@ import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn, Optional
+from typing import Any, Callable, NamedTuple, NoReturn, Optional
 
 from hydra.conf import HelpConf, HydraConf, JobConf, RunDir, SweepDir
 from hydra_zen import ZenStore
@@ -28,13 +28,15 @@ from app.checks import (
     check_config,
     example,
     field_hints,
+    group_options,
     is_path,
     render,
     rules_help,
     suggest,
     unknown_key,
 )
-from app.configs import CONFIG_NAME, JOB_NAME, RESUME_AUTO, VERSION_BASE, MainConfig
+from app.configs import CONFIG_NAME, EVALUATE_NAME, JOB_NAME, RESUME_AUTO, VERSION_BASE, MainConfig
+from app.folders import checkpoint_config
 
 HELP_HEADER = """== app-train ==
 Fine-tune a classification head on a torchvision CNN. Every config is typed Python.
@@ -458,6 +460,74 @@ def _typed_nodes(node: Any) -> Iterator[DictConfig]:
             yield node
         for key in node.keys():
             yield from _typed_nodes(node._get_node(key))
+
+
+# ------------------------------------------------------------- app-evaluate, app-predict
+def _as_override(value: Any) -> str:
+    """``value`` in Hydra's override grammar."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_as_override(v) for v in value) + "]"
+    return "'" + str(value).replace("'", "\\'") + "'"  # Hydra's quoted string: only a quote is escaped
+
+
+def _leaves(node: dict[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    for name, value in node.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{name}.")
+        elif not name.startswith("_"):
+            yield f"{prefix}{name}", value
+
+
+def from_checkpoint(config_name: str, overrides: Sequence[str]) -> list[str]:
+    """What ``app-evaluate`` and ``app-predict`` put before their command line's overrides: the
+    job's name and, for evaluate, the checkpoint's dataset (its option and values), which the
+    command line's own ``dataset`` overrides then change. A dataset option given on the command
+    line keeps only the checkpoint's image settings (what the model was trained on), classes
+    and seed."""
+    prefix = [f"hydra.job.name={config_name}"]
+    path = next((o.partition("=")[2] for o in overrides if _key(o) == "checkpoint"), None)
+    values = checkpoint_config(path) if path else None
+    if config_name != EVALUATE_NAME:
+        return prefix
+    if values is None or not isinstance(values.get("dataset"), dict):  # refused: the checkpoint says so
+        return [*prefix, "dataset.seed=0"]  # and not the seed's interpolation, to a trainer it lacks
+    dataset = values["dataset"]
+    option = next((name for group, name, node in group_options()
+                   if group == "dataset" and getattr(node, "_target_", None) == dataset.get("_target_")), None)
+    chosen = any(_key(o) == "dataset" for o in overrides)
+    if option is None and not chosen:
+        return prefix
+    keep = ("image", "classes", "seed") if chosen else tuple(dataset)
+    prefix += [] if chosen else [f"dataset={option}"]
+    return prefix + [f"{key}={_as_override(value)}" for key, value in _leaves(dataset, "dataset.")
+                     if key.split(".")[1] in keep]
+
+
+def entry_main(config_name: str, usage: str, hydra_main: Callable[[], Any], argv: Sequence[str]) -> None:
+    """``main()`` of ``app-evaluate`` and ``app-predict``: check the command as the job will
+    see it (the checkpoint's settings first), then hand it to ``hydra_main``."""
+    if list(argv[:1]) in (["-h"], ["--help"]):
+        print(usage)
+        sys.exit(0)
+    with shared_config_store():
+        try:
+            command = parse_command(argv)
+            prefix = from_checkpoint(config_name, command.overrides)
+            points, problems = check_command(command._replace(config_name=config_name, overrides=[*prefix, *command.overrides]))
+        except ConfigError as error:
+            points, problems, prefix = error.points, error.problems, []
+        if problems:
+            report(problems, points)
+            sys.exit(1)
+        start = len(argv) - len(command.overrides)  # the overrides end the command line
+        sys.argv = [sys.argv[0], *argv[:start], *prefix, *argv[start:]]
+        hydra_main()
 
 
 # ------------------------------------------------------------------------------ app-check

@@ -89,6 +89,39 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, best_epoch: Optional[int
     write_atomically(path, lambda tmp: small.save(tmp, format="PNG"))
 
 
+def plot_confusion(confusion: list[list[int]], names: list[str], path: Path) -> None:
+    """The confusion matrix as a heat map: true class down, predicted class across, counts in cells."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    classes, s = len(confusion), SCALE
+    cell = max(14, min(48, 640 // classes)) * s
+    label = max(len(name) for name in names) * 7 * s + 16 * s
+    left, top = label + 24 * s, 36 * s
+    width, height = left + classes * cell + 16 * s, top + classes * cell + label + 24 * s
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=11 * s)
+    ink = (40, 40, 40)
+    draw.text((width / 2, 10 * s), "confusion matrix (rows: true class, columns: predicted)", fill=ink, font=font, anchor="ma")
+    for row in range(classes):
+        total = max(sum(confusion[row]), 1)
+        for col in range(classes):
+            count = confusion[row][col]
+            shade = int(255 * (1 - count / total))  # each row as fractions of its class: white 0, blue all
+            x, y = left + col * cell, top + row * cell
+            draw.rectangle([x, y, x + cell, y + cell], fill=(shade, shade, 255), outline=(220, 220, 220))
+            if count and cell >= 20 * s:
+                draw.text((x + cell / 2, y + cell / 2), str(count), fill="white" if shade < 128 else ink, font=font, anchor="mm")
+        draw.text((left - 6 * s, top + row * cell + cell / 2), names[row], fill=ink, font=font, anchor="rm")
+    for col in range(classes):  # the predicted classes' names, under their columns
+        text = Image.new("RGBA", (label, 14 * s), (255, 255, 255, 0))
+        ImageDraw.Draw(text).text((label, 7 * s), names[col], fill=ink, font=font, anchor="rm")
+        rotated = text.rotate(90, expand=True)
+        image.paste(rotated, (int(left + col * cell + cell / 2 - 7 * s), top + classes * cell + 6 * s), rotated)
+    small = image.resize((width // s, height // s), Image.Resampling.LANCZOS)
+    write_atomically(path, lambda tmp: small.save(tmp, format="PNG"))
+
+
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round values (1, 2 or 5 x 10^k apart) from ``low`` to ``high``."""
     span = (high - low) or 1.0

@@ -6,19 +6,19 @@ its classifier, and check the width they get against the one the config declares
 """
 
 from enum import Enum
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 from torch import nn
 
+from app.folders import CHECKPOINT_FORMAT
 from app.configs import (
-    AlexNetWeights, ConvNeXtTinyWeights, EfficientNetB0Weights, MobileNetV3SmallWeights, ResNet18Weights,
+    AlexNetWeights, MainConfig, typed_config, ConvNeXtTinyWeights, EfficientNetB0Weights, MobileNetV3SmallWeights, ResNet18Weights,
     ResNet50Weights, VGG11BNWeights, ViTB16Weights,
 )
 
 # The attribute that holds a torchvision classification model's classifier, by family.
 CLASSIFIER_ATTRIBUTES = ("classifier", "fc", "heads", "head")
-CHECKPOINT_FORMAT = "app-train checkpoint 1"  # the "format" of every checkpoint app-train writes
 
 
 class CheckpointError(ValueError):
@@ -43,6 +43,23 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str)
             + "; use the model settings it was trained with (its config is saved beside it)"
         )
     module.load_state_dict(weights)
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """A checkpoint app-train wrote, read without running any pickled code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"{path} cannot be read as a checkpoint ({reason}): it may be cut short or not a torch file"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path} was not written by app-train (a plain torchvision state dict goes to "
+            "feature_extractor.checkpoint=)"
+        )
+    return state
 
 
 def torchvision_body(
@@ -175,3 +192,32 @@ class ImageClassifier(nn.Module):
             features = self.extractor(images)
         logits: torch.Tensor = self.head(features)
         return logits
+
+
+class Trained(NamedTuple):
+    """A model app-train trained, ready to run, with the config it was trained with."""
+
+    model: ImageClassifier  # in eval mode, on the device it was loaded to
+    config: MainConfig  # typed: config.dataset is a DigitsConfig, an ImageFolderConfig, ...
+    classes: list[str]  # the class of each output, in order ("0".."9" for digits, folder names)
+
+
+def load(checkpoint: str, device: str = "cpu") -> Trained:
+    """A checkpoint app-train wrote (``checkpoints/best.pt``) as a ready model, its typed config
+    and its class names, without downloading anything: ``app.models.load("outputs/.../best.pt")``."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    state = load_checkpoint(checkpoint)
+    values = state["config"]
+    extractor = OmegaConf.create(values["feature_extractor"])
+    extractor.checkpoint = None  # the weights are the checkpoint's own, loaded below
+    if "weights" in extractor:
+        extractor.weights = None
+    model = ImageClassifier(
+        instantiate(extractor), instantiate(OmegaConf.create(values["classifier"])),
+        bool(values["trainer"]["freeze_extractor"]),
+    )
+    load_weights(model, state["model"], checkpoint)
+    classes = state.get("classes") or [str(i) for i in range(int(values["dataset"]["classes"]))]
+    return Trained(model.eval().to(device), typed_config(values), list(classes))

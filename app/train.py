@@ -189,7 +189,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": step.scaler.state_dict(),
             "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "steps": training.steps,
             "progress": dataclasses.asdict(partial), "epoch_lr": lr, "best": best, "waited": waited,
-            "rng": engine.rng_state(), "config": config,
+            "rng": engine.rng_state(), "config": config, "classes": splits.names,
         }
 
     def stopped(stop: engine.GracefulStop, where: str) -> engine.Stopped:

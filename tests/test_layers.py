@@ -16,12 +16,14 @@ ALLOWED = {
     "configs": set(),
     "folders": {"configs"},
     "checks": {"configs", "folders"},
-    "launch": {"configs", "checks"},
+    "launch": {"configs", "checks", "folders"},
     "train": {"configs", "checks", "launch", "data", "engine", "loggers", "models", "folders"},
     "data": {"configs", "folders"},
-    "models": {"configs"},
+    "models": {"configs", "folders"},
+    "evaluate": {"configs", "launch", "train", "data", "engine", "loggers", "models"},
+    "predict": {"configs", "launch", "train", "folders", "data", "engine", "models"},
     "schedules": {"configs"},
-    "engine": {"models"},  # weights in and out of a model, and the checkpoint format
+    "engine": {"models", "folders"},  # weights in and out of a model, and the checkpoint format
     "loggers": {"engine", "folders"},
 }
 

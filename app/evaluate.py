@@ -1,0 +1,96 @@
+"""Evaluate a trained model: ``app-evaluate checkpoint=PATH [overrides]`` or ``python -m app.evaluate``.
+
+The model and, unless the command line says otherwise, the dataset come from the checkpoint
+(``app.launch.from_checkpoint``); the run dir gets ``metrics.json`` and ``confusion.png``.
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from app import launch
+from app.configs import EVALUATE_NAME, VERSION_BASE, Split
+
+log = logging.getLogger("app.evaluate")
+
+USAGE = """app-evaluate: a trained model's loss, accuracy and per-class figures on a dataset split.
+
+    app-evaluate checkpoint=outputs/DATE/TIME/checkpoints/best.pt
+    app-evaluate checkpoint=best.pt split=train                 # its training split
+    app-evaluate checkpoint=best.pt dataset.root=/data/new      # the same dataset option, other images
+    app-evaluate checkpoint=best.pt dataset=folder dataset.root=/data/other dataset.classes=10
+
+The dataset is the checkpoint's (option and values) unless overridden; its image settings are
+always the checkpoint's. Keys: checkpoint, split (val|train), batch_size, device, precision,
+num_workers, dataset.*; --cfg job prints the config. Writes metrics.json and confusion.png in
+the run dir (hydra.run.dir). Exit 1 with the reason for a config it refuses.
+"""
+METRICS_JSON, CONFUSION = "metrics.json", "confusion.png"
+
+
+def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """The checkpoint's model on ``cfg.dataset``'s split: figures logged and written to ``output_dir``."""
+    from hydra.utils import instantiate
+
+    from app import data, engine, loggers, models
+
+    trained = models.load(cfg.checkpoint)
+    device = engine.resolve_device(cfg.device.value)
+    step = engine.Step(device, engine.resolve_precision(cfg.precision.value, device))
+    splits: data.Splits = instantiate(cfg.dataset)
+    images = splits.val if cfg.split is Split.val else splits.train
+    if splits.names != trained.classes:
+        log.warning("the dataset's classes (%s) are not named as the checkpoint's (%s): matched by position",
+                    ", ".join(splits.names[:6]), ", ".join(trained.classes[:6]))
+    loader = data.loader(images, cfg.batch_size, data.EpochOrder(len(images), 0, False), cfg.num_workers,
+                         device.type == "cuda")
+    with data.workers_released(loader):
+        logits, labels = engine.predictions(trained.model.to(device), loader, step, f"{cfg.split.value} split")
+    figures = {"checkpoint": str(cfg.checkpoint), "split": cfg.split.value,
+               **engine.classification_metrics(logits, labels, trained.classes)}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    engine.save_json(output_dir / METRICS_JSON, figures)
+    loggers.plot_confusion(figures["confusion"], trained.classes, output_dir / CONFUSION)
+    top5 = f", top-5 accuracy {figures['top5_accuracy']:.3f}" if "top5_accuracy" in figures else ""
+    log.info("%s split, %d images: loss %.4f, accuracy %.3f%s", cfg.split.value, figures["images"],
+             figures["loss"], figures["accuracy"], top5)
+    for row in figures["per_class"]:
+        log.info("  %-12s precision %s  recall %s  (%d images)", row["class"], _share(row["precision"]),
+                 _share(row["recall"]), row["support"])
+    log.info("%s and %s in %s", METRICS_JSON, CONFUSION, output_dir)
+    return figures
+
+
+def _share(value: Any) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
+
+
+@hydra.main(config_path=None, config_name=EVALUATE_NAME, version_base=VERSION_BASE)
+def hydra_main(cfg: DictConfig) -> None:
+    """The job Hydra runs, after ``main`` checked it."""
+    from app.train import failure
+
+    hydra_config = HydraConfig.get()
+    launch.absolute_paths(cfg, hydra_config.runtime.cwd)
+    try:
+        evaluate(cfg, Path(hydra_config.runtime.output_dir))
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("%s", failure(error))
+        sys.exit(1)
+
+
+def main() -> None:
+    """``app-evaluate`` and ``python -m app.evaluate``: check, then run."""
+    launch.entry_main(EVALUATE_NAME, USAGE, hydra_main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Classify images with a trained model: ``app-predict checkpoint=PATH input=FILE_OR_DIR`` or
+``python -m app.predict``.
+
+Each image goes through the validation transform of the run that trained the model
+(``app.data.image_transform``); the run dir gets ``predictions.csv``.
+"""
+
+import csv
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from app import folders, launch
+from app.configs import PREDICT_NAME, VERSION_BASE
+
+log = logging.getLogger("app.predict")
+
+USAGE = """app-predict: each image's most likely classes, by a trained model.
+
+    app-predict checkpoint=outputs/DATE/TIME/checkpoints/best.pt input=photo.png
+    app-predict checkpoint=best.pt input=/data/unsorted top_k=3     # every image under it, recursively
+
+Keys: checkpoint, input, top_k (null: 5, or all classes when there are fewer), batch_size,
+device, precision, num_workers; --cfg job prints the config. Writes predictions.csv in the run
+dir (hydra.run.dir): file, class, probability, then class_2, probability_2, ... to top_k;
+files that cannot be read are listed in the log and left out. Exit 1 with the reason for a
+config it refuses.
+"""
+PREDICTIONS = "predictions.csv"
+
+
+def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
+    """The checkpoint's model on every image of ``cfg.input``: rows of ``predictions.csv``, best first per image."""
+    from app import data, engine, models
+
+    trained = models.load(cfg.checkpoint)
+    device = engine.resolve_device(cfg.device.value)
+    step = engine.Step(device, engine.resolve_precision(cfg.precision.value, device))
+    found = folders.image_files_under(cfg.input)
+    files, unreadable = data.readable(found)
+    for path, reason in unreadable:
+        log.warning("left out %s: %s", path, reason)
+    if not files:
+        raise ValueError(f"none of the {len(found)} images under input={cfg.input} can be read")
+    images = data.ImageList(files, data.image_transform(OmegaConf.structured(trained.config)))
+    loader = data.loader(images, cfg.batch_size, data.EpochOrder(len(images), 0, False), cfg.num_workers,
+                         device.type == "cuda")
+    with data.workers_released(loader):
+        logits, order = engine.predictions(trained.model.to(device), loader, step, "predict")
+    top_k = cfg.top_k if cfg.top_k is not None else min(5, len(trained.classes))
+    probabilities, indices = logits.softmax(1).topk(top_k, 1)
+    base = cfg.input if os.path.isdir(cfg.input) else os.path.dirname(cfg.input)
+    rows = []
+    for i, p, c in zip(order.tolist(), probabilities.tolist(), indices.tolist()):
+        row: dict[str, Any] = {"file": os.path.relpath(files[i], base)}
+        for rank, (probability, label) in enumerate(zip(p, c), start=1):
+            suffix = "" if rank == 1 else f"_{rank}"
+            row[f"class{suffix}"], row[f"probability{suffix}"] = trained.classes[label], round(probability, 6)
+        rows.append(row)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    engine.write_atomically(output_dir / PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
+    log.info("%d images classified%s: %s", len(rows),
+             f" ({len(unreadable)} unreadable left out)" if unreadable else "", output_dir / PREDICTIONS)
+    return rows
+
+
+@hydra.main(config_path=None, config_name=PREDICT_NAME, version_base=VERSION_BASE)
+def hydra_main(cfg: DictConfig) -> None:
+    """The job Hydra runs, after ``main`` checked it."""
+    from app.train import failure
+
+    hydra_config = HydraConfig.get()
+    launch.absolute_paths(cfg, hydra_config.runtime.cwd)
+    try:
+        predict(cfg, Path(hydra_config.runtime.output_dir))
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("%s", failure(error))
+        sys.exit(1)
+
+
+def main() -> None:
+    """``app-predict`` and ``python -m app.predict``: check, then run."""
+    launch.entry_main(PREDICT_NAME, USAGE, hydra_main, sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
