@@ -639,7 +639,7 @@ class InferenceConfig:
     checkpoint: Annotated[str, Predicate(whole_checkpoint)] = MISSING
     batch_size: AtLeastOne = 64
     device: Device = Device.auto
-    precision: Precision = Precision.auto
+    precision: Optional[Precision] = None  # null: the checkpoint's trainer.precision
     num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
 
 

@@ -42,7 +42,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     trained = models.load(cfg.checkpoint)
     device = engine.resolve_device(cfg.device.value)
-    step = engine.Step(device, engine.resolve_precision(cfg.precision.value, device))
+    precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
+    step = engine.Step(device, engine.resolve_precision(precision, device))
     splits: data.Splits = instantiate(cfg.dataset)
     images = splits.val if cfg.split is Split.val else splits.train
     if splits.names != trained.classes:

@@ -42,7 +42,8 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
 
     trained = models.load(cfg.checkpoint)
     device = engine.resolve_device(cfg.device.value)
-    step = engine.Step(device, engine.resolve_precision(cfg.precision.value, device))
+    precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
+    step = engine.Step(device, engine.resolve_precision(precision, device))
     found = folders.image_files_under(cfg.input)
     files, unreadable = data.readable(found)
     for path, reason in unreadable:
