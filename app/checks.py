@@ -772,6 +772,11 @@ def rules_table() -> list[tuple[str, str]]:
     return rows + [("cross-field", description) for description, _ in CROSS_RULES]
 
 
+def schema_rules(schema: type) -> list[tuple[str, str]]:
+    """(key, rule) of each annotated top-level field of a primary config (app-evaluate's, app-predict's)."""
+    return [(name, text) for name, hint in field_hints(schema).items() if not name.startswith("_") and (text := describe(hint))]
+
+
 def rules_help() -> str:
     rows = rules_table()
     width = max(len(key) for key, _ in rows)

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from app import launch
-from app.configs import EVALUATE_NAME, VERSION_BASE, Split
+from app.configs import EVALUATE_NAME, VERSION_BASE, EvaluateConfig, Split
 
 log = logging.getLogger("app.evaluate")
 
@@ -90,7 +90,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """``app-evaluate`` and ``python -m app.evaluate``: check, then run."""
-    launch.entry_main(EVALUATE_NAME, USAGE, hydra_main, sys.argv[1:])
+    launch.entry_main(EVALUATE_NAME, EvaluateConfig, USAGE, hydra_main, sys.argv[1:])
 
 
 if __name__ == "__main__":

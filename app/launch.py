@@ -32,6 +32,7 @@ from app.checks import (
     is_path,
     render,
     rules_help,
+    schema_rules,
     suggest,
     unknown_key,
 )
@@ -509,11 +510,14 @@ def from_checkpoint(config_name: str, overrides: Sequence[str]) -> list[str]:
                      if key.split(".")[1] in keep]
 
 
-def entry_main(config_name: str, usage: str, hydra_main: Callable[[], Any], argv: Sequence[str]) -> None:
+def entry_main(
+    config_name: str, schema: type, usage: str, hydra_main: Callable[[], Any], argv: Sequence[str]
+) -> None:
     """``main()`` of ``app-evaluate`` and ``app-predict``: check the command as the job will
     see it (the checkpoint's settings first), then hand it to ``hydra_main``."""
     if list(argv[:1]) in (["-h"], ["--help"]):
-        print(usage)
+        rules = "".join(f"  {key:<12}{text}\n" for key, text in schema_rules(schema))
+        print(f"{usage}\n== Rules (checked before anything runs) ==\n{rules}")
         sys.exit(0)
     with shared_config_store():
         try:

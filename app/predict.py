@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from app import folders, launch
-from app.configs import PREDICT_NAME, VERSION_BASE
+from app.configs import PREDICT_NAME, VERSION_BASE, PredictConfig
 
 log = logging.getLogger("app.predict")
 
@@ -94,7 +94,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """``app-predict`` and ``python -m app.predict``: check, then run."""
-    launch.entry_main(PREDICT_NAME, USAGE, hydra_main, sys.argv[1:])
+    launch.entry_main(PREDICT_NAME, PredictConfig, USAGE, hydra_main, sys.argv[1:])
 
 
 if __name__ == "__main__":

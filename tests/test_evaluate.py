@@ -131,6 +131,12 @@ def test_predict_refuses_a_top_k_past_the_classes_and_a_folder_without_images(tr
     assert set(refusals(PREDICT_NAME, f"checkpoint={trained}")) == {"input"}  # mandatory
 
 
+def test_help_lists_the_keys_and_their_rules(tmp_path: Path) -> None:
+    result = entry("predict", "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "app-predict checkpoint=" in result.stdout
+    assert "  top_k       >= 1" in result.stdout and "  input       an existing file or directory" in result.stdout
+
+
 # ------------------------------------------------------------------------------ from Python
 def test_models_load_gives_a_ready_model_its_typed_config_and_class_names(trained: Path, image_folder: Path) -> None:
     loaded = models.load(str(trained))
