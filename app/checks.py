@@ -626,12 +626,16 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
                       f"{existing} is {'not a directory' if not os.path.isdir(existing) else 'not writable'}: "
                       f"choose another {key}")
         return
-    continued = checkpoint_to_resume(run_dir, cfg.trainer.resume) is not None
+    trainer = cfg.get("trainer")  # app-evaluate and app-predict have none: they never continue a run
+    continued = trainer is not None and checkpoint_to_resume(run_dir, trainer.resume) is not None
     holder, left = lock_holder(run_dir), run_artefacts(run_dir)
     if holder is not None:
         yield Problem(key, run_dir, "a run dir no live run is writing in",
                       f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}")
-    elif left and not cfg.trainer.overwrite and not continued:
+    elif left and trainer is None:
+        yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
+                      f"choose another {key}, or leave it out for a new dated one")
+    elif left and not trainer.overwrite and not continued:
         yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
                       f"choose another {key}, add trainer.resume=auto to continue that run, or "
                       "trainer.overwrite=true to replace it")

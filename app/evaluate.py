@@ -14,7 +14,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from app import launch
+from app import folders, launch
 from app.configs import EVALUATE_NAME, VERSION_BASE, EvaluateConfig, Split
 
 log = logging.getLogger("app.evaluate")
@@ -31,7 +31,6 @@ always the checkpoint's. Keys: checkpoint, split (val|train), batch_size, device
 num_workers, dataset.*; --cfg job prints the config. Writes metrics.json and confusion.png in
 the run dir (hydra.run.dir). Exit 1 with the reason for a config it refuses.
 """
-METRICS_JSON, CONFUSION = "metrics.json", "confusion.png"
 
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
@@ -56,15 +55,15 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     figures = {"checkpoint": str(cfg.checkpoint), "split": cfg.split.value,
                **engine.classification_metrics(logits, labels, trained.classes)}
     output_dir.mkdir(parents=True, exist_ok=True)
-    engine.save_json(output_dir / METRICS_JSON, figures)
-    loggers.plot_confusion(figures["confusion"], trained.classes, output_dir / CONFUSION)
+    engine.save_json(output_dir / folders.EVALUATION, figures)
+    loggers.plot_confusion(figures["confusion"], trained.classes, output_dir / folders.CONFUSION)
     top5 = f", top-5 accuracy {figures['top5_accuracy']:.3f}" if "top5_accuracy" in figures else ""
     log.info("%s split, %d images: loss %.4f, accuracy %.3f%s", cfg.split.value, figures["images"],
              figures["loss"], figures["accuracy"], top5)
     for row in figures["per_class"]:
         log.info("  %-12s precision %s  recall %s  (%d images)", row["class"], _share(row["precision"]),
                  _share(row["recall"]), row["support"])
-    log.info("%s and %s in %s", METRICS_JSON, CONFUSION, output_dir)
+    log.info("%s and %s in %s", folders.EVALUATION, folders.CONFUSION, output_dir)
     return figures
 
 
@@ -79,8 +78,10 @@ def hydra_main(cfg: DictConfig) -> None:
 
     hydra_config = HydraConfig.get()
     launch.absolute_paths(cfg, hydra_config.runtime.cwd)
+    output_dir = Path(hydra_config.runtime.output_dir)
     try:
-        evaluate(cfg, Path(hydra_config.runtime.output_dir))
+        with folders.run_lock(str(output_dir)):
+            evaluate(cfg, output_dir)
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

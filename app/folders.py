@@ -19,6 +19,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 # What a run writes in its dir, besides Hydra's .hydra/ and the job's log.
 METRICS, SUMMARY, CHECKPOINTS, CONFIG = "metrics.csv", "summary.json", "checkpoints", "config.yaml"
 CURVES, TENSORBOARD, PROFILE = "curves.png", "tensorboard", "profile"
+EVALUATION, CONFUSION, PREDICTIONS = "metrics.json", "confusion.png", "predictions.csv"  # app-evaluate, app-predict
 LAST = os.path.join(CHECKPOINTS, "last.pt")  # what trainer.resume=auto continues from
 LOCK = ".lock"  # held by the live run, with its pid in it
 CHECKPOINT_FORMAT = "app-train checkpoint 1"  # the "format" of every checkpoint app-train writes
@@ -51,7 +52,7 @@ def held_out(images: int, val_fraction: float) -> int:
 
 def run_artefacts(run_dir: str) -> list[str]:
     """The artefacts of a run already in ``run_dir`` (none if it does not exist)."""
-    names = (METRICS, SUMMARY, CHECKPOINTS, CONFIG, CURVES, TENSORBOARD, PROFILE)
+    names = (METRICS, SUMMARY, CHECKPOINTS, CONFIG, CURVES, TENSORBOARD, PROFILE, EVALUATION, CONFUSION, PREDICTIONS)
     return [name for name in names if os.path.exists(os.path.join(run_dir, name))]
 
 

@@ -33,7 +33,6 @@ dir (hydra.run.dir): file, class, probability, then class_2, probability_2, ... 
 files that cannot be read are listed in the log and left out. Exit 1 with the reason for a
 config it refuses.
 """
-PREDICTIONS = "predictions.csv"
 
 
 def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
@@ -70,9 +69,9 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     writer.writeheader()
     writer.writerows(rows)
     output_dir.mkdir(parents=True, exist_ok=True)
-    engine.write_atomically(output_dir / PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
+    engine.write_atomically(output_dir / folders.PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
     log.info("%d images classified%s: %s", len(rows),
-             f" ({len(unreadable)} unreadable left out)" if unreadable else "", output_dir / PREDICTIONS)
+             f" ({len(unreadable)} unreadable left out)" if unreadable else "", output_dir / folders.PREDICTIONS)
     return rows
 
 
@@ -83,8 +82,10 @@ def hydra_main(cfg: DictConfig) -> None:
 
     hydra_config = HydraConfig.get()
     launch.absolute_paths(cfg, hydra_config.runtime.cwd)
+    output_dir = Path(hydra_config.runtime.output_dir)
     try:
-        predict(cfg, Path(hydra_config.runtime.output_dir))
+        with folders.run_lock(str(output_dir)):
+            predict(cfg, output_dir)
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

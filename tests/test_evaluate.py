@@ -63,6 +63,8 @@ def test_evaluate_reproduces_the_runs_validation_figures(trained: Path, tmp_path
     assert "accuracy" in (tmp_path / "out/evaluate.log").read_text()
     # the run's .hydra/overrides.yaml holds the checkpoint's dataset, put first, for a rerun
     assert "dataset=folder" in (tmp_path / "out/.hydra/overrides.yaml").read_text()
+    again = run_cli(f"checkpoint={trained}", "hydra.run.dir=out", cwd=tmp_path, program=[console_script("app-evaluate")])
+    assert again.returncode == 1 and "holds an earlier run (metrics.json, confusion.png)" in again.stderr
 
 
 def test_evaluate_takes_the_checkpoints_dataset_and_the_command_lines_changes(trained: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ ALLOWED = {
     "train": {"configs", "checks", "launch", "data", "engine", "loggers", "models", "folders"},
     "data": {"configs", "folders"},
     "models": {"configs", "folders"},
-    "evaluate": {"configs", "launch", "train", "data", "engine", "loggers", "models"},
+    "evaluate": {"configs", "launch", "train", "folders", "data", "engine", "loggers", "models"},
     "predict": {"configs", "launch", "train", "folders", "data", "engine", "models"},
     "schedules": {"configs"},
     "engine": {"models", "folders"},  # weights in and out of a model, and the checkpoint format
