@@ -62,6 +62,30 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     return state
 
 
+class WeightsUnavailable(OSError):
+    """torchvision's weights are not on this machine and cannot be downloaded."""
+
+
+def downloaded(weights: Any, name: str) -> dict[str, torch.Tensor]:
+    """``weights.get_state_dict()``: from torch's hub cache, else downloaded; offline, a
+    ``WeightsUnavailable`` that says where the file goes and what to do instead."""
+    try:
+        state: dict[str, torch.Tensor] = weights.get_state_dict(progress=True)
+    except OSError as error:  # urllib's URLError, a refused connection, a full disk, ...
+        import os
+
+        from torch.hub import get_dir
+
+        reason = getattr(error, "reason", None) or error
+        target = os.path.join(get_dir(), "checkpoints", os.path.basename(weights.url))
+        raise WeightsUnavailable(
+            f"feature_extractor.weights={name}: torchvision could not download {weights.url} ({reason}). "
+            f"Offline, fetch that file elsewhere and either copy it to {target} or give it with "
+            "feature_extractor.checkpoint=PATH (and feature_extractor.weights=null)"
+        ) from None
+    return state
+
+
 def torchvision_body(
     build: Callable[[], nn.Module], weights_enum: Any, weights: Optional[Enum], checkpoint: Optional[str],
     out_features: int,
@@ -76,7 +100,7 @@ def torchvision_body(
     if weights is not None and checkpoint is not None:
         raise ValueError("set feature_extractor.weights or feature_extractor.checkpoint, not both")
     if weights is not None:  # torchvision downloads these on first use
-        net.load_state_dict(weights_enum[weights.name].get_state_dict(progress=True))
+        net.load_state_dict(downloaded(weights_enum[weights.name], weights.name))
     state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint is not None else None
     ours = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
     what = f"feature_extractor.checkpoint={checkpoint}"

@@ -258,6 +258,8 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
 
 def failure(error: BaseException) -> str:
     """What went wrong inside a job, as one paragraph: what failed and what to do."""
+    while type(error).__name__ == "InstantiationException" and error.__cause__ is not None:
+        error = error.__cause__  # a factory's own error, which Hydra's instantiate wraps
     text = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, folders.RunDirBusy):
         hint = "wait for that run, or choose another hydra.run.dir"
@@ -268,7 +270,7 @@ def failure(error: BaseException) -> str:
                 "trainer.precision=fp32 rules out a bf16/fp16 overflow")
     elif type(error).__name__ == "CheckpointError":
         hint = "give trainer.resume a checkpoints/last.pt or best.pt this app wrote, for this model"
-    elif "URLError" in text or "urlopen error" in text:
+    elif type(error).__name__ == "WeightsUnavailable" or "URLError" in text or "urlopen error" in text:
         hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
     elif isinstance(error, MemoryError) or "out of memory" in text.lower() or "not enough memory" in text:
         hint = "lower trainer.batch_size or dataset.image.size, or pick a smaller feature_extractor"

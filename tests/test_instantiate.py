@@ -219,3 +219,20 @@ def test_the_digits_facts_on_its_config_are_sklearns() -> None:
     labels = load_digits().target.tolist()
     assert DigitsConfig.images_per_class == tuple(labels.count(digit) for digit in range(10))
     assert DigitsConfig.in_memory
+
+
+def test_weights_that_cannot_be_downloaded_end_in_one_paragraph_that_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.train import failure
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: torchvision must download
+    for proxy in ("https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # a closed port: offline, whatever the network
+    cfg = compose_config(["feature_extractor=mobilenet_v3_small", "feature_extractor.weights=DEFAULT"])
+    with pytest.raises(InstantiationException) as raised:
+        instantiate(cfg.feature_extractor)
+    text = failure(raised.value)
+    assert text.startswith("The run failed: WeightsUnavailable: feature_extractor.weights=DEFAULT: torchvision could not")
+    assert str(tmp_path / "hub" / "checkpoints") in text and "feature_extractor.checkpoint=PATH" in text
+    assert not list((tmp_path / "hub" / "checkpoints").glob("*.pth"))  # nothing half-downloaded left
