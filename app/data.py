@@ -394,20 +394,23 @@ def image_folder(
     if val_root is not None and class_folders(val_root) != names:
         raise ValueError(f"{val_root} has other class folders than {root}: {class_folders(val_root)} != {names}")
     files, labels = screened(*_labelled_files(root, names), corrupt)
+    order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
     if val_root is None:
-        order = torch.randperm(len(files), generator=torch.Generator().manual_seed(seed)).tolist()
         n_val = held_out(len(order), val_fraction)
+        val_files, val_labels = files, labels
         val_idx, train_idx = order[:n_val][:val_size], order[n_val:][:train_size]
-        val_files, val_labels = [files[i] for i in val_idx], [labels[i] for i in val_idx]
-        files, labels = [files[i] for i in train_idx], [labels[i] for i in train_idx]
     else:
         val_files, val_labels = screened(*_labelled_files(val_root, names), corrupt)
-        val_files, val_labels, files, labels = val_files[:val_size], val_labels[:val_size], files[:train_size], labels[:train_size]
-    p = pixels(image, "app.data.image_folder", preset)
-    return Splits(
-        ImageFiles(files, labels, p, augment is Augment.light, seed), ImageFiles(val_files, val_labels, p),
-        classes, names,
-    )
+        val_order = torch.randperm(len(val_files), generator=torch.Generator().manual_seed(seed)).tolist()
+        val_idx, train_idx = val_order[:val_size], order[:train_size]
+
+    def split(files: list[str], labels: list[int], indices: list[int], augmented: bool) -> ImageFiles:
+        kept = sorted(indices)  # a seeded choice, in the folder's order
+        p = pixels(image, "app.data.image_folder", preset)
+        return ImageFiles([files[i] for i in kept], [labels[i] for i in kept], p, augmented, seed)
+
+    return Splits(split(files, labels, train_idx, augment is Augment.light), split(val_files, val_labels, val_idx, False),
+                  classes, names)
 
 
 class DownloadFailed(OSError):

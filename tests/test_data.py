@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from app import data, folders
@@ -252,17 +252,17 @@ def test_weights_set_the_images_to_their_preset(nested: Path) -> None:
 
 
 def test_normalize_chooses_whose_statistics() -> None:
-    def preset(*overrides: str) -> Optional[Any]:
-        return preset_for(compose_config(["feature_extractor=resnet50", *overrides], validate=False))
+    def resize(*overrides: str) -> Optional[int]:
+        preset = preset_for(compose_config(["feature_extractor=resnet50", *overrides], validate=False))
+        return None if preset is None else preset.resize
 
-    assert preset() is None  # no weights: the dataset's own statistics
-    assert preset("feature_extractor.weights=IMAGENET1K_V1").resize == 256
-    assert preset("feature_extractor.weights=IMAGENET1K_V1", "dataset.image.normalize=dataset") is None
-    assert preset("dataset.image.normalize=weights").resize == 232  # a state dict's run: the DEFAULT preset
-    resolved = OmegaConf.create(OmegaConf.to_container(  # a run's saved config.yaml: plain names
-        compose_config(["feature_extractor=resnet50", "feature_extractor.weights=IMAGENET1K_V2"], validate=False),
-        resolve=True, enum_to_str=True))
-    assert preset_for(resolved) == preset("feature_extractor.weights=IMAGENET1K_V2")
+    assert resize() is None  # no weights: the dataset's own statistics
+    assert resize("feature_extractor.weights=IMAGENET1K_V1") == 256
+    assert resize("feature_extractor.weights=IMAGENET1K_V1", "dataset.image.normalize=dataset") is None
+    assert resize("dataset.image.normalize=weights") == 232  # a state dict's run: the DEFAULT preset (V2)
+    saved = compose_config(["feature_extractor=resnet50", "feature_extractor.weights=IMAGENET1K_V2"], validate=False)
+    plain = OmegaConf.create(OmegaConf.to_container(saved, resolve=True, enum_to_str=True))  # as config.yaml holds it
+    assert isinstance(plain, DictConfig) and preset_for(plain) == preset_for(saved)
 
 
 # ------------------------------------------------------------- interfaces: names, transform
