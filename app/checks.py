@@ -25,7 +25,7 @@ from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, Mul
 from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from app.configs import Device, directory_path, existing_dir, existing_file, resumable, store
+from app.configs import Cifar10Config, Device, directory_path, existing_dir, existing_file, resumable, store
 
 
 @dataclass
@@ -553,7 +553,7 @@ def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
 
 @cross_rule("dataset=cifar10: dataset.root holds cifar-10-batches-py, unless dataset.download=true")
 def _cifar10_is_there(cfg: DictConfig) -> Iterator[Problem]:
-    if cfg.dataset._target_ != "app.data.cifar10" or cfg.dataset.download:
+    if cfg.dataset._target_ != Cifar10Config._target_ or cfg.dataset.download:
         return
     from app.folders import CIFAR10_FOLDER, cifar10_present
 

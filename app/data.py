@@ -21,7 +21,20 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
-from app.configs import Augment, Corrupt, FeatureExtractorConfig, ImageConfig, Normalize, Preset
+from app.configs import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Augment,
+    Cifar10Config,
+    Corrupt,
+    DigitsConfig,
+    FakeDataConfig,
+    FeatureExtractorConfig,
+    ImageConfig,
+    ImageFolderConfig,
+    Normalize,
+    Preset,
+)
 from app.folders import (
     CIFAR10_FOLDER,
     CIFAR10_META,
@@ -40,14 +53,13 @@ log = logging.getLogger(__name__)  # under "app": in the run's train.log
 # digits: scikit-learn's 1,797 digits at 8x8, pixel/16: mean 0.3053, std 0.3760 (computed once,
 # so that a picture needs no training split to be standardised as the run standardised it);
 # cifar10: the 50,000 training images' per-channel mean and std, as commonly quoted.
-RGB_MEAN, RGB_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 DIGITS_MEAN, DIGITS_STD = (0.3053,) * 3, (0.3760,) * 3
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-STATISTICS: dict[str, Optional[tuple[tuple[float, ...], tuple[float, ...]]]] = {
-    "app.data.digits": (DIGITS_MEAN, DIGITS_STD),
-    "app.data.image_folder": (RGB_MEAN, RGB_STD),
-    "app.data.cifar10": (CIFAR10_MEAN, CIFAR10_STD),
-    "app.data.fake": None,  # random pixels in [0, 1]: left as they are
+STATISTICS: dict[str, Optional[tuple[tuple[float, ...], tuple[float, ...]]]] = {  # by factory
+    DigitsConfig._target_: (DIGITS_MEAN, DIGITS_STD),
+    ImageFolderConfig._target_: (IMAGENET_MEAN, IMAGENET_STD),
+    Cifar10Config._target_: (CIFAR10_MEAN, CIFAR10_STD),
+    FakeDataConfig._target_: None,  # random pixels in [0, 1]: left as they are
 }
 
 
@@ -164,12 +176,11 @@ def image_transform(cfg: DictConfig) -> Callable[[Any], torch.Tensor]:
     image = ImageConfig(cfg.dataset.image.size, cfg.dataset.image.channels,
                         Normalize(_name(cfg.dataset.image.get("normalize", "auto"))))
     target = str(cfg.dataset._target_)
-    p = pixels(image, target, preset_for(cfg))
-    mode = "RGB" if image.channels == 3 else "L"
-    if target == "app.data.digits":
+    if target == DigitsConfig._target_:  # held in memory as grey tensors, resized as a batch: see digits()
         grey = pixels(ImageConfig(image.size, 1, image.normalize), target, preset_for(cfg))
         return lambda picture: resized(to_tensor(picture.convert("L"))[None], grey)[0].expand(image.channels, -1, -1)
-    transform = picture_transform(p)
+    transform = picture_transform(pixels(image, target, preset_for(cfg)))
+    mode = "RGB" if image.channels == 3 else "L"
     return lambda picture: transform(picture.convert(mode))
 
 
@@ -218,7 +229,7 @@ def digits(
 
     # Resized once up front (grey; channels are expanded on access), each split on its own so
     # that the peak memory stays about twice the data; the fixed statistics need no training split.
-    grey = pixels(ImageConfig(image.size, 1, image.normalize), "app.data.digits", preset)
+    grey = pixels(ImageConfig(image.size, 1, image.normalize), DigitsConfig._target_, preset)
     return Splits(
         ImageTensorDataset(resized(values[train_idx], grey), labels[train_idx], image.channels),
         ImageTensorDataset(resized(values[val_idx], grey), labels[val_idx], image.channels),
@@ -244,7 +255,7 @@ def fake(
     val_n = 200 if val_size is None else val_size
     # FakeData seeds image i with ``i + random_offset``: offsets keep the splits disjoint.
     offset = seed * (train_n + val_n)
-    transform = picture_transform(pixels(image, "app.data.fake", preset))
+    transform = picture_transform(pixels(image, FakeDataConfig._target_, preset))
 
     def split(n: int, start: int) -> ImageDataset:
         return FakeData(  # type: ignore[no-any-return]
@@ -406,7 +417,7 @@ def image_folder(
 
     def split(files: list[str], labels: list[int], indices: list[int], augmented: bool) -> ImageFiles:
         kept = sorted(indices)  # a seeded choice, in the folder's order
-        p = pixels(image, "app.data.image_folder", preset)
+        p = pixels(image, ImageFolderConfig._target_, preset)
         return ImageFiles([files[i] for i in kept], [labels[i] for i in kept], p, augmented, seed)
 
     return Splits(split(files, labels, train_idx, augment is Augment.light), split(val_files, val_labels, val_idx, False),
@@ -458,7 +469,7 @@ def cifar10(
         kept = [i for i, label in enumerate(labels) if label < classes]
         kept = [kept[i] for i in torch.randperm(len(kept), generator=generator).tolist()][:size]
         return ImageArrays(np.concatenate(arrays)[kept], [labels[i] for i in kept],
-                           pixels(image, "app.data.cifar10", preset), augmented, seed)
+                           pixels(image, Cifar10Config._target_, preset), augmented, seed)
 
     return Splits(split(CIFAR10_TRAIN, train_size, augment is Augment.light), split([CIFAR10_TEST], val_size, False),
                   classes, names)
