@@ -160,7 +160,7 @@ def test_a_resumed_augmented_folder_run_ends_as_a_straight_one(image_folder: Pat
     # In-process decoding (the workers' case is the test above): the augmentation must leave
     # torch's global generator, which the dropout of the large head draws from, as it was.
     recipe = ["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.size=64",
-              "dataset.augment=light", "trainer.batch_size=4", "trainer.epochs=2", "trainer.num_workers=0",
+              "dataset.augment=light", "trainer.batch_size=8", "trainer.epochs=2", "trainer.num_workers=0",
               "trainer.deterministic=true", "trainer.freeze_extractor=true", "classifier=large", "scheduler=step"]
     train(compose_config(recipe), tmp_path / "straight")
     train(compose_config([*recipe, "trainer.epochs=1"]), tmp_path / "resumed")
