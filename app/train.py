@@ -260,7 +260,10 @@ def failure(error: BaseException) -> str:
     """What went wrong inside a job, as one paragraph: what failed and what to do."""
     while type(error).__name__ == "InstantiationException" and error.__cause__ is not None:
         error = error.__cause__  # what a factory raised, without Hydra's wrapping
-    text = " ".join(str(error).split()) or type(error).__name__
+    message = str(error)
+    if "\nOriginal Traceback" in message:  # raised in a loader worker: its last line says what
+        message = message.strip().splitlines()[-1].partition(": ")[2]
+    text = " ".join(message.split()) or type(error).__name__
     if isinstance(error, folders.RunDirBusy):
         hint = "wait for that run, or choose another hydra.run.dir"
     elif isinstance(error, FileExistsError):

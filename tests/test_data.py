@@ -131,6 +131,18 @@ def test_corrupt_files_fail_the_run_naming_them(with_corrupt: tuple[Path, list[P
     assert not (tmp_path / "run" / "checkpoints").exists()  # before any training
 
 
+def test_a_file_broken_after_the_scan_is_named_not_a_worker_traceback(with_corrupt: tuple[Path, list[Path]]) -> None:
+    root, bad = with_corrupt
+    train_split = folder_splits(root, "dataset.classes=2", "dataset.corrupt=skip").train
+    broken = train_split.files[0]  # type: ignore[attr-defined]
+    Path(broken).write_bytes(b"")  # overwritten while the run reads its folder
+    with pytest.raises(OSError) as failed, data.workers_released(batches := loader(
+            train_split, 2, EpochOrder(len(train_split), 0, False), 1, False)):
+        list(batches)
+    text = failure(failed.value)
+    assert text.startswith(f"The run failed: OSError: {broken} cannot be read") and "Traceback" not in text
+
+
 # --------------------------------------------------------------------------- augment
 def test_augment_light_changes_training_images_by_epoch_only(nested: Path) -> None:
     splits = folder_splits(nested, "dataset.classes=3", "dataset.augment=light", "trainer.seed=3")
