@@ -290,9 +290,11 @@ def test_image_transform_is_the_folder_runs_validation_transform(nested: Path) -
         cfg = compose_config(["dataset=folder", f"dataset.root={nested}", "dataset.classes=3",
                               "dataset.image.size=64", f"dataset.image.channels={channels}"])
         val: ImageFiles = instantiate(cfg.dataset, preset_for(cfg)).val
-        transform = image_transform(cfg)
-        for index in range(len(val)):
-            assert torch.equal(transform(Image.open(val.files[index])), val[index][0])
+        saved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))  # a checkpoint's config
+        assert isinstance(saved, DictConfig)
+        for transform in (image_transform(cfg), image_transform(saved)):
+            for index in range(len(val)):
+                assert torch.equal(transform(Image.open(val.files[index])), val[index][0])
 
 
 def test_image_transform_is_the_digits_runs_validation_transform(tmp_path: Path) -> None:
