@@ -3,7 +3,6 @@ for corrupt files, CIFAR-10 offline, the weights' preset, and the interfaces oth
 (``Splits.names``, ``data.image_transform``)."""
 
 import logging
-import pickle
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,10 +19,8 @@ from app.checks import ConfigError, group_options
 from app.data import EpochOrder, ImageFiles, Splits, image_transform, loader, preset_for
 from app.launch import compose_config
 from app.train import failure, train
+from tests.conftest import CIFAR10_NAMES
 from tests.test_engine import weights
-
-CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
 
 def write_pngs(root: Path, counts: dict[str, int], size: int = 12) -> list[Path]:
     """``counts[path]`` PNGs of ``size`` px under ``root/path`` (a class folder, or one inside it),
@@ -188,18 +185,6 @@ def test_digits_do_not_offer_augmentation() -> None:
 
 
 # ---------------------------------------------------------------------------- cifar10
-def write_cifar10(root: Path, per_batch: int = 10) -> None:
-    """A tiny cifar-10-batches-py as torchvision extracts it: pickled batches and their meta."""
-    folder = root / folders.CIFAR10_FOLDER
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for name in [*folders.CIFAR10_TRAIN, folders.CIFAR10_TEST]:
-        batch = {"data": rng.integers(0, 256, (per_batch, 3 * 32 * 32), dtype=np.uint8),
-                 "labels": [i % 10 for i in range(per_batch)]}
-        (folder / name).write_bytes(pickle.dumps(batch))
-    (folder / folders.CIFAR10_META).write_bytes(pickle.dumps({"label_names": CIFAR10_NAMES}))
-
-
 def test_cifar10_absent_offline_is_refused_at_launch(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         compose_config(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.image.size=64"])
@@ -209,9 +194,8 @@ def test_cifar10_absent_offline_is_refused_at_launch(tmp_path: Path) -> None:
     compose_config(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.image.size=64", "dataset.download=true"])
 
 
-def test_cifar10_reads_its_batches(tmp_path: Path) -> None:
-    write_cifar10(tmp_path)
-    cfg = compose_config(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.image.size=64", "dataset.classes=3",
+def test_cifar10_reads_its_batches(cifar10_root: Path) -> None:
+    cfg = compose_config(["dataset=cifar10", f"dataset.root={cifar10_root}", "dataset.image.size=64", "dataset.classes=3",
                           "dataset.augment=light"])
     splits: Splits = instantiate(cfg.dataset, preset_for(cfg))
     assert splits.names == CIFAR10_NAMES[:3] and splits.classes == 3
@@ -315,8 +299,7 @@ def test_image_transform_is_the_digits_runs_validation_transform(tmp_path: Path)
     assert nearest.max() < 0.01
 
 
-def test_image_transform_is_the_cifar10_runs_validation_transform(tmp_path: Path) -> None:
-    write_cifar10(tmp_path)
-    cfg = compose_config(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.image.size=64"])
+def test_image_transform_is_the_cifar10_runs_validation_transform(cifar10_root: Path) -> None:
+    cfg = compose_config(["dataset=cifar10", f"dataset.root={cifar10_root}", "dataset.image.size=64"])
     val = instantiate(cfg.dataset, preset_for(cfg)).val
     assert torch.equal(image_transform(cfg)(Image.fromarray(val.arrays[0])), val[0][0])
