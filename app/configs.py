@@ -257,7 +257,8 @@ class FeatureExtractorConfig:
 
     Each backbone's facts live on its own class: ``out_features`` (the width it produces, which
     the head's first layer follows), ``min_image_size`` (and ``max_image_size`` for a body built
-    for one size) and the ``weights`` names it accepts.
+    for one size), the ``weights`` names it accepts and, by name, how those weights' images were
+    prepared (``presets``, which the images follow: ``dataset.image.normalize``).
     """
 
     min_image_size: ClassVar[int] = 1  # smallest dataset.image.size the body accepts
@@ -274,8 +275,8 @@ class FeatureExtractorConfig:
 @dataclass
 class AlexNetConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 63  # smaller maps vanish in AlexNet's third max-pool
-
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
+
     _target_: str = "app.models.alexnet"
     weights: Optional[AlexNetWeights] = None  # torchvision's weights (downloads on first use)
     out_features: Annotated[int, Interval(ge=9216, le=9216), doc("AlexNet pools to 256x6x6")] = 9216
@@ -284,8 +285,8 @@ class AlexNetConfig(FeatureExtractorConfig):
 @dataclass
 class ResNet18Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
-
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
+
     _target_: str = "app.models.resnet18"
     weights: Optional[ResNet18Weights] = None
     out_features: Annotated[int, Interval(ge=512, le=512), doc("ResNet-18 pools to 512 channels")] = 512
@@ -294,8 +295,8 @@ class ResNet18Config(FeatureExtractorConfig):
 @dataclass
 class ResNet50Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
-
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "IMAGENET1K_V2": Preset(232, 224), "DEFAULT": Preset(232, 224)}
+
     _target_: str = "app.models.resnet50"
     weights: Optional[ResNet50Weights] = None
     out_features: Annotated[int, Interval(ge=2048, le=2048), doc("ResNet-50 pools to 2048 channels")] = 2048
@@ -304,8 +305,8 @@ class ResNet50Config(FeatureExtractorConfig):
 @dataclass
 class VGG11BNConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # five 2x2 max-pools
-
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
+
     _target_: str = "app.models.vgg11_bn"
     weights: Optional[VGG11BNWeights] = None
     out_features: Annotated[int, Interval(ge=25088, le=25088), doc("VGG pools to 512x7x7")] = 25088
@@ -314,8 +315,8 @@ class VGG11BNConfig(FeatureExtractorConfig):
 @dataclass
 class MobileNetV3SmallConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
-
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
+
     _target_: str = "app.models.mobilenet_v3_small"
     weights: Optional[MobileNetV3SmallWeights] = None
     out_features: Annotated[int, Interval(ge=576, le=576), doc("MobileNetV3-Small pools to 576 channels")] = 576
@@ -324,8 +325,8 @@ class MobileNetV3SmallConfig(FeatureExtractorConfig):
 @dataclass
 class EfficientNetB0Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
-
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": Preset(256, 224, "bicubic"), "DEFAULT": Preset(256, 224, "bicubic")}
+
     _target_: str = "app.models.efficientnet_b0"
     weights: Optional[EfficientNetB0Weights] = None
     out_features: Annotated[int, Interval(ge=1280, le=1280), doc("EfficientNet-B0 pools to 1280 channels")] = 1280
@@ -334,8 +335,8 @@ class EfficientNetB0Config(FeatureExtractorConfig):
 @dataclass
 class ConvNeXtTinyConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # a 4x4 stem, then three 2x2 downsamplings
-
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": Preset(236, 224), "DEFAULT": Preset(236, 224)}
+
     _target_: str = "app.models.convnext_tiny"
     weights: Optional[ConvNeXtTinyWeights] = None
     out_features: Annotated[int, Interval(ge=768, le=768), doc("ConvNeXt-Tiny pools to 768 channels")] = 768
@@ -345,9 +346,10 @@ class ConvNeXtTinyConfig(FeatureExtractorConfig):
 class ViTB16Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 224  # its position embeddings are for 14x14 patches of 16 px
     max_image_size: ClassVar[Optional[int]] = 224
+    presets: ClassVar[dict[str, Preset]] = {
+        "IMAGENET1K_V1": IMAGENET_V1, "IMAGENET1K_SWAG_LINEAR_V1": Preset(224, 224, "bicubic"), "DEFAULT": IMAGENET_V1,
+    }
 
-    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "IMAGENET1K_SWAG_LINEAR_V1": Preset(224, 224, "bicubic"),
-                                           "DEFAULT": IMAGENET_V1}
     _target_: str = "app.models.vit_b_16"
     weights: Optional[ViTB16Weights] = None
     out_features: Annotated[int, Interval(ge=768, le=768), doc("ViT-B/16's class token is 768 wide")] = 768
