@@ -292,7 +292,8 @@ class DecodedImages(ImageDataset):
         picture = self.picture(index)
         if self.augment:
             with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global generator
-                torch.manual_seed(hash((self.seed, epoch, index)) % 2**63)  # ints hash alike in every process
+                # one well-mixed 64-bit seed per (seed, epoch, index), the same in any process or Python
+                torch.manual_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, np.uint64)[0]))
                 image: torch.Tensor = self.transform(picture)
         else:
             image = self.transform(picture)
