@@ -25,7 +25,7 @@ from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, Mul
 from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from app.configs import Device, existing_dir, existing_file, resumable, store
+from app.configs import Cifar10Config, Device, directory_path, existing_dir, existing_file, resumable, store
 
 
 @dataclass
@@ -309,7 +309,8 @@ def unresolved(key: str, raw: str, error: Exception) -> Problem:
 def is_path(hint: Any) -> bool:
     """True for a field annotated as an existing file or directory."""
     _, metadata = unwrap(hint)
-    return any(isinstance(m, Predicate) and m.func in (existing_file, existing_dir, resumable) for m in metadata)
+    return any(isinstance(m, Predicate) and m.func in (existing_file, existing_dir, directory_path, resumable)
+               for m in metadata)
 
 
 def _value_hint(key: str, hint: Any, example: Optional[str]) -> str:
@@ -511,13 +512,16 @@ def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
         )
 
 
-@cross_rule("dataset=folder: dataset.classes equals the number of class folders under dataset.root")
+@cross_rule(
+    "dataset=folder: dataset.classes equals the number of class folders under dataset.root, each holds an image, "
+    "and dataset.val_root, when set, has the same class folders"
+)
 def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
-    if "root" not in cfg.dataset:
+    if "root" not in cfg.dataset or "val_root" not in cfg.dataset:
         return
     from app.folders import class_folders, image_files
 
-    root = cfg.dataset.root
+    root, val_root = cfg.dataset.root, cfg.dataset.val_root
     names = class_folders(root)
     classes = cfg.dataset.classes
     if classes != len(names):
@@ -527,11 +531,38 @@ def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
             f"{', ...' if len(names) > 6 else ''})",
             f"set dataset.classes={len(names)}",
         )
-    empty = [name for name in names if not image_files(root, name)]
-    if empty:
+    for key, folder, expected in [("dataset.root", root, None), ("dataset.val_root", val_root, names)]:
+        if folder is None:
+            continue
+        found = class_folders(folder)
+        if expected is not None and found != expected:
+            missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+            differences = ([f"it lacks {', '.join(missing)}"] if missing else []) + (
+                [f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not in dataset.root"] if extra else [])
+            yield Problem(key, str(folder), f"the class folders of dataset.root ({', '.join(expected[:6])}"
+                          f"{', ...' if len(expected) > 6 else ''})",
+                          f"{'; '.join(differences)}: give both folders the same classes")
+            continue
+        empty = [name for name in found if not image_files(folder, name)]
+        if empty:
+            yield Problem(
+                key, str(folder), "every class folder holds at least one image",
+                f"add images to, or remove: {', '.join(empty)}",
+            )
+
+
+@cross_rule("dataset=cifar10: dataset.root holds cifar-10-batches-py, unless dataset.download=true")
+def _cifar10_is_there(cfg: DictConfig) -> Iterator[Problem]:
+    if cfg.dataset._target_ != Cifar10Config._target_ or cfg.dataset.download:
+        return
+    from app.folders import CIFAR10_FOLDER, cifar10_present
+
+    root = cfg.dataset.root
+    if not cifar10_present(root):
         yield Problem(
-            "dataset.root", str(root), "every class folder holds at least one image",
-            f"add images to, or remove: {', '.join(empty)}",
+            "dataset.root", str(root), f"a directory that holds {CIFAR10_FOLDER} (CIFAR-10's python batches) "
+            "when dataset.download=false",
+            f"add dataset.download=true where the network allows, or copy the {CIFAR10_FOLDER} folder into {root}",
         )
 
 
@@ -540,7 +571,7 @@ def _dataset_images(dataset: DictConfig) -> Optional[int]:
     counts = getattr(OmegaConf.get_type(dataset), "images_per_class", None)
     if counts is not None:
         return int(sum(counts[: dataset.classes]))
-    if "root" in dataset:
+    if "val_root" in dataset:
         from app.folders import class_folders, image_files
 
         return sum(len(image_files(dataset.root, name)) for name in class_folders(dataset.root))
@@ -552,7 +583,7 @@ def _splits_hold_images(cfg: DictConfig) -> Iterator[Problem]:
     from app.folders import held_out
 
     images = _dataset_images(cfg.dataset)
-    if images is None or "val_fraction" not in cfg.dataset:
+    if images is None or "val_fraction" not in cfg.dataset or cfg.dataset.get("val_root") is not None:
         return
     fraction = cfg.dataset.val_fraction
     if images - held_out(images, fraction) < 1:

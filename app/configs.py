@@ -9,7 +9,7 @@ This module imports nothing else from ``app``.
 
 The tree (``python -m app.train --help`` lists it too)::
 
-    dataset            digits* | fake | folder  what to train on
+    dataset            digits* | fake | folder | cifar10  what to train on
     feature_extractor  alexnet* | resnet18      the pretrained CNN body
     classifier         small* | large           the head trained on top of it
     optimizer          adam* | adamw | sgd
@@ -53,6 +53,11 @@ def existing_dir(path: str) -> bool:
     return _is(os.path.isdir, path)
 
 
+def directory_path(path: str) -> bool:
+    """a directory path (made when absent)"""
+    return bool(path) and "\0" not in path
+
+
 def _is(test: Any, path: str) -> bool:
     try:
         return bool(test(path))
@@ -69,11 +74,34 @@ Positive = Annotated[float, Gt(0)]
 
 
 # --------------------------------------------------------------------------------- dataset
+class Normalize(Enum):
+    """Whose resize and statistics standardise the images."""
+
+    auto = "auto"  # the weights' preset when feature_extractor.weights is set, else the dataset's own
+    dataset = "dataset"  # the dataset's own statistics, resized to dataset.image.size
+    weights = "weights"  # the preset of feature_extractor.weights (of its DEFAULT when unset: a loaded state dict)
+
+
+class Augment(Enum):
+    """What randomly changes a training image each epoch (validation images never change)."""
+
+    none = "none"
+    light = "light"  # torchvision's RandomResizedCrop(size) + RandomHorizontalFlip
+
+
+class Corrupt(Enum):
+    """What the scan before training does with image files it cannot decode."""
+
+    skip = "skip"  # leave them out, with a warning naming the first few
+    fail = "fail"  # stop with one error naming them
+
+
 @dataclass
 class ImageConfig:
     # side of the square images fed to the extractor, in pixels (its minimum: a cross-field rule)
     size: AtLeastOne = 124
     channels: Annotated[int, Predicate(grey_or_rgb)] = 3
+    normalize: Normalize = Normalize.auto
 
 
 @dataclass
@@ -117,20 +145,54 @@ class FakeDataConfig(DatasetConfig):
 
 @dataclass
 class ImageFolderConfig(DatasetConfig):
-    """Your own images: one subfolder of ``root`` per class, as torchvision's ImageFolder reads."""
+    """Your own images: one subfolder of ``root`` per class, searched recursively for the file
+    types torchvision's ImageFolder reads."""
 
     _target_: str = "app.data.image_folder"
     root: DirPath = MISSING
     classes: Annotated[int, Ge(2), doc("must equal the number of class folders")] = MISSING
-    val_fraction: BothSplits = 0.2
+    val_fraction: BothSplits = 0.2  # unused with val_root
+    val_root: Optional[DirPath] = None  # the same class folders, validation images: instead of the seeded split
+    augment: Augment = Augment.none
+    corrupt: Corrupt = Corrupt.fail  # files PIL cannot decode, found by a scan before training
+
+
+@dataclass
+class Cifar10Config(DatasetConfig):
+    """torchvision's CIFAR-10: 50,000 training and 10,000 test (here: validation) 32x32 images;
+    ``classes`` keeps classes 0..classes-1 (airplane, automobile, bird, ...)."""
+
+    _target_: str = "app.data.cifar10"
+    classes: Annotated[int, Interval(ge=2, le=10), doc("CIFAR-10 has ten classes")] = 10
+    # where cifar-10-batches-py is, or goes; read from the launch dir when relative, ~ expanded
+    root: Annotated[str, Predicate(directory_path)] = "${oc.env:HOME}/.cache/app-train/cifar10"
+    download: bool = False  # fetch the archive (163 MB) into root when it is not there
+    augment: Augment = Augment.none
 
 
 store(DigitsConfig(), group="dataset", name="digits")
 store(FakeDataConfig(), group="dataset", name="fake")
 store(ImageFolderConfig(), group="dataset", name="folder")
+store(Cifar10Config(), group="dataset", name="cifar10")
 
 
 # ------------------------------------------------------------------------ feature extractor
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How torchvision prepared the images a set of weights was trained on (its ``transforms()``):
+    the shorter side resized to ``resize``, the centre ``crop`` cut out, then standardised."""
+
+    resize: int
+    crop: int
+    interpolation: str = "bilinear"  # or "bicubic"
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+
+IMAGENET_V1 = Preset(256, 224)  # every V1 weight of these bodies but EfficientNet's (a test compares each)
 class AlexNetWeights(Enum):
     """The names of ``torchvision.models.AlexNet_Weights``."""
 
@@ -196,11 +258,13 @@ class FeatureExtractorConfig:
 
     Each backbone's facts live on its own class: ``out_features`` (the width it produces, which
     the head's first layer follows), ``min_image_size`` (and ``max_image_size`` for a body built
-    for one size) and the ``weights`` names it accepts.
+    for one size), the ``weights`` names it accepts and, by name, how those weights' images were
+    prepared (``presets``, which the images follow: ``dataset.image.normalize``).
     """
 
     min_image_size: ClassVar[int] = 1  # smallest dataset.image.size the body accepts
     max_image_size: ClassVar[Optional[int]] = None  # largest, where there is one
+    presets: ClassVar[dict[str, Preset]] = {}  # by weights name, DEFAULT included
 
     _target_: str = MISSING
     # a local state dict of the torchvision model, or a checkpoint this app wrote (its extractor)
@@ -212,6 +276,7 @@ class FeatureExtractorConfig:
 @dataclass
 class AlexNetConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 63  # smaller maps vanish in AlexNet's third max-pool
+    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
     _target_: str = "app.models.alexnet"
     weights: Optional[AlexNetWeights] = None  # torchvision's weights (downloads on first use)
@@ -221,6 +286,7 @@ class AlexNetConfig(FeatureExtractorConfig):
 @dataclass
 class ResNet18Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
+    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
     _target_: str = "app.models.resnet18"
     weights: Optional[ResNet18Weights] = None
@@ -230,6 +296,7 @@ class ResNet18Config(FeatureExtractorConfig):
 @dataclass
 class ResNet50Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
+    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "IMAGENET1K_V2": Preset(232, 224), "DEFAULT": Preset(232, 224)}
 
     _target_: str = "app.models.resnet50"
     weights: Optional[ResNet50Weights] = None
@@ -239,6 +306,7 @@ class ResNet50Config(FeatureExtractorConfig):
 @dataclass
 class VGG11BNConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # five 2x2 max-pools
+    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
     _target_: str = "app.models.vgg11_bn"
     weights: Optional[VGG11BNWeights] = None
@@ -248,6 +316,7 @@ class VGG11BNConfig(FeatureExtractorConfig):
 @dataclass
 class MobileNetV3SmallConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
+    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
     _target_: str = "app.models.mobilenet_v3_small"
     weights: Optional[MobileNetV3SmallWeights] = None
@@ -257,6 +326,7 @@ class MobileNetV3SmallConfig(FeatureExtractorConfig):
 @dataclass
 class EfficientNetB0Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
+    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": Preset(256, 224, "bicubic"), "DEFAULT": Preset(256, 224, "bicubic")}
 
     _target_: str = "app.models.efficientnet_b0"
     weights: Optional[EfficientNetB0Weights] = None
@@ -266,6 +336,7 @@ class EfficientNetB0Config(FeatureExtractorConfig):
 @dataclass
 class ConvNeXtTinyConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # a 4x4 stem, then three 2x2 downsamplings
+    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": Preset(236, 224), "DEFAULT": Preset(236, 224)}
 
     _target_: str = "app.models.convnext_tiny"
     weights: Optional[ConvNeXtTinyWeights] = None
@@ -276,6 +347,9 @@ class ConvNeXtTinyConfig(FeatureExtractorConfig):
 class ViTB16Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 224  # its position embeddings are for 14x14 patches of 16 px
     max_image_size: ClassVar[Optional[int]] = 224
+    presets: ClassVar[dict[str, Preset]] = {
+        "IMAGENET1K_V1": IMAGENET_V1, "IMAGENET1K_SWAG_LINEAR_V1": Preset(224, 224, "bicubic"), "DEFAULT": IMAGENET_V1,
+    }
 
     _target_: str = "app.models.vit_b_16"
     weights: Optional[ViTB16Weights] = None

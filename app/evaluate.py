@@ -12,7 +12,7 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from app import folders, launch
 from app.configs import EVALUATE_NAME, VERSION_BASE, EvaluateConfig, Split
@@ -43,7 +43,9 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     device = engine.resolve_device(cfg.device.value)
     precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
     step = engine.Step(device, engine.resolve_precision(precision, device))
-    splits: data.Splits = instantiate(cfg.dataset)
+    # the weights' preset of the model's extractor, if the images follow it, as in the run
+    run = OmegaConf.create({"dataset": cfg.dataset, "feature_extractor": OmegaConf.structured(trained.config.feature_extractor)})
+    splits: data.Splits = instantiate(cfg.dataset, data.preset_for(run))
     images = splits.val if cfg.split is Split.val else splits.train
     if splits.names != trained.classes:
         log.warning("the dataset's classes (%s) are not named as the checkpoint's (%s): matched by position",

@@ -14,7 +14,14 @@ from typing import Any, Optional
 
 from app.configs import RESUME_AUTO
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# torchvision.datasets.folder.IMG_EXTENSIONS (0.29), copied so that the launch check stays
+# torch-free; a test compares the two.
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+# torchvision's CIFAR10 reads these python pickles from <root>/cifar-10-batches-py.
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST, CIFAR10_META = "test_batch", "batches.meta"
 
 # What a run writes in its dir, besides Hydra's .hydra/ and the job's log.
 METRICS, SUMMARY, CHECKPOINTS, CONFIG = "metrics.csv", "summary.json", "checkpoints", "config.yaml"
@@ -31,18 +38,25 @@ def class_folders(root: str) -> list[str]:
 
 
 def image_files(root: str, name: str) -> list[str]:
-    """The images of class ``name``, sorted by file name."""
-    entries = sorted(os.scandir(os.path.join(root, name)), key=lambda e: e.name)
-    return [e.path for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)]
+    """The images of class ``name``, found in its folder and every folder below it."""
+    return image_files_under(os.path.join(root, name))
 
 
 def image_files_under(path: str) -> list[str]:
-    """``path`` if it is a file, else every image under it, recursively, sorted."""
+    """``path`` if it is a file, else every image in it and below it, in torchvision's
+    ImageFolder order (folders walked sorted, each one's files sorted)."""
     if not os.path.isdir(path):
         return [path]
-    found = [os.path.join(top, name) for top, _, names in os.walk(path) for name in names
-             if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")]
-    return sorted(found)
+    found = []
+    for folder, _, names in sorted(os.walk(path, followlinks=True)):
+        found += [os.path.join(folder, n) for n in sorted(names) if n.lower().endswith(IMG_EXTENSIONS)]
+    return found
+
+
+def cifar10_present(root: str) -> bool:
+    """True when ``root`` holds CIFAR-10's python batches, as torchvision extracts them."""
+    folder = os.path.join(os.path.expanduser(root), CIFAR10_FOLDER)
+    return all(os.path.isfile(os.path.join(folder, n)) for n in (*CIFAR10_TRAIN, CIFAR10_TEST, CIFAR10_META))
 
 
 def held_out(images: int, val_fraction: float) -> int:

@@ -451,8 +451,10 @@ def absolute_paths(cfg: DictConfig, launch_dir: str) -> None:
     for node in _typed_nodes(cfg):
         for name, hint in field_hints(OmegaConf.get_type(node)).items():  # type: ignore[arg-type]
             value = node.get(name) if is_path(hint) else None
-            if isinstance(value, str) and not os.path.isabs(value) and value != RESUME_AUTO:
+            if isinstance(value, str) and not os.path.isabs(os.path.expanduser(value)) and value != RESUME_AUTO:
                 node[name] = os.path.join(launch_dir, value)
+            elif isinstance(value, str) and value.startswith("~"):
+                node[name] = os.path.expanduser(value)
 
 
 def _typed_nodes(node: Any) -> Iterator[DictConfig]:

@@ -44,8 +44,9 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
     step = engine.Step(device, engine.resolve_precision(precision, device))
     found = folders.image_files_under(cfg.input)
-    files, unreadable = data.readable(found)
-    for path, reason in unreadable:
+    unreadable = data.unreadable(found)
+    files = [path for path in found if path not in unreadable]
+    for path, reason in unreadable.items():
         log.warning("left out %s: %s", path, reason)
     if not files:
         raise ValueError(f"none of the {len(found)} images under input={cfg.input} can be read")

@@ -128,7 +128,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     step = engine.Step(device, engine.resolve_precision(t.precision.value, device), t.channels_last)
 
     # Data: each epoch's order is drawn from the seed and the epoch, so a resumed run draws it again
-    splits: data.Splits = instantiate(cfg.dataset)
+    splits: data.Splits = instantiate(cfg.dataset, data.preset_for(cfg))  # the weights' preset, if the images follow it
     pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
     if t.overfit_batches:  # the first batches, in one order, for training and validation alike
         overfit = min(len(splits.train), t.overfit_batches * t.batch_size)
@@ -259,8 +259,11 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
 def failure(error: BaseException) -> str:
     """What went wrong inside a job, as one paragraph: what failed and what to do."""
     while type(error).__name__ == "InstantiationException" and error.__cause__ is not None:
-        error = error.__cause__  # a factory's own error, which Hydra's instantiate wraps
-    text = " ".join(str(error).split()) or type(error).__name__
+        error = error.__cause__  # what a factory raised, without Hydra's wrapping
+    message = str(error)
+    if "\nOriginal Traceback" in message:  # raised in a loader worker: its last line says what
+        message = message.strip().splitlines()[-1].partition(": ")[2]
+    text = " ".join(message.split()) or type(error).__name__
     if isinstance(error, folders.RunDirBusy):
         hint = "wait for that run, or choose another hydra.run.dir"
     elif isinstance(error, FileExistsError):
@@ -270,6 +273,11 @@ def failure(error: BaseException) -> str:
                 "trainer.precision=fp32 rules out a bf16/fp16 overflow")
     elif type(error).__name__ == "CheckpointError":
         hint = "give trainer.resume a checkpoints/last.pt or best.pt this app wrote, for this model"
+    elif type(error).__name__ == "CorruptImages":
+        hint = "remove or replace those files, or set dataset.corrupt=skip to leave them out"
+    elif type(error).__name__ == "DownloadFailed":
+        hint = ("without the network, copy the cifar-10-batches-py folder into dataset.root and set "
+                "dataset.download=false")
     elif type(error).__name__ == "WeightsUnavailable" or "URLError" in text or "urlopen error" in text:
         hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
     elif isinstance(error, MemoryError) or "out of memory" in text.lower() or "not enough memory" in text:

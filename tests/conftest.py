@@ -53,6 +53,29 @@ def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.fixture(scope="session")
+def cifar10_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny cifar-10-batches-py as torchvision extracts it: pickled batches of 10 random
+    images (labels 0-9) and their meta, so nothing is downloaded."""
+    import pickle
+
+    import numpy as np
+
+    from app import folders
+
+    root = tmp_path_factory.mktemp("cifar10")
+    (root / folders.CIFAR10_FOLDER).mkdir()
+    rng = np.random.default_rng(0)
+    for name in [*folders.CIFAR10_TRAIN, folders.CIFAR10_TEST]:
+        batch = {"data": rng.integers(0, 256, (10, 3 * 32 * 32), dtype=np.uint8), "labels": list(range(10))}
+        (root / folders.CIFAR10_FOLDER / name).write_bytes(pickle.dumps(batch))
+    (root / folders.CIFAR10_FOLDER / folders.CIFAR10_META).write_bytes(pickle.dumps({"label_names": CIFAR10_NAMES}))
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One complete tiny CLI run, shared by the tests that inspect its artefacts."""

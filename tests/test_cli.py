@@ -106,7 +106,7 @@ def test_help_lists_groups_and_their_options(tmp_path: Path) -> None:
     assert result.returncode == 0
     for line in [
         "classifier: large, small",
-        "dataset: digits, fake",
+        "dataset: cifar10, digits, fake, folder",
         "feature_extractor: alexnet, convnext_tiny, efficientnet_b0, mobilenet_v3_small, resnet18, resnet50, vgg11_bn,",
         "optimizer: adam, adamw, sgd",
         "scheduler: constant, cosine, onecycle, step",

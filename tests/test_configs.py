@@ -44,7 +44,7 @@ def choose(group: str, option: str, *overrides: str) -> DictConfig:
 
 
 def test_every_group_has_options() -> None:
-    assert options("dataset") == ["digits", "fake", "folder"]
+    assert options("dataset") == ["cifar10", "digits", "fake", "folder"]
     assert options("feature_extractor") == [
         "alexnet", "convnext_tiny", "efficientnet_b0", "mobilenet_v3_small", "resnet18", "resnet50", "vgg11_bn", "vit_b_16"
     ]

@@ -347,7 +347,10 @@ NEEDS = {"vit_b_16": ["dataset.image.size=224", "dataset.train_size=4", "dataset
     pytest.param(g, o, marks=[pytest.mark.slow] if o in SLOW_BACKBONES else [])
     for g, o, _ in group_options() if g != "debug"
 ])
-def test_fast_preset_runs_every_group_option(group: str, option: str, tmp_path: Path, image_folder: Path) -> None:
-    needs = [f"dataset.root={image_folder}", "dataset.classes=3"] if option == "folder" else NEEDS.get(option, [])
+def test_fast_preset_runs_every_group_option(
+    group: str, option: str, tmp_path: Path, image_folder: Path, cifar10_root: Path
+) -> None:
+    roots = {"folder": [f"dataset.root={image_folder}", "dataset.classes=3"], "cifar10": [f"dataset.root={cifar10_root}"]}
+    needs = roots.get(option, NEEDS.get(option, []))
     assert 0 <= train(compose_config(["+debug=fast", f"{group}={option}", *needs]), tmp_path) <= 1
     assert len(metrics(tmp_path)) == 1
