@@ -508,8 +508,9 @@ def from_checkpoint(config_name: str, overrides: Sequence[str]) -> list[str]:
         return prefix
     keep = ("image", "classes", "seed") if chosen else tuple(dataset)
     prefix += [] if chosen else [f"dataset={option}"]
+    # not the run's augmentation: a split is evaluated as the run validated, image for image
     return prefix + [f"{key}={_as_override(value)}" for key, value in _leaves(dataset, "dataset.")
-                     if key.split(".")[1] in keep]
+                     if key.split(".")[1] in keep and key != "dataset.augment"]
 
 
 def entry_main(

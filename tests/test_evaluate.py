@@ -24,7 +24,7 @@ from app.train import train
 from tests.conftest import console_script, run_cli
 
 # fp32 (which app-evaluate then uses too), so that its loss is the run's to the last digits.
-RECIPE = ["+debug=fast", "dataset=folder", "dataset.classes=3", "dataset.val_fraction=0.3", "trainer.epochs=3",
+RECIPE = ["+debug=fast", "dataset=folder", "dataset.augment=light", "dataset.classes=3", "dataset.val_fraction=0.3", "trainer.epochs=3",
           "optimizer.lr=1e-3", "trainer.precision=fp32", "trainer.batch_size=4", "trainer.num_workers=0"]
 
 
@@ -76,6 +76,7 @@ def test_evaluate_takes_the_checkpoints_dataset_and_the_command_lines_changes(tr
     assert OmegaConf.get_type(cfg.dataset) is ImageFolderConfig
     assert cfg.dataset.image.size == 64 and cfg.dataset.val_fraction == 0.3  # the checkpoint's
     assert cfg.dataset.train_size == 5  # the command line's
+    assert cfg.dataset.augment.name == "none"  # the training split as the run would validate it, unaugmented
     assert evaluate(cfg, tmp_path)["images"] == 5
 
 
