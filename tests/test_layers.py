@@ -17,11 +17,12 @@ ALLOWED = {
     "folders": {"configs"},
     "checks": {"configs", "folders"},
     "launch": {"configs", "checks"},
-    "train": {"configs", "checks", "launch", "data", "engine", "loggers", "models", "folders"},
+    "train": {"configs", "checks", "launch", "data", "engine", "features", "loggers", "models", "folders"},
     "data": {"configs", "folders"},
     "models": {"configs"},
     "schedules": {"configs"},
     "engine": {"models"},  # weights in and out of a model, and the checkpoint format
+    "features": {"data", "engine", "models"},  # the frozen extractor's feature cache
     "loggers": {"engine", "folders"},
 }
 
