@@ -450,6 +450,9 @@ def absolute_paths(cfg: DictConfig, launch_dir: str) -> None:
             value = node.get(name) if is_path(hint) else None
             if isinstance(value, str) and not os.path.isabs(value) and value != RESUME_AUTO:
                 node[name] = os.path.join(launch_dir, value)
+    cache = cfg.trainer.get("feature_cache_dir") if "trainer" in cfg else None  # a path to make, not to find
+    if isinstance(cache, str) and not os.path.isabs(os.path.expanduser(cache)):
+        cfg.trainer.feature_cache_dir = os.path.join(launch_dir, cache)
 
 
 def _typed_nodes(node: Any) -> Iterator[DictConfig]:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from app.checks import ConfigError
 from app.features import unused_because
 from app.launch import compose_config
 from app.train import train
@@ -107,3 +108,12 @@ def test_the_cache_is_used_only_for_a_frozen_extractor_and_fixed_images() -> Non
         node = OmegaConf.create({"trainer": {"freeze_extractor": True, "feature_cache": True},
                                  "dataset": {"augment": augment}})
         assert (unused_because(node) is None) == used, augment
+
+
+def test_a_cache_dir_that_cannot_be_made_is_refused_at_launch(tmp_path: Path) -> None:
+    (tmp_path / "a_file").write_text("")
+    blocked = f"trainer.feature_cache_dir={tmp_path / 'a_file' / 'features'}"
+    with pytest.raises(ConfigError, match=r"trainer\.feature_cache_dir") as refused:
+        compose_config(["trainer.freeze_extractor=true", blocked])
+    assert "is not a directory" in str(refused.value)
+    compose_config([blocked])  # a run that uses no cache does not care
