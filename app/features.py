@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -69,7 +70,7 @@ def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: e
             found = [load(folder / f"{name}.pt", limit, size) for name, size in zip(SPLITS, sizes)]
             log.info("feature cache: reused %s (%s)", folder, _described(found))
             return data.Splits(found[0], found[1], splits.classes)
-        except (OSError, RuntimeError, ValueError, KeyError) as error:  # a torn or foreign file
+        except (OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as error:  # torn, foreign
             log.warning("feature cache: %s cannot be read (%s); computing the features again", folder, error)
     began = time.perf_counter()
     for name, split in zip(SPLITS, (splits.train, splits.val)):
