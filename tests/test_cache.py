@@ -77,6 +77,10 @@ def test_another_key_builds_another_folder(cached: tuple[Path, Path, str], tmp_p
     key = json.loads((first / "key.json").read_text())
     (other / first.name / "key.json").write_text(json.dumps({**key, "format": "an older format"}))
     assert "feature cache: built" in run(tmp_path / "stale", other)  # never used when its key differs
+    torn = other / first.name / "train.pt"
+    torn.write_bytes(torn.read_bytes()[:1000])  # as a full disk or another tool might leave it
+    log = run(tmp_path / "torn", other)
+    assert "cannot be read" in log and "feature cache: built" in log
 
 
 def test_a_resumed_run_with_the_cache_ends_as_a_straight_one(cached: tuple[Path, Path, str], tmp_path: Path) -> None:
