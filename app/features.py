@@ -24,7 +24,7 @@ from app.models import ImageClassifier
 
 log = logging.getLogger("app.features")
 
-FORMAT = "app-train features 1"  # in the key: a new way of computing or storing features gets new folders
+FORMAT = "app-train features 1"  # in the key: bump it when code changes the images or features a config yields
 SPLITS = ("train", "val")
 
 
