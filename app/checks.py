@@ -649,13 +649,9 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
         yield Problem(key, "", "a directory for the run's files (empty: they would land in the launch dir)",
                       f"leave {key} out for a new dated one, or name a directory")
         return
-    existing = run_dir
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-        yield Problem(key, run_dir, "a directory this user can create and write in",
-                      f"{existing} is {'not a directory' if not os.path.isdir(existing) else 'not writable'}: "
-                      f"choose another {key}")
+    blocked = _unwritable(run_dir)
+    if blocked:
+        yield Problem(key, run_dir, "a directory this user can create and write in", f"{blocked}: choose another {key}")
         return
     trainer = cfg.get("trainer")  # app-evaluate and app-predict have none: they never continue a run
     continued = trainer is not None and checkpoint_to_resume(run_dir, trainer.resume) is not None
@@ -670,6 +666,30 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
         yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
                       f"choose another {key}, add trainer.resume=auto to continue that run, or "
                       "trainer.overwrite=true to replace it")
+
+
+def _unwritable(path: str) -> str:
+    """Why this user cannot make or write in directory ``path`` ("" when they can)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is {'not a directory' if not os.path.isdir(existing) else 'not writable'}"
+    return ""
+
+
+@cross_rule(
+    "trainer.feature_cache_dir is a directory this user can make or write in, when the feature cache is used "
+    "(trainer.freeze_extractor=true, trainer.feature_cache=true, no random dataset.augment)"
+)
+def _feature_cache_dir_is_writable(cfg: DictConfig) -> Iterator[Problem]:
+    t, augment = cfg.trainer, cfg.dataset.get("augment")
+    if not (t.freeze_extractor and t.feature_cache) or getattr(augment, "name", augment) not in (None, "none"):
+        return
+    blocked = _unwritable(os.path.expanduser(t.feature_cache_dir))
+    if blocked:
+        yield Problem("trainer.feature_cache_dir", t.feature_cache_dir, "a directory this user can create and "
+                      "write in", f"{blocked}: choose another trainer.feature_cache_dir, or set trainer.feature_cache=false")
 
 
 @cross_rule("trainer.extractor_lr_scale is 1 when trainer.freeze_extractor=true (a frozen extractor has no lr)")

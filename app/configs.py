@@ -602,6 +602,12 @@ class TrainerConfig:
     device: Device = Device.auto
     num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
     freeze_extractor: bool = False  # train the head only
+    # with freeze_extractor and no random augmentation: each image's features are computed once,
+    # kept under feature_cache_dir (keyed by extractor, weights, data and precision) and reused
+    feature_cache: bool = True
+    feature_cache_dir: str = "~/.cache/app-train/features"  # shared by runs and sweeps; ~ is your home
+    # a cached split larger than this is read memory-mapped from disk, not loaded into memory
+    feature_cache_memory_gib: NotNegative = 4.0
     # the extractor's lr is optimizer.lr x this: a pretrained body fine-tuned more gently than the head
     extractor_lr_scale: Annotated[float, Interval(gt=0, le=1)] = 1.0
     precision: Precision = Precision.auto

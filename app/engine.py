@@ -84,6 +84,12 @@ class Step:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
 
+    def inputs(self, batch: torch.Tensor) -> torch.Tensor:
+        """``batch`` on the device, images in this step's memory format (a 2-D batch of cached
+        features has no channels to lay out, and keeps its own)."""
+        layout = self.memory_format if batch.dim() == 4 else torch.preserve_format
+        return batch.to(self.device, non_blocking=True, memory_format=layout)
+
 
 @dataclass
 class Training:
@@ -195,7 +201,7 @@ def run_pass(
     with torch.set_grad_enabled(training is not None):
         bar = tqdm(loader, desc=desc, leave=False, disable=None, unit="batch", initial=batches, total=total)
         for images, labels in bar:
-            images = images.to(device, non_blocking=True, memory_format=step.memory_format)
+            images = step.inputs(images)
             labels = labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=step.dtype, enabled=step.dtype is not None):
                 logits = model(images)
@@ -304,7 +310,7 @@ def compiled(model: nn.Module, images: torch.Tensor, step: Step) -> nn.Module:
     kept = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
     fast: nn.Module = torch.compile(model)  # type: ignore[assignment]
-    images = images.to(step.device, memory_format=step.memory_format)
+    images = step.inputs(images)
     try:
         with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
             fast.train()

@@ -455,6 +455,9 @@ def absolute_paths(cfg: DictConfig, launch_dir: str) -> None:
                 node[name] = os.path.join(launch_dir, value)
             elif isinstance(value, str) and value.startswith("~"):
                 node[name] = os.path.expanduser(value)
+    cache = cfg.trainer.get("feature_cache_dir") if "trainer" in cfg else None  # a path to make, not to find
+    if isinstance(cache, str) and not os.path.isabs(os.path.expanduser(cache)):
+        cfg.trainer.feature_cache_dir = os.path.join(launch_dir, cache)
 
 
 def _typed_nodes(node: Any) -> Iterator[DictConfig]:

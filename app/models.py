@@ -192,7 +192,11 @@ def vit_b_16(
 
 
 class ImageClassifier(nn.Module):
-    """``head(extractor(images))``; a frozen extractor stays in eval mode and out of autograd."""
+    """``head(extractor(images))``; a frozen extractor stays in eval mode and out of autograd.
+
+    A 2-D batch is a batch of the extractor's features already (the feature cache's): it goes to
+    the head alone.
+    """
 
     def __init__(self, extractor: nn.Module, head: nn.Module, freeze_extractor: bool = False) -> None:
         super().__init__()
@@ -206,14 +210,19 @@ class ImageClassifier(nn.Module):
             self.extractor.eval()  # batch-norm statistics stay those of the pretrained body
         return self
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The extractor's ``[batch, out_features]`` vectors for an image batch."""
         if images.shape[1] == 1:  # grey images on an RGB backbone: repeat the channel
             images = images.expand(-1, 3, -1, -1)
         if self.freeze_extractor:
             with torch.no_grad():
-                features = self.extractor(images)
+                features: torch.Tensor = self.extractor(images)
         else:
             features = self.extractor(images)
+        return features
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = images if images.dim() == 2 else self.features(images)
         logits: torch.Tensor = self.head(features)
         return logits
 

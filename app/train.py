@@ -112,7 +112,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     import torch
     from hydra.utils import instantiate
 
-    from app import data, engine, loggers
+    from app import data, engine, features, loggers
     from app.models import ImageClassifier
 
     t = cfg.trainer
@@ -133,13 +133,10 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     if t.overfit_batches:  # the first batches, in one order, for training and validation alike
         overfit = min(len(splits.train), t.overfit_batches * t.batch_size)
         train_order, val_order = data.EpochOrder(overfit, t.seed, False), data.EpochOrder(overfit, t.seed, False)
-        val_split = splits.train
     else:
-        train_order, val_split = data.EpochOrder(len(splits.train), t.seed, True), splits.val
+        train_order = data.EpochOrder(len(splits.train), t.seed, True)
         val_order = data.EpochOrder(len(splits.val), t.seed, False)
-    train_loader = data.loader(splits.train, t.batch_size, train_order, t.num_workers, pin)
-    val_loader = data.loader(val_split, t.batch_size, val_order, t.num_workers, pin)
-    batches_per_epoch = len(train_loader)
+    batches_per_epoch = math.ceil(len(train_order) / t.batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / t.accumulate_batches)
 
     # Model: the extractor and the head are each built from their own config node
@@ -169,6 +166,13 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
         done, progress, best, waited = state["epoch"], engine.Progress(**state["progress"]), state["best"], state["waited"]
         log.info("resuming %s: %d epochs done%s", resume, done,
                  f", and {progress.batches} batches of epoch {done + 1}" if progress.batches else "")
+
+    # Features: a frozen extractor's, computed once (or read from trainer.feature_cache_dir), stand
+    # in for the images, and the model runs its head alone on them; checkpoints hold it whole
+    splits = features.cached(cfg, splits, model, step)
+    train_loader = data.loader(splits.train, t.batch_size, train_order, t.num_workers, pin)
+    val_loader = data.loader(splits.train if t.overfit_batches else splits.val, t.batch_size, val_order,
+                             t.num_workers, pin)
     engine.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     forward = engine.compiled(model, next(iter(train_loader))[0], step) if t.compile else model
     metrics = engine.MetricsLog(

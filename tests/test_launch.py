@@ -1,6 +1,7 @@
 """From a command line (or Python) to checked configs: once per run, every problem at once, the
 same refusals from Python as from the CLI, and the caller's Hydra left as found."""
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -185,8 +186,11 @@ def test_relative_paths_are_read_from_the_launch_dir_even_when_the_job_changes_d
     result = run_cli(
         "hydra.job.chdir=true", "dataset=folder", "dataset.root=images", "dataset.classes=3",
         "dataset.image.size=64", "trainer.epochs=1", "trainer.batch_size=4", "hydra.run.dir=out",
-        cwd=tmp_path,
+        "trainer.freeze_extractor=true", "trainer.feature_cache_dir=features", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     checkpoint = torch.load(tmp_path / "out/checkpoints/last.pt", weights_only=True)
     assert checkpoint["config"]["dataset"]["root"] == str(tmp_path / "images")
+    assert checkpoint["config"]["trainer"]["feature_cache_dir"] == str(tmp_path / "features")
+    [cache] = (tmp_path / "features").iterdir()  # the image files' features, cached beside the images
+    assert cache.name.startswith("alexnet-image_folder-64px-") and json.loads((cache / "key.json").read_text())["files"]

@@ -17,13 +17,14 @@ ALLOWED = {
     "folders": {"configs"},
     "checks": {"configs", "folders"},
     "launch": {"configs", "checks", "folders"},
-    "train": {"configs", "checks", "launch", "data", "engine", "loggers", "models", "folders"},
+    "train": {"configs", "checks", "launch", "data", "engine", "features", "loggers", "models", "folders"},
     "data": {"configs", "folders"},
     "models": {"configs", "folders"},
     "evaluate": {"configs", "launch", "train", "folders", "data", "engine", "loggers", "models"},
     "predict": {"configs", "launch", "train", "folders", "data", "engine", "models"},
     "schedules": {"configs"},
     "engine": {"models", "folders"},  # weights in and out of a model, and the checkpoint format
+    "features": {"data", "engine", "models"},  # the frozen extractor's feature cache
     "loggers": {"engine", "folders"},
 }
 
