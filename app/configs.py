@@ -10,13 +10,17 @@ This module imports nothing else from ``app``.
 The tree (``python -m app.train --help`` lists it too)::
 
     dataset            digits* | fake | folder | cifar10  what to train on
-    feature_extractor  alexnet* | resnet18      the pretrained CNN body
+    feature_extractor  alexnet* | resnet18 | resnet50 | vgg11_bn | mobilenet_v3_small |
+                       efficientnet_b0 | convnext_tiny | vit_b_16   the pretrained CNN body
     classifier         small* | large           the head trained on top of it
     optimizer          adam* | adamw | sgd
     scheduler          cosine* | constant | onecycle | step   stepped per optimizer step, with warm-up
     trainer            default*                 epochs, batch size, seed, device, resume, ...
     logger             csv* | tensorboard       besides metrics.csv and curves.png
     debug              fast | overfit | profile add with ``+debug=NAME``
+
+Beside ``config`` (app-train's), the primary configs ``evaluate`` and ``predict`` are those of
+``app-evaluate`` and ``app-predict``.
 """
 
 import os
