@@ -57,8 +57,8 @@ def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: e
     """``splits`` with each image replaced by its features under ``model``'s extractor, read from
     the cache or computed and stored there first; ``splits`` itself when the run cannot use one."""
     why = unused_because(cfg)
-    if why is not None:
-        log.info("feature cache: not used (%s)", why)
+    if why is not None:  # said only where a frozen extractor could have used it
+        log.log(logging.INFO if cfg.trainer.freeze_extractor else logging.DEBUG, "feature cache: not used (%s)", why)
         return splits
     t = cfg.trainer
     key = cache_key(cfg, splits, model, step)
