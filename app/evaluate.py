@@ -5,13 +5,11 @@ The model and, unless the command line says otherwise, the dataset come from the
 """
 
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from app import folders, launch
@@ -76,19 +74,9 @@ def _share(value: Any) -> str:
 @hydra.main(config_path=None, config_name=EVALUATE_NAME, version_base=VERSION_BASE)
 def hydra_main(cfg: DictConfig) -> None:
     """The job Hydra runs, after ``main`` checked it."""
-    from app.train import failure
+    from app.train import run_job
 
-    hydra_config = HydraConfig.get()
-    launch.absolute_paths(cfg, hydra_config.runtime.cwd)
-    output_dir = Path(hydra_config.runtime.output_dir)
-    try:
-        with folders.run_lock(str(output_dir)):
-            evaluate(cfg, output_dir)
-    except Exception as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        log.error("%s", failure(error))
-        sys.exit(1)
+    run_job(evaluate, cfg, log)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from app import folders, launch
@@ -79,19 +78,9 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
 @hydra.main(config_path=None, config_name=PREDICT_NAME, version_base=VERSION_BASE)
 def hydra_main(cfg: DictConfig) -> None:
     """The job Hydra runs, after ``main`` checked it."""
-    from app.train import failure
+    from app.train import run_job
 
-    hydra_config = HydraConfig.get()
-    launch.absolute_paths(cfg, hydra_config.runtime.cwd)
-    output_dir = Path(hydra_config.runtime.output_dir)
-    try:
-        with folders.run_lock(str(output_dir)):
-            predict(cfg, output_dir)
-    except Exception as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        log.error("%s", failure(error))
-        sys.exit(1)
+    run_job(predict, cfg, log)
 
 
 def main() -> None:

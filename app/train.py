@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -289,6 +289,22 @@ def failure(error: BaseException) -> str:
     else:
         hint = "set HYDRA_FULL_ERROR=1 to see where it failed"
     return f"The run failed: {type(error).__name__}: {text}\n  hint: {hint}"
+
+
+def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: logging.Logger) -> None:
+    """``job(cfg, run dir)`` for ``app-evaluate`` and ``app-predict``, under Hydra: paths made
+    absolute, the run dir's lock held, and an error told as one paragraph (exit 1)."""
+    hydra_config = HydraConfig.get()
+    launch.absolute_paths(cfg, hydra_config.runtime.cwd)
+    output_dir = Path(hydra_config.runtime.output_dir)
+    try:
+        with folders.run_lock(str(output_dir)):
+            job(cfg, output_dir)
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        job_log.error("%s", failure(error))
+        sys.exit(1)
 
 
 @hydra.main(config_path=None, config_name=CONFIG_NAME, version_base=VERSION_BASE)
