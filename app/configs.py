@@ -661,16 +661,17 @@ class MainConfig:
 store(MainConfig(), name=CONFIG_NAME)
 
 
-def partial_override(name: str, **values: Any) -> Any:
+def partial_override(name: str, options: Optional[dict[str, str]] = None, **values: Any) -> Any:
     """A config for the global package that sets ``values`` and leaves every other key as it is.
 
     Hydra merges only a subclass of ``MainConfig`` into the typed main config, so this is one,
     with its own empty defaults list and every field it does not set MISSING (which a merge
-    skips). Nested values are plain dicts, checked against the schema when they are merged.
+    skips). Nested values are plain dicts, checked against the schema when they are merged;
+    ``options`` picks group options (``{"feature_extractor": "resnet18"}``) as the defaults list does.
     """
     unset = {f.name: MISSING for f in fields(MainConfig) if f.name != "defaults" and f.name not in values}
     return make_config(
-        hydra_defaults=["_self_"], **unset, **values, bases=(MainConfig,), zen_dataclass={"cls_name": name, "module": __name__},
+        hydra_defaults=[*({f"override /{group}": option} for group, option in (options or {}).items()), "_self_"], **unset, **values, bases=(MainConfig,), zen_dataclass={"cls_name": name, "module": __name__},
     )
 
 
@@ -699,6 +700,62 @@ ProfileDebugConfig = partial_override(
 store(FastDebugConfig(), group="debug", name="fast", package="_global_")
 store(OverfitDebugConfig(), group="debug", name="overfit", package="_global_")
 store(ProfileDebugConfig(), group="debug", name="profile", package="_global_")
+
+
+# ------------------------------------------------------------------------------ experiments
+def experiment(name: str, options: dict[str, str], **values: Any) -> Any:
+    """A named experiment for ``+experiment=NAME``: a ``partial_override`` that also picks the
+    group ``options`` (Hydra's ``override /group: option``), every other key left as it is."""
+    return partial_override(name, options, **values)
+
+
+def as_untyped(config: Any) -> Any:
+    """``config`` (a ``partial_override``) as a plain node without its MISSING keys, to store.
+
+    Hydra retypes the root to the first ``MainConfig`` subclass merged into it and then refuses
+    a second sibling (``+experiment=X +debug=fast``: "FastDebugConfig is not a subclass of X"),
+    so an experiment is stored untyped and its values are checked against ``MainConfig`` as
+    they are merged, as the nested values of every partial override already are.
+    """
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(OmegaConf.structured(config))
+    assert isinstance(values, dict)
+    return OmegaConf.create({key: value for key, value in values.items() if value != MISSING})
+
+
+# ``+experiment=digits_resnet18_frozen``: the ResNet-18 body frozen, a head trained on its
+# features (computed once, then read from the feature cache), AdamW at a head's lr.
+DigitsResNet18Frozen = experiment(
+    "DigitsResNet18Frozen",
+    {"dataset": "digits", "feature_extractor": "resnet18", "classifier": "small", "optimizer": "adamw"},
+    dataset={"image": {"size": 64}},  # 8x8 digits: 64 px is 2 pixels per ResNet-18 output map side
+    optimizer={"lr": 1e-3},
+    trainer={"freeze_extractor": True, "epochs": 8},
+)
+# ``+experiment=digits_alexnet_finetune``: all of AlexNet trained, its body at a tenth of the
+# head's lr, the larger head and a one-cycle schedule.
+DigitsAlexNetFinetune = experiment(
+    "DigitsAlexNetFinetune",
+    {"dataset": "digits", "feature_extractor": "alexnet", "classifier": "large", "optimizer": "adamw", "scheduler": "onecycle"},
+    optimizer={"lr": 3e-4},
+    trainer={"freeze_extractor": False, "extractor_lr_scale": 0.1, "epochs": 6},
+)
+# ``+experiment=folder_transfer dataset.root=DIR dataset.classes=N``: your own class folders on
+# ImageNet-pretrained ResNet-18 weights, light augmentation, the body fine-tuned gently; root and
+# classes stay MISSING, so the launch check asks for them.
+FolderTransfer = experiment(
+    "FolderTransfer",
+    {"dataset": "folder", "feature_extractor": "resnet18", "classifier": "small", "optimizer": "adamw"},
+    dataset={"image": {"size": 128}, "augment": "light"},
+    feature_extractor={"weights": "IMAGENET1K_V1"},
+    optimizer={"lr": 1e-3},
+    trainer={"extractor_lr_scale": 0.1, "epochs": 10, "early_stopping_patience": 3},
+)
+EXPERIMENTS = {"digits_resnet18_frozen": DigitsResNet18Frozen, "digits_alexnet_finetune": DigitsAlexNetFinetune,
+               "folder_transfer": FolderTransfer}
+for _name, _config in EXPERIMENTS.items():
+    store(as_untyped(_config), group="experiment", name=_name, package="_global_")
 
 
 # ------------------------------------------------------------------- evaluate and predict
