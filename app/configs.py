@@ -18,6 +18,9 @@ The tree (``python -m app.train --help`` lists it too)::
     trainer            default*                 epochs, batch size, seed, device, resume, ...
     logger             csv* | tensorboard       besides metrics.csv and curves.png
     debug              fast | overfit | profile add with ``+debug=NAME``
+    experiment         digits_resnet18_frozen | digits_alexnet_finetune | folder_transfer
+                       add with ``+experiment=NAME``: several groups set at once
+    hparams_search     lr_wd | head_lr          add with ``+hparams_search=NAME``: an Optuna search
 
 Beside ``config`` (app-train's), the primary configs ``evaluate`` and ``predict`` are those of
 ``app-evaluate`` and ``app-predict``.
@@ -756,6 +759,70 @@ EXPERIMENTS = {"digits_resnet18_frozen": DigitsResNet18Frozen, "digits_alexnet_f
                "folder_transfer": FolderTransfer}
 for _name, _config in EXPERIMENTS.items():
     store(as_untyped(_config), group="experiment", name=_name, package="_global_")
+
+
+# --------------------------------------------------------------------------- search presets
+SEARCH_SWEEPER = "hydra_plugins.app_search.resumable_optuna.ResumableOptunaSweeper"  # Optuna, resuming its study
+
+
+@dataclass
+class SamplerSeedConfig:
+    seed: Optional[int] = 0  # the same trials, in the same order, for the same command
+
+
+@dataclass
+class SearchSweeperConfig:
+    """``hydra.sweeper`` as a search preset sets it: Optuna, maximising the best validation
+    accuracy (what the job returns), its study kept in SQLite in the sweep dir."""
+
+    _target_: str = SEARCH_SWEEPER
+    direction: str = "maximize"
+    study_name: str = MISSING
+    # the sweep dir is made before the study is opened (ResumableOptunaSweeper.sweep)
+    storage: str = "sqlite:///${hydra.sweep.dir}/optuna.db"
+    n_trials: AtLeastOne = 20  # in all: a rerun of the same command runs only those not finished
+    n_jobs: AtLeastOne = 1  # trials drawn at a time (the launcher runs them: hydra/launcher=joblib)
+    sampler: SamplerSeedConfig = field(default_factory=SamplerSeedConfig)
+    params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression (interval, choice)
+
+
+@dataclass
+class SearchSweepDir:
+    dir: str = MISSING  # fixed, not dated: the same command finds the same study
+    subdir: str = "${hydra.job.num}"
+
+
+@dataclass
+class SearchHydraConfig:
+    sweeper: SearchSweeperConfig = MISSING
+    sweep: SearchSweepDir = MISSING
+
+
+def search_preset(name: str, params: dict[str, str], n_trials: int = 20) -> Any:
+    """``+hparams_search=NAME``: the Optuna sweeper over ``params``, its study and sweep dir named ``NAME``."""
+    return make_config(
+        hydra_defaults=[{"override /hydra/sweeper": "optuna"}, "_self_"],
+        hydra=SearchHydraConfig(
+            sweeper=SearchSweeperConfig(study_name=name, n_trials=n_trials, params=params),
+            sweep=SearchSweepDir(dir=f"multirun/search/{name}"),
+        ),
+        zen_dataclass={"cls_name": f"Search_{name}", "module": __name__},
+    )
+
+
+# ``+hparams_search=lr_wd``: the learning rate on a log scale and the weight decay, 20 trials.
+LrWdSearch = search_preset("lr_wd", {
+    "optimizer.lr": "tag(log, interval(1e-5, 1e-2))",
+    "optimizer.weight_decay": "interval(0, 0.1)",
+})
+# ``+hparams_search=head_lr``: the head's size and the learning rate, 12 trials.
+HeadLrSearch = search_preset("head_lr", {
+    "classifier": "choice(small, large)",
+    "optimizer.lr": "tag(log, interval(1e-5, 1e-2))",
+}, n_trials=12)
+SEARCHES = {"lr_wd": LrWdSearch, "head_lr": HeadLrSearch}
+for _name, _config in SEARCHES.items():
+    store(as_untyped(_config), group="hparams_search", name=_name, package="_global_")
 
 
 # ------------------------------------------------------------------- evaluate and predict

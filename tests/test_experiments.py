@@ -6,7 +6,7 @@ import pytest
 
 from app.configs import EXPERIMENTS
 from app.launch import check_overrides, compose_config
-from tests.conftest import image_folder  # noqa: F401  (a fixture)
+from tests.conftest import TINY, image_folder, run_cli  # noqa: F401  (image_folder: a fixture)
 
 
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
@@ -32,3 +32,38 @@ def test_glob_runs_every_experiment_but_the_folder_one_needs_its_root() -> None:
     assert points == 3
     assert [(p.key, p.point) for p in problems] == [("dataset.root", ["+experiment=folder_transfer"])]
     assert check_overrides(["+experiment=glob(*,exclude=folder_*)", "+debug=fast"], multirun=True) == (2, [])
+
+
+def test_search_preset_space_is_checked_like_the_command_line() -> None:
+    assert check_overrides(["+hparams_search=lr_wd", "+debug=fast"], multirun=True) == (4, [])  # 2 bounds x 2 bounds
+    points, problems = check_overrides(["+hparams_search=lr_wd", "optimizer.weight_decay=interval(-1,0.1)"], multirun=True)
+    assert points == 4 and {(p.key, p.value, p.rule) for p in problems} == {("optimizer.weight_decay", "-1.0", ">= 0")}
+    _, reversed_bounds = check_overrides(["+hparams_search=lr_wd", "optimizer.lr=interval(1e-2,1e-5)"], multirun=True)
+    assert [p.rule for p in reversed_bounds] == ["interval(low, high) with low < high"]
+
+
+def test_bare_optuna_sweeper_must_say_minimize_to_minimise() -> None:
+    space = ["hydra/sweeper=optuna", "optimizer.lr=tag(log,interval(1e-5,1e-3))"]
+    _, problems = check_overrides(space, multirun=True)
+    assert [(p.key, p.hint) for p in problems] == [
+        ("hydra.sweeper.direction", "add hydra.sweeper.direction=maximize, or use a preset: +hparams_search=lr_wd")]
+    assert check_overrides([*space, "hydra.sweeper.direction=minimize"], multirun=True) == (2, [])
+    assert check_overrides([*space, "hydra.sweeper.direction=maximize"], multirun=True) == (2, [])
+
+
+def test_interrupted_search_resumes_with_the_same_command(tmp_path: Path) -> None:
+    import optuna
+
+    search = ["-m", "+hparams_search=lr_wd", *TINY, "trainer.epochs=1", "hydra.sweep.dir=sweep"]
+    first = run_cli(*search, "hydra.sweeper.n_trials=2", cwd=tmp_path)  # stopped after 2 of 3 trials
+    assert first.returncode == 0, first.stderr
+    again = run_cli(*search, "hydra.sweeper.n_trials=3", cwd=tmp_path)  # the same search, resumed
+    assert again.returncode == 0, again.stderr
+    assert "Resuming study lr_wd: 2 of 3 trials finished" in again.stdout
+    study = optuna.load_study(study_name="lr_wd", storage=f"sqlite:///{tmp_path / 'sweep/optuna.db'}")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert len({t.params["optimizer.lr"] for t in trials}) == 3  # the resumed sampler draws new points
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+    assert all((tmp_path / f"sweep/{n}/summary.json").exists() for n in range(3))
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
