@@ -607,7 +607,9 @@ class TrainerConfig:
     batch_size: AtLeastOne = 32  # images per forward pass; an optimizer step sees accumulate_batches of them
     seed: Annotated[int, Interval(ge=0, lt=2**32), doc("torch, NumPy and Python's random all take 32 bits")] = 0
     device: Device = Device.auto
-    num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
+    num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data (0 under a parallel launcher)
+    # torch's intra-op threads; null: torch's own, or the cores / the jobs a parallel launcher runs at once
+    threads: Optional[AtLeastOne] = None
     freeze_extractor: bool = False  # train the head only
     # with freeze_extractor and no random augmentation: each image's features are computed once,
     # kept under feature_cache_dir (keyed by extractor, weights, data and precision) and reused

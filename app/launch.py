@@ -446,6 +446,21 @@ def report(problems: Sequence[Problem], points: int) -> None:
     sys.stderr.write(render(problems, points))
 
 
+# ------------------------------------------------------------------ parallel launchers
+def cores_per_job(launcher: Any, cores: int) -> Optional[int]:
+    """The cores each job may use under a launcher that runs jobs side by side (None: one at a
+    time, Hydra's basic launcher): joblib's ``n_jobs`` share the machine's cores (-1: one job a
+    core, as joblib counts), a submitit job has its ``cpus_per_task`` (null: 1, SLURM's default)."""
+    target = str(launcher.get("_target_", "")) if launcher is not None else ""
+    if target.endswith("JoblibLauncher"):
+        n_jobs = int(launcher.get("n_jobs") or -1)
+        parallel = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
+        return max(cores // parallel, 1)
+    if "submitit" in target:
+        return int(launcher.get("cpus_per_task") or 1)
+    return None
+
+
 # ------------------------------------------------------------------------ use from Python
 def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> DictConfig:
     """The config ``python -m app.train OVERRIDES`` would run, checked as the launch checks it.

@@ -14,7 +14,7 @@ def test_each_experiment_composes_and_runs_fast(name: str, tmp_path: Path, image
     from app.train import train
 
     extra = [f"dataset.root={image_folder}", "dataset.classes=3", "feature_extractor.weights=null"] if name.startswith("folder") else []
-    cfg = compose_config([f"+experiment={name}", "+debug=fast", *extra, "dataset.train_size=16", "dataset.val_size=8", f"trainer.feature_cache_dir={tmp_path / 'cache'}"])
+    cfg = compose_config([f"+experiment={name}", "+debug=fast", *extra, "dataset.train_size=24", "dataset.val_size=8", "trainer.batch_size=8", f"trainer.feature_cache_dir={tmp_path / 'cache'}"])
     assert cfg.trainer.epochs == 1  # +debug=fast, after the experiment, wins
     assert 0.0 <= train(cfg, tmp_path / "run") <= 1.0
     assert (tmp_path / "run" / "summary.json").exists()
@@ -67,3 +67,43 @@ def test_interrupted_search_resumes_with_the_same_command(tmp_path: Path) -> Non
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit()) == ["0", "1", "2"]
     assert all((tmp_path / f"sweep/{n}/summary.json").exists() for n in range(3))
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_parallel_launcher_sweep_leaves_complete_run_dirs(launcher: str, tmp_path: Path) -> None:
+    result = run_cli("-m", f"hydra/launcher={launcher}", "classifier=small,large", *TINY, "trainer.epochs=1",
+                     "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for job in ("0", "1"):
+        run = tmp_path / "sweep" / job
+        assert {"summary.json", "metrics.csv", "curves.png", "config.yaml"} <= {p.name for p in run.iterdir()}
+        assert "1 torch thread" in (run / "train.log").read_text()  # 2 cores: joblib's 2 jobs, or submitit's 1 cpu a task
+
+
+def test_launcher_settings_are_checked_before_any_job(tmp_path: Path) -> None:
+    slurm = ["hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_node=1", "hydra.launcher.timeout_min=120"]
+    assert check_overrides([*slurm, "classifier=small,large"], multirun=True) == (2, [])  # its _target_ allowed
+    _, problems = check_overrides([*slurm, "hydra.launcher.gpus_per_nod=1", "classifier=small,large"], multirun=True)
+    assert {p.key for p in problems} == {"hydra.launcher.gpus_per_nod"}
+    result = run_cli("-m", "hydra/launcher=joblib", "optimizer.lr=1e-3,-1", *TINY, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "1 problem in 1 of 2 sweep points" in result.stderr and not (tmp_path / "sweep").exists()
+
+
+def test_cores_per_job_follows_the_launcher() -> None:
+    from omegaconf import OmegaConf
+
+    from app.launch import cores_per_job
+
+    def launcher(**values: object) -> object:
+        return OmegaConf.create(values)
+
+    assert cores_per_job(launcher(_target_="hydra._internal.core_plugins.basic_launcher.BasicLauncher"), 8) is None
+    joblib = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    assert cores_per_job(launcher(_target_=joblib, n_jobs=-1), 8) == 1  # a job a core
+    assert cores_per_job(launcher(_target_=joblib, n_jobs=2), 8) == 4
+    assert cores_per_job(launcher(_target_=joblib, n_jobs=-3), 8) == 1  # joblib: 6 jobs
+    assert cores_per_job(launcher(_target_=joblib, n_jobs=16), 8) == 1
+    slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert cores_per_job(launcher(_target_=slurm, cpus_per_task=6), 8) == 6
+    assert cores_per_job(launcher(_target_=slurm, cpus_per_task=None), 8) == 1
