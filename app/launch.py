@@ -365,9 +365,7 @@ def check_overrides(
             if params:  # the sweeper adds keys to sweep: every point changes
                 points, problems = sweep_points(overrides, multirun, params)
                 first = None
-            direction = list(_minimises(base, overrides))  # params change no sweeper setting
-            if direction:
-                return max(len(points), 1), direction
+            problems = list(_minimises(base, overrides)) + problems  # params change no sweeper setting
             offset = _first_job(base)
         targets: Optional[Targets] = None  # read from the store once, for the whole sweep
         for index, point in enumerate(points):

@@ -47,6 +47,8 @@ def test_bare_optuna_sweeper_must_say_minimize_to_minimise() -> None:
     _, problems = check_overrides(space, multirun=True)
     assert [(p.key, p.hint) for p in problems] == [
         ("hydra.sweeper.direction", "add hydra.sweeper.direction=maximize, or use a preset: +hparams_search=lr_wd")]
+    _, both = check_overrides([*space, "optimizer.weight_decay=-1"], multirun=True)  # every problem at once
+    assert {p.key for p in both} == {"hydra.sweeper.direction", "optimizer.weight_decay"}
     assert check_overrides([*space, "hydra.sweeper.direction=minimize"], multirun=True) == (2, [])
     assert check_overrides([*space, "hydra.sweeper.direction=maximize"], multirun=True) == (2, [])
 
@@ -107,3 +109,17 @@ def test_cores_per_job_follows_the_launcher() -> None:
     slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert cores_per_job(launcher(_target_=slurm, cpus_per_task=6), 8) == 6
     assert cores_per_job(launcher(_target_=slurm, cpus_per_task=None), 8) == 1
+
+
+def test_a_bad_bound_in_a_preset_itself_is_refused() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    from app.configs import as_untyped, search_preset
+
+    bad = search_preset("bad_lr", {"optimizer.lr": "interval(0, 1e-3)"})
+    ConfigStore.instance().store(group="hparams_search", name="bad_lr", node=as_untyped(bad), package="_global_")
+    try:
+        points, problems = check_overrides(["+hparams_search=bad_lr"], multirun=True)
+    finally:
+        del ConfigStore.instance().repo["hparams_search"]["bad_lr.yaml"]
+    assert points == 2 and {(p.key, p.value, p.rule) for p in problems} == {("optimizer.lr", "0.0", "> 0")}
