@@ -87,6 +87,10 @@ def test_launcher_settings_are_checked_before_any_job(tmp_path: Path) -> None:
     assert check_overrides([*slurm, "classifier=small,large"], multirun=True) == (2, [])  # its _target_ allowed
     _, problems = check_overrides([*slurm, "hydra.launcher.gpus_per_nod=1", "classifier=small,large"], multirun=True)
     assert {p.key for p in problems} == {"hydra.launcher.gpus_per_nod"}
+    _, limits = check_overrides([*slurm, "hydra.launcher.timeout_min=0", "hydra.launcher.gpus_per_node=-1"])
+    assert {(p.key, p.rule) for p in limits} == {("hydra.launcher.timeout_min", ">= 1"), ("hydra.launcher.gpus_per_node", ">= 0")}
+    _, joblib = check_overrides(["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"])
+    assert [p.key for p in joblib] == ["hydra.launcher.n_jobs"]
     result = run_cli("-m", "hydra/launcher=joblib", "optimizer.lr=1e-3,-1", *TINY, "hydra.sweep.dir=sweep", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "1 problem in 1 of 2 sweep points" in result.stderr and not (tmp_path / "sweep").exists()
