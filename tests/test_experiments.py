@@ -13,7 +13,7 @@ from tests.conftest import TINY, image_folder, run_cli  # noqa: F401  (image_fol
 def test_each_experiment_composes_and_runs_fast(name: str, tmp_path: Path, image_folder: Path) -> None:  # noqa: F811
     from app.train import train
 
-    extra = [f"dataset.root={image_folder}", "dataset.classes=3", "feature_extractor.weights=null"] if name.startswith("folder") else []
+    extra = [f"dataset.root={image_folder}", "dataset.classes=3", "feature_extractor.weights=null", "trainer.num_workers=0"] if name.startswith("folder") else []
     cfg = compose_config([f"+experiment={name}", "+debug=fast", *extra, "dataset.train_size=24", "dataset.val_size=8", "trainer.batch_size=8", f"trainer.feature_cache_dir={tmp_path / 'cache'}"])
     assert cfg.trainer.epochs == 1  # +debug=fast, after the experiment, wins
     assert 0.0 <= train(cfg, tmp_path / "run") <= 1.0
