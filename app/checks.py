@@ -755,6 +755,25 @@ def _optuna_can_run(cfg: DictConfig) -> Iterator[Problem]:
                       "declare the search space with hydra.sweeper.params or on the command line")
 
 
+@cross_rule(
+    "hydra/launcher=joblib or submitit_*: joblib's n_jobs is not 0; submitit's timeout_min, nodes, tasks_per_node "
+    "and cpus_per_task are >= 1, gpus_per_node and gpus_per_task >= 0"
+)
+def _launcher_can_run(cfg: DictConfig) -> Iterator[Problem]:
+    launcher = cfg.hydra.launcher
+    target = str(launcher.get("_target_", ""))
+    if target.endswith("JoblibLauncher") and launcher.get("n_jobs") == 0:
+        yield Problem("hydra.launcher.n_jobs", "0", "not 0: the jobs run at once (-1: one per core)", "hydra.launcher.n_jobs=2")
+    if "submitit" not in target:
+        return
+    # joblib and submitit take these numbers as they are: 0 minutes or -1 GPUs fail only on the cluster
+    for key, low in [("timeout_min", 1), ("nodes", 1), ("tasks_per_node", 1), ("cpus_per_task", 1),
+                     ("gpus_per_node", 0), ("gpus_per_task", 0)]:
+        value = launcher.get(key)
+        if value is not None and value < low:
+            yield Problem(f"hydra.launcher.{key}", str(value), f">= {low}", f"e.g. hydra.launcher.{key}={max(low, 1)}")
+
+
 @cross_rule("trainer.device=cuda needs a CUDA device that torch can see")
 def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.trainer.device is not Device.cuda:

@@ -18,6 +18,9 @@ The tree (``python -m app.train --help`` lists it too)::
     trainer            default*                 epochs, batch size, seed, device, resume, ...
     logger             csv* | tensorboard       besides metrics.csv and curves.png
     debug              fast | overfit | profile add with ``+debug=NAME``
+    experiment         digits_resnet18_frozen | digits_alexnet_finetune | folder_transfer
+                       add with ``+experiment=NAME``: several groups set at once
+    hparams_search     lr_wd | head_lr          add with ``+hparams_search=NAME``: an Optuna search
 
 Beside ``config`` (app-train's), the primary configs ``evaluate`` and ``predict`` are those of
 ``app-evaluate`` and ``app-predict``.
@@ -604,7 +607,9 @@ class TrainerConfig:
     batch_size: AtLeastOne = 32  # images per forward pass; an optimizer step sees accumulate_batches of them
     seed: Annotated[int, Interval(ge=0, lt=2**32), doc("torch, NumPy and Python's random all take 32 bits")] = 0
     device: Device = Device.auto
-    num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
+    num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data (0 under a parallel launcher)
+    # torch's intra-op threads; null: torch's own, or the cores / the jobs a parallel launcher runs at once
+    threads: Optional[AtLeastOne] = None
     freeze_extractor: bool = False  # train the head only
     # with freeze_extractor and no random augmentation: each image's features are computed once,
     # kept under feature_cache_dir (keyed by extractor, weights, data and precision) and reused
@@ -661,16 +666,17 @@ class MainConfig:
 store(MainConfig(), name=CONFIG_NAME)
 
 
-def partial_override(name: str, **values: Any) -> Any:
+def partial_override(name: str, options: Optional[dict[str, str]] = None, **values: Any) -> Any:
     """A config for the global package that sets ``values`` and leaves every other key as it is.
 
     Hydra merges only a subclass of ``MainConfig`` into the typed main config, so this is one,
     with its own empty defaults list and every field it does not set MISSING (which a merge
-    skips). Nested values are plain dicts, checked against the schema when they are merged.
+    skips). Nested values are plain dicts, checked against the schema when they are merged;
+    ``options`` picks group options (``{"feature_extractor": "resnet18"}``) as the defaults list does.
     """
     unset = {f.name: MISSING for f in fields(MainConfig) if f.name != "defaults" and f.name not in values}
     return make_config(
-        hydra_defaults=["_self_"], **unset, **values, bases=(MainConfig,), zen_dataclass={"cls_name": name, "module": __name__},
+        hydra_defaults=[*({f"override /{group}": option} for group, option in (options or {}).items()), "_self_"], **unset, **values, bases=(MainConfig,), zen_dataclass={"cls_name": name, "module": __name__},
     )
 
 
@@ -699,6 +705,126 @@ ProfileDebugConfig = partial_override(
 store(FastDebugConfig(), group="debug", name="fast", package="_global_")
 store(OverfitDebugConfig(), group="debug", name="overfit", package="_global_")
 store(ProfileDebugConfig(), group="debug", name="profile", package="_global_")
+
+
+# ------------------------------------------------------------------------------ experiments
+def experiment(name: str, options: dict[str, str], **values: Any) -> Any:
+    """A named experiment for ``+experiment=NAME``: a ``partial_override`` that also picks the
+    group ``options`` (Hydra's ``override /group: option``), every other key left as it is."""
+    return partial_override(name, options, **values)
+
+
+def as_untyped(config: Any) -> Any:
+    """``config`` (a ``partial_override``) as a plain node without its MISSING keys, to store.
+
+    Hydra retypes the root to the first ``MainConfig`` subclass merged into it and then refuses
+    a second sibling (``+experiment=X +debug=fast``: "FastDebugConfig is not a subclass of X"),
+    so an experiment is stored untyped and its values are checked against ``MainConfig`` as
+    they are merged, as the nested values of every partial override already are.
+    """
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(OmegaConf.structured(config))
+    assert isinstance(values, dict)
+    return OmegaConf.create({key: value for key, value in values.items() if value != MISSING})
+
+
+# ``+experiment=digits_resnet18_frozen``: the ResNet-18 body frozen, a head trained on its
+# features (computed once, then read from the feature cache), AdamW at a head's lr.
+DigitsResNet18Frozen = experiment(
+    "DigitsResNet18Frozen",
+    {"dataset": "digits", "feature_extractor": "resnet18", "classifier": "small", "optimizer": "adamw"},
+    dataset={"image": {"size": 64}},  # 8x8 digits: 64 px is 2 pixels per ResNet-18 output map side
+    optimizer={"lr": 1e-3},
+    trainer={"freeze_extractor": True, "epochs": 8},
+)
+# ``+experiment=digits_alexnet_finetune``: all of AlexNet trained, its body at a tenth of the
+# head's lr, the larger head and a one-cycle schedule.
+DigitsAlexNetFinetune = experiment(
+    "DigitsAlexNetFinetune",
+    {"dataset": "digits", "feature_extractor": "alexnet", "classifier": "large", "optimizer": "adamw", "scheduler": "onecycle"},
+    optimizer={"lr": 3e-4},
+    trainer={"freeze_extractor": False, "extractor_lr_scale": 0.1, "epochs": 6},
+)
+# ``+experiment=folder_transfer dataset.root=DIR dataset.classes=N``: your own class folders on
+# ImageNet-pretrained ResNet-18 weights, light augmentation, the body fine-tuned gently; root and
+# classes stay MISSING, so the launch check asks for them.
+FolderTransfer = experiment(
+    "FolderTransfer",
+    {"dataset": "folder", "feature_extractor": "resnet18", "classifier": "small", "optimizer": "adamw"},
+    dataset={"image": {"size": 128}, "augment": "light"},
+    feature_extractor={"weights": "IMAGENET1K_V1"},
+    optimizer={"lr": 1e-3},
+    trainer={"extractor_lr_scale": 0.1, "epochs": 10, "early_stopping_patience": 3},
+)
+EXPERIMENTS = {"digits_resnet18_frozen": DigitsResNet18Frozen, "digits_alexnet_finetune": DigitsAlexNetFinetune,
+               "folder_transfer": FolderTransfer}
+for _name, _config in EXPERIMENTS.items():
+    store(as_untyped(_config), group="experiment", name=_name, package="_global_")
+
+
+# --------------------------------------------------------------------------- search presets
+SEARCH_SWEEPER = "hydra_plugins.app_search.resumable_optuna.ResumableOptunaSweeper"  # Optuna, resuming its study
+
+
+@dataclass
+class SamplerSeedConfig:
+    seed: Optional[int] = 0  # the same trials, in the same order, for the same command
+
+
+@dataclass
+class SearchSweeperConfig:
+    """``hydra.sweeper`` as a search preset sets it: Optuna, maximising the best validation
+    accuracy (what the job returns), its study kept in SQLite in the sweep dir."""
+
+    _target_: str = SEARCH_SWEEPER
+    direction: str = "maximize"
+    study_name: str = MISSING
+    # the sweep dir is made before the study is opened (ResumableOptunaSweeper.sweep)
+    storage: str = "sqlite:///${hydra.sweep.dir}/optuna.db"
+    n_trials: AtLeastOne = 20  # in all: a rerun of the same command runs only those not finished
+    n_jobs: AtLeastOne = 1  # trials drawn at a time (the launcher runs them: hydra/launcher=joblib)
+    sampler: SamplerSeedConfig = field(default_factory=SamplerSeedConfig)
+    params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression (interval, choice)
+
+
+@dataclass
+class SearchSweepDir:
+    dir: str = MISSING  # fixed, not dated: the same command finds the same study
+    subdir: str = "${hydra.job.num}"
+
+
+@dataclass
+class SearchHydraConfig:
+    sweeper: SearchSweeperConfig = MISSING
+    sweep: SearchSweepDir = MISSING
+
+
+def search_preset(name: str, params: dict[str, str], n_trials: int = 20) -> Any:
+    """``+hparams_search=NAME``: the Optuna sweeper over ``params``, its study and sweep dir named ``NAME``."""
+    return make_config(
+        hydra_defaults=[{"override /hydra/sweeper": "optuna"}, "_self_"],
+        hydra=SearchHydraConfig(
+            sweeper=SearchSweeperConfig(study_name=name, n_trials=n_trials, params=params),
+            sweep=SearchSweepDir(dir=f"multirun/search/{name}"),
+        ),
+        zen_dataclass={"cls_name": f"Search_{name}", "module": __name__},
+    )
+
+
+# ``+hparams_search=lr_wd``: the learning rate on a log scale and the weight decay, 20 trials.
+LrWdSearch = search_preset("lr_wd", {
+    "optimizer.lr": "tag(log, interval(1e-5, 1e-2))",
+    "optimizer.weight_decay": "interval(0, 0.1)",
+})
+# ``+hparams_search=head_lr``: the head's size and the learning rate, 12 trials.
+HeadLrSearch = search_preset("head_lr", {
+    "classifier": "choice(small, large)",
+    "optimizer.lr": "tag(log, interval(1e-5, 1e-2))",
+}, n_trials=12)
+SEARCHES = {"lr_wd": LrWdSearch, "head_lr": HeadLrSearch}
+for _name, _config in SEARCHES.items():
+    store(as_untyped(_config), group="hparams_search", name=_name, package="_global_")
 
 
 # ------------------------------------------------------------------- evaluate and predict

@@ -70,6 +70,15 @@ def run_artefacts(run_dir: str) -> list[str]:
     return [name for name in names if os.path.exists(os.path.join(run_dir, name))]
 
 
+def next_job(sweep_dir: str) -> int:
+    """The job number after the highest numbered job dir in ``sweep_dir`` (0 when there is none)."""
+    try:
+        numbers = [int(name) for name in os.listdir(sweep_dir) if name.isdigit()]
+    except OSError:  # no sweep dir yet
+        return 0
+    return max(numbers, default=-1) + 1
+
+
 def checkpoint_to_resume(run_dir: str, resume: Optional[str]) -> Optional[str]:
     """The checkpoint ``trainer.resume`` names: a path, or for ``auto`` the run dir's
     ``checkpoints/last.pt`` when there is one; None for a run that starts from the beginning."""

@@ -36,8 +36,8 @@ from app.checks import (
     suggest,
     unknown_key,
 )
-from app.configs import CONFIG_NAME, EVALUATE_NAME, JOB_NAME, RESUME_AUTO, VERSION_BASE, MainConfig
-from app.folders import checkpoint_config
+from app.configs import CONFIG_NAME, EVALUATE_NAME, JOB_NAME, RESUME_AUTO, SEARCH_SWEEPER, VERSION_BASE, MainConfig
+from app.folders import checkpoint_config, next_job
 
 HELP_HEADER = """== app-train ==
 Fine-tune a classification head on a torchvision CNN. Every config is typed Python.
@@ -353,7 +353,8 @@ def check_overrides(
         if problems:
             return 1, problems
         first: Optional[tuple[Optional[DictConfig], list[Problem]]] = _compose(points[0], config_name)
-        params, space = [], []
+        params, space, offset = [], [], 0
+        base = first[0] if first is not None else None
         if multirun and first is not None and first[0] is not None:
             params = sweeper_params(first[0], overrides)
             space = [o for o in [*overrides, *params] if _interval(o) is not None]
@@ -364,12 +365,14 @@ def check_overrides(
             if params:  # the sweeper adds keys to sweep: every point changes
                 points, problems = sweep_points(overrides, multirun, params)
                 first = None
+            problems = list(_minimises(base, overrides)) + problems  # params change no sweeper setting
+            offset = _first_job(base)
         targets: Optional[Targets] = None  # read from the store once, for the whole sweep
         for index, point in enumerate(points):
             cfg, found = first if index == 0 and first is not None else _compose(point, config_name)
             if cfg is not None:
                 targets = targets or Targets.registered()
-                with as_the_job_sees_it(cfg, index if multirun else None):
+                with as_the_job_sees_it(cfg, offset + index if multirun else None):
                     found += check_config(cfg, targets)
             for problem in found:
                 problem.point = point if multirun else None
@@ -377,6 +380,32 @@ def check_overrides(
                     problem.hint = f"interval() draws floats: cast it, {problem.key}=int(interval(low,high))"
             problems.extend(found)
     return max(len(points), 1), problems
+
+
+def _minimises(cfg: Optional[DictConfig], overrides: Sequence[str]) -> Iterator[Problem]:
+    """Optuna's own default, minimize, refused unless the command line asks for it: the job
+    returns the best validation accuracy, which a search must maximise."""
+    if cfg is None or not str(cfg.hydra.sweeper.get("_target_", "")).endswith("OptunaSweeper"):
+        return
+    direction = cfg.hydra.sweeper.get("direction")
+    if str(getattr(direction, "name", direction)) == "minimize" and not any(
+        _key(o) == "hydra.sweeper.direction" for o in overrides
+    ):
+        yield Problem("hydra.sweeper.direction", "minimize",
+                      "maximize for a search of this app (the job returns the best validation accuracy); "
+                      "minimize only when the command line says so",
+                      "add hydra.sweeper.direction=maximize, or use a preset: +hparams_search=lr_wd")
+
+
+def _first_job(cfg: Optional[DictConfig]) -> int:
+    """The number of a sweep's first job: after the sweep dir's last one for a resumable search
+    (``app.search.ResumableOptunaSweeper`` numbers them so), else 0."""
+    if cfg is None or cfg.hydra.sweeper.get("_target_") != SEARCH_SWEEPER:
+        return 0
+    try:
+        return next_job(str(cfg.hydra.sweep.dir))
+    except Exception:  # a sweep dir that does not resolve: its own problem (check_config)
+        return 0
 
 
 @contextlib.contextmanager
@@ -413,6 +442,21 @@ def report(problems: Sequence[Problem], points: int) -> None:
             if problem.error is not None:
                 raise problem.error
     sys.stderr.write(render(problems, points))
+
+
+# ------------------------------------------------------------------ parallel launchers
+def cores_per_job(launcher: Any, cores: int) -> Optional[int]:
+    """The cores each job may use under a launcher that runs jobs side by side (None: one at a
+    time, Hydra's basic launcher): joblib's ``n_jobs`` share the machine's cores (-1: one job a
+    core, as joblib counts), a submitit job has its ``cpus_per_task`` (null: 1, SLURM's default)."""
+    target = str(launcher.get("_target_", "")) if launcher is not None else ""
+    if target.endswith("JoblibLauncher"):
+        n_jobs = int(launcher.get("n_jobs") or -1)
+        parallel = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
+        return max(cores // parallel, 1)
+    if "submitit" in target:
+        return int(launcher.get("cpus_per_task") or 1)
+    return None
 
 
 # ------------------------------------------------------------------------ use from Python

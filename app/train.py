@@ -121,6 +121,9 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     state = engine.load_checkpoint(str(resume)) if resume is not None else None  # refused before any work
     if t.resume is not None and resume is None:
         log.info("trainer.resume=auto: no %s in %s yet, so the run starts from the beginning", folders.LAST, output_dir)
+    if t.threads is not None:
+        torch.set_num_threads(t.threads)
+        log.info("%d torch thread%s", t.threads, "s" if t.threads > 1 else "")
     torch.manual_seed(t.seed)
     random.seed(t.seed)
     np.random.seed(t.seed)
@@ -312,6 +315,11 @@ def hydra_main(cfg: DictConfig) -> float:
     """The job Hydra runs, once per run or sweep point, each checked by ``main`` already."""
     hydra_config = HydraConfig.get()
     launch.absolute_paths(cfg, hydra_config.runtime.cwd)  # the run dir may be the working dir now
+    share = launch.cores_per_job(hydra_config.launcher, os.cpu_count() or 1)
+    if share is not None:  # jobs side by side: 2 joblib jobs on 2 cores get a thread each, not 2
+        cfg.trainer.threads = cfg.trainer.threads or share
+        if cfg.trainer.num_workers is None:  # loky's workers cannot start DataLoader workers either
+            cfg.trainer.num_workers = 0
     try:
         return run(cfg, Path(hydra_config.runtime.output_dir))
     except Exception as error:

@@ -159,7 +159,7 @@ def test_hints_fit_the_case() -> None:
     _, cycle = check_overrides(["trainer.epochs=${trainer.batch_size}", "trainer.batch_size=${trainer.epochs}"])
     assert [p.key for p in cycle] == ["trainer.epochs", "trainer.batch_size"]  # not T_max as well
     assert all("a cycle" in p.hint for p in cycle)
-    _, floats = check_overrides(["hydra/sweeper=optuna", "trainer.epochs=interval(1,5)"], multirun=True)
+    _, floats = check_overrides(["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "trainer.epochs=interval(1,5)"], multirun=True)
     assert floats and all("int(interval(" in p.hint for p in floats)
     _, resolver = check_overrides(["trainer.epochs=${oc.nev:EPOCHS}"])
     assert "did you mean oc.env?" in resolver[0].hint

@@ -87,3 +87,10 @@ def test_the_cli_shares_the_store_only_while_it_runs() -> None:
         store = ConfigStore.instance()
         assert copy.deepcopy(store) is store
     assert "__deepcopy__" not in vars(ConfigStore)
+
+
+def test_the_app_plugin_imports_only_folders_from_the_app() -> None:
+    # hydra_plugins/app_search (the resumable Optuna sweeper, built by Hydra) sits beside the
+    # launch layer: it reads the sweep dir's job numbers and nothing of the job side.
+    plugin = ROOT / "hydra_plugins" / "app_search"
+    assert set().union(*(app_imports(path) for path in plugin.glob("*.py"))) == {"folders"}

@@ -182,12 +182,12 @@ def test_one_bad_point_stops_the_whole_sweep(tmp_path: Path) -> None:
 
 def test_optuna_search_space_bounds_follow_the_same_rules() -> None:
     points, problems = check_overrides(
-        ["hydra/sweeper=optuna", "optimizer.lr=interval(0,1e-3)", "classifier=choice(small,large)"],
+        ["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "optimizer.lr=interval(0,1e-3)", "classifier=choice(small,large)"],
         multirun=True,
     )
     assert points == 4  # each bound with each choice
     assert {(p.key, p.value, p.rule) for p in problems} == {("optimizer.lr", "0.0", "> 0")}
-    ok = check_overrides(["hydra/sweeper=optuna", "optimizer.lr=tag(log,interval(1e-5,1e-3))"], multirun=True)
+    ok = check_overrides(["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "optimizer.lr=tag(log,interval(1e-5,1e-3))"], multirun=True)
     assert ok == (2, [])
 
 
