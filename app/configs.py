@@ -633,6 +633,11 @@ store(TrainerConfig(), group="trainer", name="default")
 
 
 # ------------------------------------------------------------------------------------- main
+def plain_tag(tag: str) -> bool:
+    """a word without spaces or commas"""
+    return bool(tag) and not any(c.isspace() or c == "," for c in tag)
+
+
 @dataclass
 class MainConfig:
     """The schema of the whole run; the defaults list picks one option of each group."""
@@ -656,6 +661,8 @@ class MainConfig:
     scheduler: Optional[SchedulerConfig] = None
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
+    # words to find the run by later: kept in its summary.json and in the sweep's summary.csv
+    tags: list[Annotated[str, Predicate(plain_tag)]] = field(default_factory=list)
 
 
 store(MainConfig(), name=CONFIG_NAME)

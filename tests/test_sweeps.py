@@ -1,0 +1,137 @@
+"""Sweeps: one summary per sweep dir, failed points that stop nothing, tags, app-summary."""
+
+import csv
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app import summary
+from tests.conftest import TINY, run_cli
+
+ONE_EPOCH = [*TINY, "trainer.epochs=1"]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def markdown_rows(path: Path) -> list[dict[str, str]]:
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split(" | ")]
+    return [dict(zip(header, (c.strip() for c in line.strip("|").split(" | ")))) for line in lines[1:]]
+
+
+def app_summary(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "app.summary", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A 2x2 basic sweep of tiny runs, tagged."""
+    cwd = tmp_path_factory.mktemp("grid")
+    result = run_cli("-m", "classifier=small,large", "optimizer.lr=1e-4,1e-3", *ONE_EPOCH, "tags=[grid,tiny]",
+                     "hydra.sweep.dir=sweep", cwd=cwd)
+    return {"cwd": cwd, "dir": cwd / "sweep", "result": result}
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A sweep whose second point's loss turns NaN at once (lr 1e30), inside the job."""
+    cwd = tmp_path_factory.mktemp("failing")
+    result = run_cli("-m", "optimizer.lr=1e-4,1e30,3e-4", *ONE_EPOCH, "hydra.sweep.dir=sweep", cwd=cwd)
+    return {"cwd": cwd, "dir": cwd / "sweep", "result": result}
+
+
+def test_a_2x2_sweep_writes_its_summary(grid: dict[str, Any]) -> None:
+    assert grid["result"].returncode == 0, grid["result"].stderr
+    sweep: Path = grid["dir"]
+    rows = read_csv(sweep / "summary.csv")
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3"]  # in job order
+    assert [(r["classifier"], r["optimizer.lr"]) for r in rows] == [
+        ("small", "0.0001"), ("small", "0.001"), ("large", "0.0001"), ("large", "0.001")]
+    for row in rows:
+        assert row["status"] == "completed" and row["error"] == ""
+        run = json.loads((sweep / row["run_dir"] / "summary.json").read_text())
+        assert float(row["best_val_acc"]) == pytest.approx(run["best"]["val_acc"], abs=1e-4)
+        assert float(row["final_val_acc"]) == pytest.approx(run["final"]["val_acc"], abs=1e-4)
+        assert int(row["best_epoch"]) == run["best"]["epoch"] and float(row["seconds"]) > 0
+        overrides = yaml.safe_load((sweep / row["run_dir"] / ".hydra/overrides.yaml").read_text())
+        assert row["overrides"] == " ".join(overrides)
+
+    ranked = markdown_rows(sweep / "summary.md")
+    accs = [float(r["best_val_acc"]) for r in ranked]
+    assert len(ranked) == 4 and accs == sorted(accs, reverse=True)  # best first
+    winner = next(r for r in rows if r["job"] == ranked[0]["job"])
+    text = (sweep / "summary.md").read_text()
+    # the winner's whole override line, a command to paste, above the table
+    assert f"```bash\n{shlex.join(['app-train', *winner['overrides'].split()])}\n```" in text
+    assert text.index("app-train ") < text.index("| job |")
+    assert (sweep / "summary.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_tags_are_kept_in_summary_json_and_summary_csv(grid: dict[str, Any]) -> None:
+    sweep: Path = grid["dir"]
+    assert json.loads((sweep / "0/summary.json").read_text())["tags"] == ["grid", "tiny"]
+    assert {r["tags"] for r in read_csv(sweep / "summary.csv")} == {"grid,tiny"}
+
+
+def test_a_tag_with_a_space_is_refused(tmp_path: Path) -> None:
+    result = run_cli("tags=['two words']", "hydra.run.dir=out", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "tags" in result.stderr and "without spaces or commas" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_point_stops_no_other_and_the_sweep_exits_1(failing: dict[str, Any]) -> None:
+    result, sweep = failing["result"], failing["dir"]
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "1 of 3 sweep jobs did not complete (job 1)" in result.stderr
+    rows = read_csv(sweep / "summary.csv")
+    assert [r["status"] for r in rows] == ["completed", "failed", "completed"]  # job 2 ran after the failure
+    assert rows[1]["error"].startswith("NonFiniteLoss: epoch 1: the training loss is")
+    assert rows[1]["best_val_acc"] == ""
+    status = json.loads((sweep / "1/status.json").read_text())
+    assert status["status"] == "failed" and status["error"] == rows[1]["error"] and "optimizer.lr" in status["hint"]
+    assert "The run failed: NonFiniteLoss" in (sweep / "1/train.log").read_text()  # its log keeps the paragraph
+    assert (sweep / "2/summary.json").exists()
+    ranked = markdown_rows(sweep / "summary.md")
+    assert ranked[-1]["status"] == "failed"  # after every completed job
+    assert "optimizer.lr=0.0001" in (sweep / "summary.md").read_text().split("| job |")[0] or \
+        "optimizer.lr=0.0003" in (sweep / "summary.md").read_text().split("| job |")[0]
+
+
+def test_app_summary_rebuilds_a_sweep_and_merges_two(grid: dict[str, Any], failing: dict[str, Any],
+                                                     tmp_path: Path) -> None:
+    sweep: Path = grid["dir"]
+    written = {name: (sweep / name).read_bytes() for name in ["summary.csv", "summary.md", "summary.png"]}
+    for name in written:
+        (sweep / name).unlink()
+    result = app_summary(str(sweep), cwd=grid["cwd"])
+    assert result.returncode == 0, result.stderr
+    assert {name: (sweep / name).read_bytes() for name in written} == written  # the same files again
+
+    merged = tmp_path / "merged"
+    result = app_summary(str(sweep), str(failing["dir"]), "--out", str(merged), cwd=tmp_path)
+    assert result.returncode == 1  # one of them failed
+    rows = read_csv(merged / "summary.csv")
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3", "0", "1", "2"]
+    assert [r["status"] for r in rows].count("failed") == 1
+    assert (merged / "summary.png").exists() and (merged / "summary.md").exists()
+
+
+def test_app_summary_refuses_in_one_paragraph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert summary.main([str(tmp_path / "a"), "--out", str(tmp_path)]) == 1
+    assert summary.main([str(tmp_path), str(tmp_path)]) == 1
+    assert summary.main([str(tmp_path)]) == 1  # no run dir in it
+    err = capsys.readouterr().err
+    assert "not a directory" in err and "--out DIR" in err and "no run dir" in err
+    assert not (tmp_path / "summary.csv").exists()
