@@ -221,7 +221,10 @@ def plot(rows: Sequence[Row], path: Path) -> None:
     for index, key in enumerate(panels):
         left = index * width
         x0, x1, y0, y1 = left + 56 * s, left + width - 14 * s, 28 * s, height - 56 * s
-        y_of = lambda v: y1 - (v - low) / (high - low) * (y1 - y0)  # noqa: E731
+
+        def y_of(value: float) -> float:
+            return y1 - (value - low) / (high - low) * (y1 - y0)
+
         for tick in _ticks(low, high):
             draw.line([(x0, y_of(tick)), (x1, y_of(tick))], fill=grid, width=s)
             draw.text((x0 - 6 * s, y_of(tick)), f"{tick:.2g}", fill=ink, font=font, anchor="rm")
@@ -242,7 +245,10 @@ def plot(rows: Sequence[Row], path: Path) -> None:
         axis = [math.log10(v) if log else v for v in values]
         a, b = min(axis), max(axis)
         a, b = (a - 0.5, b + 0.5) if a == b else (a - (b - a) * 0.06, b + (b - a) * 0.06)
-        x_of = lambda v: x0 + ((math.log10(v) if log else v) - a) / (b - a) * (x1 - x0)  # noqa: E731
+
+        def x_of(value: float) -> float:
+            return x0 + ((math.log10(value) if log else value) - a) / (b - a) * (x1 - x0)
+
         for tick in _ticks(a, b):
             x = x0 + (tick - a) / (b - a) * (x1 - x0)
             draw.line([(x, y0), (x, y1)], fill=grid, width=s)

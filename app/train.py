@@ -318,7 +318,10 @@ def hydra_main(cfg: DictConfig) -> Optional[float]:
     launch.absolute_paths(cfg, hydra_config.runtime.cwd)  # the run dir may be the working dir now
     output_dir = Path(hydra_config.runtime.output_dir)
     started = time.perf_counter()
-    record = lambda status, **more: record_status(output_dir, status, time.perf_counter() - started, **more)  # noqa: E731
+
+    def record(status: str, **more: str) -> None:
+        record_status(output_dir, status, time.perf_counter() - started, **more)
+
     (output_dir / folders.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
     try:
         best = run(cfg, output_dir)

@@ -2,9 +2,12 @@
 
 import csv
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +110,25 @@ def test_a_failing_point_stops_no_other_and_the_sweep_exits_1(failing: dict[str,
     ranked = markdown_rows(sweep / "summary.md")
     assert [r["job"] for r in ranked] == ["1", "0"]  # a failed job after every completed one
     assert "app-train optimizer.lr=0.0001" in (sweep / "summary.md").read_text().split("| job |")[0]
+
+
+def test_ctrl_c_in_a_sweep_job_stops_the_whole_sweep(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.train", "-m", "trainer.seed=0,1",
+         *[o for o in TINY if not o.startswith("trainer.epochs=")], "trainer.epochs=200", "hydra.sweep.dir=sweep"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log, deadline = tmp_path / "sweep/0/train.log", time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and "epoch 1/200" in log.read_text()):
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)  # a person pressed Ctrl-C: not a failed point to skip
+    output, _ = child.communicate(timeout=120)
+    assert child.returncode == 130 and "Traceback" not in output, output
+    assert not (tmp_path / "sweep/1").exists()  # the next point never started
+    status = json.loads((tmp_path / "sweep/0/status.json").read_text())
+    assert status["status"] == "stopped" and status["error"].startswith("SIGINT: stopped")
+    assert app_summary("sweep", cwd=tmp_path).returncode == 1  # rebuilt after the stop: not completed
+    assert read_csv(tmp_path / "sweep/summary.csv")[0]["status"] == "stopped"
 
 
 def test_app_summary_rebuilds_a_sweep_and_merges_two(grid: dict[str, Any], failing: dict[str, Any],
