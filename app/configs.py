@@ -778,10 +778,12 @@ def typed_config(values: dict[str, Any]) -> MainConfig:
     of dataclasses, each node typed as the option that wrote it."""
     from omegaconf import OmegaConf
 
-    nodes = {
+    groups = [next(iter(item)) for item in MainConfig().defaults if isinstance(item, dict)]
+    nodes: dict[str, Any] = {
         name: None if values.get(name) is None else OmegaConf.merge(OmegaConf.structured(option_class(name, values[name])), values[name])
-        for name in (f.name for f in fields(MainConfig)) if name != "defaults"
+        for name in groups
     }
+    nodes |= {f.name: values[f.name] for f in fields(MainConfig) if f.name not in [*groups, "defaults"] and f.name in values}
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MainConfig), nodes))
     assert isinstance(config, MainConfig)
     return config

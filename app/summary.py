@@ -170,8 +170,8 @@ def to_markdown(rows: Sequence[Row], where: Path) -> str:
     lines = [f"# Sweep summary: {len(rows)} jobs, {len(rows) - len(failed)} completed, {len(failed)} not", ""]
     if ranked and ranked[0].best_val_acc is not None:
         winner = ranked[0]
-        lines += [f"Best: job {winner.job}, val acc {winner.best_val_acc:.4f} at epoch {winner.best_epoch} "
-                  f"({os.path.relpath(winner.run_dir, where)}). To run it again:", "",
+        lines += [f"Best: job {winner.job}, val acc {winner.best_val_acc:.4f} at epoch {winner.best_epoch}, run dir "
+                  f"`{os.path.relpath(winner.run_dir, where)}`. To run it again:", "",
                   "```bash", command(winner), "```", ""]
     else:
         lines += ["No job completed.", ""]
@@ -204,7 +204,7 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def plot(rows: Sequence[Row], path: Path) -> None:
     """``summary.png``: best val acc against each numeric swept key (a log axis where the values
-    span 100x or more, as learning rates do), or a bar per job where no swept key is numeric."""
+    span 10x or more, as learning rates do), or a bar per job where no swept key is numeric."""
     from PIL import Image, ImageDraw, ImageFont
 
     s = 2  # drawn at twice the size, then downsampled: smooth lines without antialiasing
@@ -241,7 +241,7 @@ def plot(rows: Sequence[Row], path: Path) -> None:
             draw.text(((x0 + x1) / 2, y1 + 24 * s), "job (grey: not completed)", fill=ink, font=font, anchor="ma")
             continue
         values = [_number(r.value(key)) or 0.0 for r in done]
-        log = min(values) > 0 and (max(values) / min(values) >= 100 or len(set(values)) == 1)
+        log = min(values) > 0 and (max(values) / min(values) >= 10 or len(set(values)) == 1)
         axis = [math.log10(v) if log else v for v in values]
         a, b = min(axis), max(axis)
         a, b = (a - 0.5, b + 0.5) if a == b else (a - (b - a) * 0.06, b + (b - a) * 0.06)
