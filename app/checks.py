@@ -825,7 +825,7 @@ def rules_table() -> list[tuple[str, str]]:
             everywhere = len(texts) == 1 and len(set(where)) == len(names[group])
             rows.append((key, text if everywhere else f"{text} [{', '.join(sorted(set(where)))}]"))
     for entry in store:  # app-train's primary config's own fields, outside every group (tags)
-        if not entry["group"] and entry["name"] == CONFIG_NAME and dataclasses.is_dataclass(entry["node"]):
+        if not entry["group"] and entry["name"] == CONFIG_NAME:  # MainConfig
             for name, hint in field_hints(type(entry["node"])).items():
                 text = describe(hint) if name not in names and name != "defaults" else ""
                 if text and (name, text) not in rows:
