@@ -112,6 +112,22 @@ def test_a_failing_point_stops_no_other_and_the_sweep_exits_1(failing: dict[str,
     assert "app-train optimizer.lr=0.0001" in (sweep / "summary.md").read_text().split("| job |")[0]
 
 
+def test_optuna_records_a_failed_trial_and_searches_on(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    # seed 0 draws 1e-4, then 1e30. (Not the grid sampler: hydra-optuna-sweeper 1.3 crashes when
+    # the grid's last trial fails, raised or not: GridSampler calls Study.stop() outside a trial.)
+    result = run_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=0", "hydra.sweeper.n_trials=2",
+                     "hydra.sweeper.n_jobs=1", "hydra.sweeper.direction=maximize", "optimizer.lr=choice(1e30,1e-4)",
+                     *ONE_EPOCH, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "Failed experiment: Return value must be float-castable. Got 'None'." in result.stdout  # a FAIL trial
+    rows = read_csv(tmp_path / "sweep/summary.csv")
+    assert sorted((r["optimizer.lr"], r["status"]) for r in rows) == [("0.0001", "completed"), ("1e+30", "failed")]
+    found = yaml.safe_load((tmp_path / "sweep/optimization_results.yaml").read_text())  # the search ended normally
+    done = next(r for r in rows if r["status"] == "completed")
+    assert found["best_value"] == pytest.approx(float(done["best_val_acc"]), abs=1e-4)
+
+
 def test_ctrl_c_in_a_sweep_job_stops_the_whole_sweep(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     child = subprocess.Popen(
