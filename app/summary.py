@@ -112,7 +112,14 @@ def read_run(run_dir: Path) -> Row:
 def read_sweep(sweep_dir: Path) -> list[Row]:
     """Every job under ``sweep_dir`` (any ``hydra.sweep.subdir`` layout), by job number."""
     runs = sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")})
-    return sorted((read_run(run) for run in runs), key=lambda row: (row.job, str(row.run_dir)))
+    rows = []
+    for run in runs:
+        try:
+            rows.append(read_run(run))
+        except Exception as error:  # a damaged .hydra/: one row says so, the others are kept
+            job = int(run.name) if run.name.isdigit() else -1
+            rows.append(Row(job, "unreadable", [], run, error=f"{type(error).__name__}: {error}".splitlines()[0]))
+    return sorted(rows, key=lambda row: (row.job, str(row.run_dir)))
 
 
 def swept_keys(rows: Sequence[Row]) -> list[str]:
@@ -120,7 +127,7 @@ def swept_keys(rows: Sequence[Row]) -> list[str]:
     keys: list[str] = []
     for row in rows:
         keys += [_key(o) for o in row.overrides if _key(o) not in keys]
-    return [key for key in keys if len({row.value(key) for row in rows}) > 1]
+    return [key for key in keys if key != "tags" and len({row.value(key) for row in rows}) > 1]  # tags: a column already
 
 
 def best_first(rows: Sequence[Row]) -> list[Row]:
