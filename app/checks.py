@@ -25,7 +25,7 @@ from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, Mul
 from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from app.configs import Cifar10Config, Device, directory_path, existing_dir, existing_file, resumable, store
+from app.configs import Cifar10Config, Device, MainConfig, directory_path, existing_dir, existing_file, resumable, store
 
 
 @dataclass
@@ -843,6 +843,10 @@ def rules_table() -> list[tuple[str, str]]:
         for text, where in texts.items():
             everywhere = len(texts) == 1 and len(set(where)) == len(names[group])
             rows.append((key, text if everywhere else f"{text} [{', '.join(sorted(set(where)))}]"))
+    for name, hint in field_hints(MainConfig).items():  # app-train's own fields, outside every group (tags)
+        text = describe(hint) if name not in names and name != "defaults" else ""
+        if text:
+            rows.append((name, text))
     return rows + [("cross-field", description) for description, _ in CROSS_RULES]
 
 

@@ -638,6 +638,11 @@ store(TrainerConfig(), group="trainer", name="default")
 
 
 # ------------------------------------------------------------------------------------- main
+def plain_tag(tag: str) -> bool:
+    """a word without spaces or commas"""
+    return bool(tag) and not any(c.isspace() or c == "," for c in tag)
+
+
 @dataclass
 class MainConfig:
     """The schema of the whole run; the defaults list picks one option of each group."""
@@ -661,6 +666,8 @@ class MainConfig:
     scheduler: Optional[SchedulerConfig] = None
     trainer: TrainerConfig = MISSING
     logger: LoggerConfig = MISSING
+    # words to find the run by later: kept in its summary.json and in the sweep's summary.csv
+    tags: list[Annotated[str, Predicate(plain_tag)]] = field(default_factory=list)
 
 
 store(MainConfig(), name=CONFIG_NAME)
@@ -897,10 +904,12 @@ def typed_config(values: dict[str, Any]) -> MainConfig:
     of dataclasses, each node typed as the option that wrote it."""
     from omegaconf import OmegaConf
 
-    nodes = {
+    groups = [next(iter(item)) for item in MainConfig().defaults if isinstance(item, dict)]
+    nodes: dict[str, Any] = {
         name: None if values.get(name) is None else OmegaConf.merge(OmegaConf.structured(option_class(name, values[name])), values[name])
-        for name in (f.name for f in fields(MainConfig)) if name != "defaults"
+        for name in groups
     }
+    nodes |= {f.name: values[f.name] for f in fields(MainConfig) if f.name not in [*groups, "defaults"] and f.name in values}
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MainConfig), nodes))
     assert isinstance(config, MainConfig)
     return config

@@ -29,6 +29,9 @@ CURVES, TENSORBOARD, PROFILE = "curves.png", "tensorboard", "profile"
 EVALUATION, CONFUSION, PREDICTIONS = "metrics.json", "confusion.png", "predictions.csv"  # app-evaluate, app-predict
 LAST = os.path.join(CHECKPOINTS, "last.pt")  # what trainer.resume=auto continues from
 LOCK = ".lock"  # held by the live run, with its pid in it
+# How the job that last ran in a run dir ended (completed, failed with its error, stopped), beside
+# Hydra's .hydra/ and, like it, replaced by the next job there: not an artefact of the run.
+STATUS = "status.json"
 CHECKPOINT_FORMAT = "app-train checkpoint 1"  # the "format" of every checkpoint app-train writes
 
 

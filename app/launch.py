@@ -48,7 +48,8 @@ Fine-tune a classification head on a torchvision CNN. Every config is typed Pyth
 """
 # Hydra's own config for this app: the job is called ``train`` (so the log is ``train.log``)
 # whatever module or script launched it; default run dirs end in microseconds, so that two
-# runs started in the same second get a dir each; --help ends with every rule.
+# runs started in the same second get a dir each; --help ends with every rule; a sweep ends
+# with its summary (app.summary, loaded by Hydra by its name: no import here).
 STARTED = "${now:%Y-%m-%d}/${now:%H-%M-%S-%f}"
 hydra_store = ZenStore(name="app.hydra")
 hydra_store(
@@ -57,6 +58,8 @@ hydra_store(
         run=RunDir(dir=f"outputs/{STARTED}"),
         sweep=SweepDir(dir=f"multirun/{STARTED}", subdir="${hydra.job.num}"),
         help=HelpConf(app_name="app-train", header=HELP_HEADER, footer=rules_help()),
+        # summary.csv/.md/.png in the sweep dir when a multirun ends, whatever the sweeper and launcher
+        callbacks={"summary": {"_target_": "app.summary.SweepSummary"}},
     ),
     group="hydra",
     name="config",

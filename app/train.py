@@ -7,6 +7,7 @@ pay for it.
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from app import folders, launch
+from app import folders, launch, summary
 from app.checks import ConfigError, check_config
 from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE
 
@@ -257,7 +258,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     engine.save_json(
         output_dir / folders.SUMMARY,
         {"final": last, "best": best, "stopped_early": stopped_early,
-         "seconds": round(time.perf_counter() - started, 3)},
+         "seconds": round(time.perf_counter() - started, 3), "tags": list(cfg.get("tags") or [])},
     )
     log.info("best val acc %.3f at epoch %d; artefacts in %s", float(best["val_acc"]), int(best["epoch"]), output_dir)
     return float(best["val_acc"])
@@ -311,8 +312,11 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: lo
 
 
 @hydra.main(config_path=None, config_name=CONFIG_NAME, version_base=VERSION_BASE)
-def hydra_main(cfg: DictConfig) -> float:
-    """The job Hydra runs, once per run or sweep point, each checked by ``main`` already."""
+def hydra_main(cfg: DictConfig) -> Optional[float]:
+    """The job Hydra runs, once per run or sweep point, each checked by ``main`` already.
+
+    Returns the best val acc, or, for a failed sweep job, None (see ``FAILED_JOB_VALUE``).
+    """
     hydra_config = HydraConfig.get()
     launch.absolute_paths(cfg, hydra_config.runtime.cwd)  # the run dir may be the working dir now
     share = launch.cores_per_job(hydra_config.launcher, os.cpu_count() or 1)
@@ -320,31 +324,73 @@ def hydra_main(cfg: DictConfig) -> float:
         cfg.trainer.threads = cfg.trainer.threads or share
         if cfg.trainer.num_workers is None:  # loky's workers cannot start DataLoader workers either
             cfg.trainer.num_workers = 0
+    output_dir = Path(hydra_config.runtime.output_dir)
+    started = time.perf_counter()
+
+    def record(status: str, **more: str) -> None:
+        record_status(output_dir, status, time.perf_counter() - started, **more)
+
+    (output_dir / folders.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
     try:
-        return run(cfg, Path(hydra_config.runtime.output_dir))
+        best = run(cfg, output_dir)
     except Exception as error:
         engine = sys.modules.get("app.engine")  # loaded by any run that got as far as a signal
         if engine is not None and isinstance(error, engine.Stopped):
             log.warning("%s", error)
-            sys.exit(128 + error.signum)  # 130 for SIGINT, 143 for SIGTERM, as the shell reports them
+            record("stopped", error=str(error).splitlines()[0].partition(";")[0])
+            sys.exit(128 + error.signum)  # 130 for SIGINT, 143 for SIGTERM: a sweep stops too
+        paragraph = failure(error)
+        record("failed", error=paragraph.splitlines()[0].removeprefix("The run failed: "),
+               hint=paragraph.splitlines()[-1].strip().removeprefix("hint: "))
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        log.error("%s", failure(error))  # on the console and in the run's log
+        log.error("%s", paragraph)  # on the console and in the run's log
         if hydra_config.mode == RunMode.MULTIRUN:
-            raise  # the sweeper records the job as failed
+            return FAILED_JOB_VALUE  # the other points go on; main() exits 1 at the end
         sys.exit(1)
+    record("completed")
+    return best
+
+
+# What a failed sweep job returns to its sweeper. Not an exception: Hydra's basic sweeper and
+# Optuna's re-raise a job's exception once its batch ends, which stops the sweep (and skips the
+# summary). Not NaN: hydra-optuna-sweeper 1.3 tells Optuna 2.10 the NaN, which refuses it, and
+# then tells the trial FAIL with the same value, which raises and ends the search. Not a low
+# accuracy: Optuna would record a completed trial and steer away from a point that merely
+# crashed. None makes the sweeper's float() fail inside its own try, so Optuna records the
+# trial as FAIL (its sampler ignores it, a resumed study keeps it as failed) and the search goes
+# on; the plugin then logs "Failed ... with max_failure_rate" but cannot re-raise: the job
+# completed as far as Hydra knows.
+FAILED_JOB_VALUE = None
+
+
+def record_status(output_dir: Path, status: str, seconds: float, **more: str) -> None:
+    """``status.json`` in the run dir: how its job ended (``app.summary`` reads it)."""
+    data = {"status": status, "seconds": round(seconds, 3), **more}
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        tmp = output_dir / f"{folders.STATUS}.tmp"
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, output_dir / folders.STATUS)
+    except OSError as error:  # a run dir that cannot be written: the log says why the job ended
+        log.warning("could not write %s in %s: %s", folders.STATUS, output_dir, error)
 
 
 def main() -> None:
-    """``python -m app.train`` and ``app-train``: check every run or sweep point, then launch."""
+    """``python -m app.train`` and ``app-train``: check every run or sweep point, then launch;
+    a sweep in which a job failed exits 1 once every job has ended."""
     with launch.shared_config_store():
+        multirun = False
         try:
-            points, problems = launch.check_command(launch.parse_command(sys.argv[1:]))
+            command = launch.parse_command(sys.argv[1:])
+            multirun = command.multirun and not command.prints_only
+            points, problems = launch.check_command(command)
         except ConfigError as error:
             points, problems = error.points, error.problems
         if problems:
             launch.report(problems, points)
             sys.exit(1)
+        sweeps = len(summary.finished)
         try:
             hydra_main()
         except KeyboardInterrupt as error:  # a second signal (app.engine.Interrupted), or one before the run
@@ -352,6 +398,15 @@ def main() -> None:
                 raise
             sys.stderr.write("Interrupted: the run stopped at once; checkpoints/last.pt holds its last saved state.\n")
             sys.exit(128 + getattr(error, "signum", signal.SIGINT))
+        rows = summary.finished[-1] if multirun and len(summary.finished) > sweeps else []
+        failed = [row for row in rows if row.status != summary.COMPLETED]
+        if failed:
+            sys.stderr.write(
+                f"{len(failed)} of {len(rows)} sweep jobs did not complete (job "
+                f"{', '.join(str(r.job) for r in failed)}): each one's error is in summary.md and its run dir's "
+                "train.log; the others ran to the end.\n"
+            )
+            sys.exit(1)
 
 
 if __name__ == "__main__":

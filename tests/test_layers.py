@@ -17,7 +17,7 @@ ALLOWED = {
     "folders": {"configs"},
     "checks": {"configs", "folders"},
     "launch": {"configs", "checks", "folders"},
-    "train": {"configs", "checks", "launch", "data", "engine", "features", "loggers", "models", "folders"},
+    "train": {"configs", "checks", "launch", "data", "engine", "features", "loggers", "models", "folders", "summary"},
     "data": {"configs", "folders"},
     "models": {"configs", "folders"},
     "evaluate": {"configs", "launch", "train", "folders", "data", "engine", "loggers", "models"},
@@ -26,6 +26,7 @@ ALLOWED = {
     "engine": {"models", "folders"},  # weights in and out of a model, and the checkpoint format
     "features": {"data", "engine", "models"},  # the frozen extractor's feature cache
     "loggers": {"engine", "folders"},
+    "summary": {"configs", "folders"},  # the sweep's summary: read from run dirs, torch-free (Hydra loads it first)
 }
 
 

@@ -1,0 +1,343 @@
+"""One summary per sweep: ``summary.csv``, ``summary.md`` and ``summary.png`` in the sweep dir.
+
+``SweepSummary`` is the Hydra callback (registered in the app's stored Hydra config, so every
+sweeper and launcher runs it) that writes them when a multirun ends; ``app-summary SWEEP_DIR...``
+(``python -m app.summary``) rebuilds them from the run dirs, after a crash or to merge sweeps.
+Everything is read from each job's run dir: ``.hydra/`` (its number, overrides, tags),
+``status.json`` (completed, failed with the error, stopped) and ``summary.json`` (the metrics).
+No torch is imported: Hydra loads this module before the first job.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from app.configs import JOB_NAME
+from app.folders import STATUS, SUMMARY
+
+CSV, MARKDOWN, PLOT = "summary.csv", "summary.md", "summary.png"
+COMPLETED = "completed"
+USAGE = """app-summary: rebuild summary.csv, summary.md and summary.png from a sweep's run dirs.
+
+    app-summary multirun/2026-11-29/01-45-05-123456
+    app-summary multirun/a multirun/b --out merged      # several sweeps, one summary
+
+It exits 0 when every job completed, 1 when one failed, stopped or left no status.
+"""
+
+
+@dataclass
+class Row:
+    """One job of a sweep, as its run dir tells it."""
+
+    job: int
+    status: str
+    overrides: list[str]
+    run_dir: Path
+    best_val_acc: Optional[float] = None
+    final_val_acc: Optional[float] = None
+    best_epoch: Optional[int] = None
+    seconds: Optional[float] = None
+    tags: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def value(self, key: str) -> Optional[str]:
+        """The value this job's overrides give ``key``, as typed."""
+        return next((o.partition("=")[2] for o in self.overrides if _key(o) == key), None)
+
+
+def _key(override: str) -> str:
+    return override.partition("=")[0].lstrip("+~")
+
+
+def _yaml(path: Path) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster on hydra.yaml
+    with path.open() as f:
+        return yaml.load(f, Loader=loader)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_run(run_dir: Path) -> Row:
+    """The row of the job whose run dir is ``run_dir`` (it holds ``.hydra/overrides.yaml``).
+
+    A run dir without ``status.json`` is ``incomplete``: the job is still running, was killed,
+    or died before it could record anything (its ``train.log`` says what it got to).
+    """
+    hydra = run_dir / ".hydra"
+    overrides = [str(o) for o in _yaml(hydra / "overrides.yaml") or []]
+    try:
+        job = int(_yaml(hydra / "hydra.yaml")["hydra"]["job"]["num"])
+    except (OSError, KeyError, TypeError, ValueError):
+        job = int(run_dir.name) if run_dir.name.isdigit() else -1
+    status = _json(run_dir / STATUS)
+    row = Row(job, str(status.get("status") or "incomplete"), overrides, run_dir, error=str(status.get("error") or ""))
+    try:
+        tags = (_yaml(hydra / "config.yaml") or {}).get("tags") or []
+    except OSError:
+        tags = []
+    row.tags = [str(t) for t in tags]
+    if row.status == COMPLETED:
+        summary = _json(run_dir / SUMMARY)
+        best, final = summary.get("best") or {}, summary.get("final") or {}
+        row.best_val_acc = float(best["val_acc"]) if "val_acc" in best else None
+        row.best_epoch = int(best["epoch"]) if "epoch" in best else None
+        row.final_val_acc = float(final["val_acc"]) if "val_acc" in final else None
+        row.seconds = float(summary["seconds"]) if "seconds" in summary else None
+        row.tags = [str(t) for t in summary.get("tags", row.tags)]
+    if row.seconds is None and "seconds" in status:
+        row.seconds = float(status["seconds"])
+    return row
+
+
+def read_sweep(sweep_dir: Path) -> list[Row]:
+    """Every job under ``sweep_dir`` (any ``hydra.sweep.subdir`` layout), by job number."""
+    runs = sorted({p.parent.parent for p in sweep_dir.rglob(".hydra/overrides.yaml")})
+    rows = []
+    for run in runs:
+        try:
+            rows.append(read_run(run))
+        except Exception as error:  # a damaged .hydra/: one row says so, the others are kept
+            job = int(run.name) if run.name.isdigit() else -1
+            rows.append(Row(job, "unreadable", [], run, error=f"{type(error).__name__}: {error}".splitlines()[0]))
+    return sorted(rows, key=lambda row: (row.job, str(row.run_dir)))
+
+
+def swept_keys(rows: Sequence[Row]) -> list[str]:
+    """The override keys whose value differs between the jobs, in the order the first job gives them."""
+    keys: list[str] = []
+    for row in rows:
+        keys += [_key(o) for o in row.overrides if _key(o) not in keys]
+    return [key for key in keys if key != "tags" and len({row.value(key) for row in rows}) > 1]  # tags: a column already
+
+
+def best_first(rows: Sequence[Row]) -> list[Row]:
+    """Completed jobs by best val acc, highest first (ties: lower job number), then the rest."""
+    return sorted(rows, key=lambda r: (r.best_val_acc is None, -(r.best_val_acc or 0.0), r.job))
+
+
+def command(row: Row) -> str:
+    """The ``app-train`` command that runs ``row``'s point again, ready to paste."""
+    return shlex.join(["app-train", *row.overrides])
+
+
+def _columns(rows: Sequence[Row], where: Path) -> tuple[list[str], list[list[str]]]:
+    keys = swept_keys(rows)
+    header = ["job", "status", "best_val_acc", "final_val_acc", "best_epoch", "seconds", *keys,
+              "tags", "overrides", "error", "run_dir"]
+
+    def text(value: Optional[float], digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    def run_dir(path: Path) -> str:  # relative to the summary when inside it, so the sweep dir can move
+        return os.path.relpath(path, where) if path.resolve().is_relative_to(where.resolve()) else str(path)
+
+    table = [
+        [str(r.job), r.status, text(r.best_val_acc, 4), text(r.final_val_acc, 4),
+         "" if r.best_epoch is None else str(r.best_epoch), text(r.seconds, 1),
+         *[r.value(key) or "" for key in keys], ",".join(r.tags), " ".join(r.overrides), r.error, run_dir(r.run_dir)]
+        for r in rows
+    ]
+    return header, table
+
+
+def to_csv(rows: Sequence[Row], where: Path) -> str:
+    """``summary.csv``: one row per job, in job order."""
+    header, table = _columns(rows, where)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(table)
+    return out.getvalue()
+
+
+def to_markdown(rows: Sequence[Row], where: Path) -> str:
+    """``summary.md``: the winner's command on top, then every job, best first."""
+    ranked = best_first(rows)
+    failed = [r for r in rows if r.status != COMPLETED]
+    lines = [f"# Sweep summary: {len(rows)} jobs, {len(rows) - len(failed)} completed, {len(failed)} not", ""]
+    if ranked and ranked[0].best_val_acc is not None:
+        winner = ranked[0]
+        lines += [f"Best: job {winner.job}, val acc {winner.best_val_acc:.4f} at epoch {winner.best_epoch}, run dir "
+                  f"`{os.path.relpath(winner.run_dir, where)}`. To run it again:", "",
+                  "```bash", command(winner), "```", ""]
+    else:
+        lines += ["No job completed.", ""]
+    header, table = _columns(ranked, where)
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|") or " "
+
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in table]
+    return "\n".join(lines) + "\n"
+
+
+def _number(text: Optional[str]) -> Optional[float]:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round values (1, 2 or 5 x 10^k apart) from ``low`` to ``high``."""
+    raw = ((high - low) or 1.0) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(low / step) * step
+    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def plot(rows: Sequence[Row], path: Path) -> None:
+    """``summary.png``: best val acc against each numeric swept key (a log axis where the values
+    span 10x or more, as learning rates do), or a bar per job where no swept key is numeric."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    s = 2  # drawn at twice the size, then downsampled: smooth lines without antialiasing
+    done = [r for r in rows if r.best_val_acc is not None]
+    numeric = [k for k in swept_keys(rows) if done and all(_number(r.value(k)) is not None for r in done)]
+    panels = numeric or ["job"]
+    width, height = 420 * s, 320 * s
+    image = Image.new("RGB", (width * len(panels), height), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=11 * s)
+    ink, grid, blue, grey = (40, 40, 40), (228, 228, 228), (31, 119, 180), (170, 170, 170)
+    accs = [r.best_val_acc or 0.0 for r in done] or [0.0, 1.0]
+    low, high = min(0.0, min(accs)), max(accs) * 1.08 or 1.0
+    for index, key in enumerate(panels):
+        left = index * width
+        x0, x1, y0, y1 = left + 56 * s, left + width - 14 * s, 28 * s, height - 56 * s
+
+        def y_of(value: float) -> float:
+            return y1 - (value - low) / (high - low) * (y1 - y0)
+
+        for tick in _ticks(low, high):
+            draw.line([(x0, y_of(tick)), (x1, y_of(tick))], fill=grid, width=s)
+            draw.text((x0 - 6 * s, y_of(tick)), f"{tick:.2g}", fill=ink, font=font, anchor="rm")
+        draw.rectangle([x0, y0, x1, y1], outline=ink, width=s)
+        draw.text(((x0 + x1) / 2, 8 * s), f"best val acc by {key}", fill=ink, font=font, anchor="ma")
+        if key == "job":  # a bar per job: failed ones as a grey stub
+            slot = (x1 - x0) / max(len(rows), 1)
+            for i, row in enumerate(rows):
+                bx = x0 + slot * (i + 0.2), x0 + slot * (i + 0.8)
+                value = row.best_val_acc
+                draw.rectangle([bx[0], y_of(value or low) if value is not None else y1 - 4 * s, bx[1], y1],
+                               fill=blue if value is not None else grey)
+                draw.text(((bx[0] + bx[1]) / 2, y1 + 6 * s), str(row.job), fill=ink, font=font, anchor="ma")
+            draw.text(((x0 + x1) / 2, y1 + 24 * s), "job (grey: not completed)", fill=ink, font=font, anchor="ma")
+            continue
+        values = [_number(r.value(key)) or 0.0 for r in done]
+        log = min(values) > 0 and (max(values) / min(values) >= 10 or len(set(values)) == 1)
+        axis = [math.log10(v) if log else v for v in values]
+        a, b = min(axis), max(axis)
+        a, b = (a - 0.5, b + 0.5) if a == b else (a - (b - a) * 0.06, b + (b - a) * 0.06)
+
+        def x_of(value: float) -> float:
+            return x0 + ((math.log10(value) if log else value) - a) / (b - a) * (x1 - x0)
+
+        for tick in _ticks(a, b):
+            x = x0 + (tick - a) / (b - a) * (x1 - x0)
+            draw.line([(x, y0), (x, y1)], fill=grid, width=s)
+            draw.text((x, y1 + 6 * s), f"{10 ** tick:.2g}" if log else f"{tick:.3g}", fill=ink, font=font, anchor="ma")
+        best_at: dict[float, float] = {}
+        for v, r in zip(values, done):
+            best_at[v] = max(best_at.get(v, 0.0), r.best_val_acc or 0.0)
+        line = [(x_of(v), y_of(best_at[v])) for v in sorted(best_at)]
+        if len(line) > 1:  # the best of the jobs at each value
+            draw.line(line, fill=blue, width=2 * s)
+        for v, r in zip(values, done):
+            x, y = x_of(v), y_of(r.best_val_acc or 0.0)
+            draw.ellipse([x - 4 * s, y - 4 * s, x + 4 * s, y + 4 * s], fill=blue)
+        draw.text(((x0 + x1) / 2, y1 + 24 * s), key + (" (log scale)" if log else ""), fill=ink, font=font, anchor="ma")
+    small = image.resize((image.width // s, image.height // s), Image.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    small.save(buffer, format="PNG")
+    _write(path, buffer.getvalue())
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``path`` through a temporary file, so a reader never sees half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write(rows: Sequence[Row], where: Path) -> None:
+    """``summary.csv``, ``summary.md`` and ``summary.png`` of ``rows``, in the folder ``where``."""
+    where.mkdir(parents=True, exist_ok=True)
+    _write(where / CSV, to_csv(rows, where).encode())
+    _write(where / MARKDOWN, to_markdown(rows, where).encode())
+    plot(rows, where / PLOT)
+
+
+# Each sweep this process ran, with its rows: app-train's exit status reads the last one.
+finished: list[list[Row]] = []
+
+
+class SweepSummary(Callback):
+    """The Hydra callback that writes the sweep dir's summary when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.job.name != JOB_NAME:  # app-evaluate, app-predict: no training summary
+            return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        rows = read_sweep(sweep_dir)
+        finished.append(rows)
+        write(rows, sweep_dir)
+        failed = [r for r in rows if r.status != COMPLETED]
+        print(f"sweep summary: {sweep_dir / MARKDOWN} ({len(rows)} jobs, {len(failed)} not completed)",
+              file=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``app-summary SWEEP_DIR... [--out DIR]``: see ``USAGE``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 1
+    out: Optional[str] = None
+    if "--out" in args:
+        at = args.index("--out")
+        out, args = (args[at + 1] if at + 1 < len(args) else ""), args[:at] + args[at + 2:]
+    problem = next((f"{d}: not a directory" for d in args if not os.path.isdir(d)), None)
+    if problem is None and out == "":
+        problem = "--out needs a directory"
+    if problem is None and len(args) > 1 and out is None:
+        problem = f"{len(args)} sweep dirs: say where their merged summary goes, with --out DIR"
+    rows = [row for d in args for row in read_sweep(Path(d))] if problem is None else []
+    if problem is None and not rows:
+        problem = f"no run dir (a folder with .hydra/overrides.yaml) under {', '.join(args)}"
+    if problem is not None:
+        sys.stderr.write(f"app-summary refused: {problem}.\n  hint: app-summary SWEEP_DIR, or "
+                         "app-summary SWEEP_DIR SWEEP_DIR... --out DIR to merge sweeps\n")
+        return 1
+    where = Path(out or args[0])
+    write(rows, where)
+    failed = [r for r in rows if r.status != COMPLETED]
+    print(f"{where / MARKDOWN}: {len(rows)} jobs, {len(failed)} not completed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
