@@ -18,7 +18,7 @@ The tree (``python -m app.train --help`` lists it too)::
     trainer            default*                 epochs, batch size, seed, device, resume, ...
     logger             csv* | tensorboard       besides metrics.csv and curves.png
     debug              fast | overfit | profile add with ``+debug=NAME``
-    experiment         digits_resnet18_frozen | digits_alexnet_finetune | folder_transfer
+    experiment         digits_resnet18_frozen | digits_alexnet_finetune | digits_resnet18_finetune
                        add with ``+experiment=NAME``: several groups set at once
     hparams_search     lr_wd | head_lr          add with ``+hparams_search=NAME``: an Optuna search
 
@@ -753,19 +753,19 @@ DigitsAlexNetFinetune = experiment(
     optimizer={"lr": 3e-4},
     trainer={"freeze_extractor": False, "extractor_lr_scale": 0.1, "epochs": 6},
 )
-# ``+experiment=folder_transfer dataset.root=DIR dataset.classes=N``: your own class folders on
-# ImageNet-pretrained ResNet-18 weights, light augmentation, the body fine-tuned gently; root and
-# classes stay MISSING, so the launch check asks for them.
-FolderTransfer = experiment(
-    "FolderTransfer",
-    {"dataset": "folder", "feature_extractor": "resnet18", "classifier": "small", "optimizer": "adamw"},
-    dataset={"image": {"size": 128}, "augment": "light"},
-    feature_extractor={"weights": "IMAGENET1K_V1"},
+# ``+experiment=digits_resnet18_finetune``: all of ResNet-18 trained, its body at a tenth of the
+# head's lr, warmed up for half an epoch, with label smoothing and an EMA of the weights; on your own
+# images: ``+experiment=digits_resnet18_finetune dataset=folder dataset.root=DIR dataset.classes=N``.
+DigitsResNet18Finetune = experiment(
+    "DigitsResNet18Finetune",
+    {"dataset": "digits", "feature_extractor": "resnet18", "classifier": "small", "optimizer": "adamw", "scheduler": "cosine"},
+    dataset={"image": {"size": 64}},
     optimizer={"lr": 1e-3},
-    trainer={"extractor_lr_scale": 0.1, "epochs": 10, "early_stopping_patience": 3},
+    scheduler={"warmup_epochs": 0.5},  # half an epoch: a +debug=fast run of 1 epoch keeps it
+    trainer={"freeze_extractor": False, "extractor_lr_scale": 0.1, "epochs": 6, "label_smoothing": 0.1, "ema_decay": 0.99},
 )
 EXPERIMENTS = {"digits_resnet18_frozen": DigitsResNet18Frozen, "digits_alexnet_finetune": DigitsAlexNetFinetune,
-               "folder_transfer": FolderTransfer}
+               "digits_resnet18_finetune": DigitsResNet18Finetune}
 for _name, _config in EXPERIMENTS.items():
     store(as_untyped(_config), group="experiment", name=_name, package="_global_")
 

@@ -345,7 +345,7 @@ NEEDS = {"vit_b_16": ["dataset.image.size=224", "dataset.train_size=4", "dataset
 
 @pytest.mark.parametrize(("group", "option"), [
     pytest.param(g, o, marks=[pytest.mark.slow] if o in SLOW_BACKBONES else [])
-    for g, o, _ in group_options() if g != "debug"
+    for g, o, _ in group_options() if g not in ("debug", "experiment", "hparams_search")  # those: test_experiments
 ])
 def test_fast_preset_runs_every_group_option(
     group: str, option: str, tmp_path: Path, image_folder: Path, cifar10_root: Path
