@@ -25,7 +25,10 @@ from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, Mul
 from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from app.configs import Cifar10Config, Device, MainConfig, directory_path, existing_dir, existing_file, resumable, store
+from app.configs import (
+    Cifar10Config, Device, MainConfig, directory_path, existing_dir, existing_file, feature_cache_unused_because,
+    resumable, store,
+)
 
 
 @dataclass
@@ -659,13 +662,11 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
     if holder is not None:
         yield Problem(key, run_dir, "a run dir no live run is writing in",
                       f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}")
-    elif left and trainer is None:
+    elif left and not continued and not (trainer is not None and trainer.overwrite):
+        ways = ("or leave it out for a new dated one" if trainer is None else
+                "add trainer.resume=auto to continue that run, or trainer.overwrite=true to replace it")
         yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
-                      f"choose another {key}, or leave it out for a new dated one")
-    elif left and not trainer.overwrite and not continued:
-        yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
-                      f"choose another {key}, add trainer.resume=auto to continue that run, or "
-                      "trainer.overwrite=true to replace it")
+                      f"choose another {key}, {ways}")
 
 
 def _unwritable(path: str) -> str:
@@ -683,8 +684,8 @@ def _unwritable(path: str) -> str:
     "(trainer.freeze_extractor=true, trainer.feature_cache=true, no random dataset.augment)"
 )
 def _feature_cache_dir_is_writable(cfg: DictConfig) -> Iterator[Problem]:
-    t, augment = cfg.trainer, cfg.dataset.get("augment")
-    if not (t.freeze_extractor and t.feature_cache) or getattr(augment, "name", augment) not in (None, "none"):
+    t = cfg.trainer
+    if feature_cache_unused_because(cfg) is not None:
         return
     blocked = _unwritable(os.path.expanduser(t.feature_cache_dir))
     if blocked:

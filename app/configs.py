@@ -614,7 +614,7 @@ class TrainerConfig:
     # with freeze_extractor and no random augmentation: each image's features are computed once,
     # kept under feature_cache_dir (keyed by extractor, weights, data and precision) and reused
     feature_cache: bool = True
-    feature_cache_dir: str = "~/.cache/app-train/features"  # shared by runs and sweeps; ~ is your home
+    feature_cache_dir: Annotated[str, Predicate(directory_path)] = "~/.cache/app-train/features"  # shared by runs and sweeps
     # a cached split larger than this is read memory-mapped from disk, not loaded into memory
     feature_cache_memory_gib: NotNegative = 4.0
     # the extractor's lr is optimizer.lr x this: a pretrained body fine-tuned more gently than the head
@@ -635,6 +635,21 @@ class TrainerConfig:
 
 
 store(TrainerConfig(), group="trainer", name="default")
+
+
+def feature_cache_unused_because(cfg: Any) -> Optional[str]:
+    """Why a run (its composed config) computes its features every epoch; None when the feature
+    cache serves it. Read by the job (``app.features``) and the launch check alike."""
+    t = cfg.trainer
+    if not t.freeze_extractor:
+        return "trainer.freeze_extractor=false: the extractor trains, so its features change every step"
+    if not t.feature_cache:
+        return "trainer.feature_cache=false"
+    augment = cfg.dataset.get("augment")  # a dataset without the key has no random augmentation
+    name = getattr(augment, "name", augment)
+    if augment is not None and name != "none":
+        return f"dataset.augment={name}: every epoch draws other images"
+    return None
 
 
 # ------------------------------------------------------------------------------------- main

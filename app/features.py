@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from app import data, engine
+from app.configs import feature_cache_unused_because
 from app.models import ImageClassifier
 
 log = logging.getLogger("app.features")
@@ -39,24 +40,10 @@ class Features(data.ImageTensorDataset):
         return self.images[index], self.labels[index]
 
 
-def unused_because(cfg: DictConfig) -> Optional[str]:
-    """Why this run computes its features every epoch; None when it can use the cache."""
-    t = cfg.trainer
-    if not t.freeze_extractor:
-        return "trainer.freeze_extractor=false: the extractor trains, so its features change every step"
-    if not t.feature_cache:
-        return "trainer.feature_cache=false"
-    augment = cfg.dataset.get("augment")  # a dataset without the key has no random augmentation
-    name = getattr(augment, "name", augment)
-    if augment is not None and name != "none":
-        return f"dataset.augment={name}: every epoch draws other images"
-    return None
-
-
 def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: engine.Step) -> data.Splits:
     """``splits`` with each image replaced by its features under ``model``'s extractor, read from
     the cache or computed and stored there first; ``splits`` itself when the run cannot use one."""
-    why = unused_because(cfg)
+    why = feature_cache_unused_because(cfg)
     if why is not None:  # said only where a frozen extractor could have used it
         log.log(logging.INFO if cfg.trainer.freeze_extractor else logging.DEBUG, "feature cache: not used (%s)", why)
         return splits
@@ -156,8 +143,7 @@ def files_digest(splits: data.Splits) -> Optional[str]:
     datasets held in memory, which the dataset node describes whole)."""
     digest, found = hashlib.sha256(), False
     for split in (splits.train, splits.val):
-        files = getattr(split, "files", None) or [path for path, _ in getattr(split, "samples", [])]
-        for path in files:
+        for path in getattr(split, "files", []):  # ImageFiles: read from disk
             stat = os.stat(path)
             digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
             found = True

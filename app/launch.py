@@ -502,9 +502,6 @@ def absolute_paths(cfg: DictConfig, launch_dir: str) -> None:
                 node[name] = os.path.join(launch_dir, value)
             elif isinstance(value, str) and value.startswith("~"):
                 node[name] = os.path.expanduser(value)
-    cache = cfg.trainer.get("feature_cache_dir") if "trainer" in cfg else None  # a path to make, not to find
-    if isinstance(cache, str) and not os.path.isabs(os.path.expanduser(cache)):
-        cfg.trainer.feature_cache_dir = os.path.join(launch_dir, cache)
 
 
 def _typed_nodes(node: Any) -> Iterator[DictConfig]:
@@ -544,10 +541,10 @@ def from_checkpoint(config_name: str, overrides: Sequence[str]) -> list[str]:
     line keeps only the checkpoint's image settings (what the model was trained on), classes
     and seed."""
     prefix = [f"hydra.job.name={config_name}"]
-    path = next((o.partition("=")[2] for o in overrides if _key(o) == "checkpoint"), None)
-    values = checkpoint_config(path) if path else None
     if config_name != EVALUATE_NAME:
         return prefix
+    path = next((o.partition("=")[2] for o in overrides if _key(o) == "checkpoint"), None)
+    values = checkpoint_config(path) if path else None
     if values is None or not isinstance(values.get("dataset"), dict):  # refused: the checkpoint says so
         return [*prefix, "dataset.seed=0"]  # and not the seed's interpolation, to a trainer it lacks
     dataset = values["dataset"]

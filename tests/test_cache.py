@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from app.checks import ConfigError
-from app.features import unused_because
+from app.configs import feature_cache_unused_because as unused_because
 from app.launch import compose_config
 from app.train import train
 from tests.test_engine import metrics, weights

@@ -24,7 +24,7 @@ ALLOWED = {
     "predict": {"configs", "launch", "train", "folders", "data", "engine", "models"},
     "schedules": {"configs"},
     "engine": {"models", "folders"},  # weights in and out of a model, and the checkpoint format
-    "features": {"data", "engine", "models"},  # the frozen extractor's feature cache
+    "features": {"configs", "data", "engine", "models"},  # the frozen extractor's feature cache
     "loggers": {"engine", "folders"},
     "summary": {"configs", "folders"},  # the sweep's summary: read from run dirs, torch-free (Hydra loads it first)
 }
