@@ -26,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from app.folders import CHECKPOINT_FORMAT
+from app.folders import CHECKPOINT_FORMAT, write_atomically
 from app.models import CheckpointError as CheckpointError, load_checkpoint as load_checkpoint, load_weights
 
 log = logging.getLogger("app.engine")
@@ -395,34 +395,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _temporary(path: Path) -> Path:
-    """This process's own temporary name beside ``path`` (hidden, so no reader takes it for it)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def write_atomically(path: Path, write: Any) -> None:
-    """Write through a temporary file of this process's own, flushed to disk before it replaces
-    ``path``, so that no interruption (a kill, a power cut) leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    try:
-        write(tmp)
-        with tmp.open("rb") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # an error, or a second signal: no temporary file left behind
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def link_atomically(source: Path, path: Path) -> None:
-    """Give ``source``'s file (written whole already) a second name, ``path``: no copy."""
-    tmp = _temporary(path)
-    tmp.unlink(missing_ok=True)
-    os.link(source, tmp)
-    os.replace(tmp, path)
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

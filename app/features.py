@@ -19,7 +19,7 @@ from typing import Any, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from app import data, engine
+from app import data, engine, folders
 from app.configs import feature_cache_unused_because
 from app.models import ImageClassifier
 
@@ -69,7 +69,7 @@ def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: e
 
 
 def _write(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
-    engine.write_atomically(path, lambda tmp: torch.save({"features": features, "labels": labels}, tmp))
+    folders.write_atomically(path, lambda tmp: torch.save({"features": features, "labels": labels}, tmp))
 
 
 def compute(

@@ -10,6 +10,7 @@ import pickle
 import shutil
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Optional
 
 from app.configs import RESUME_AUTO
@@ -124,6 +125,34 @@ def checkpoint_config(path: str) -> Optional[dict[str, Any]]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not isinstance(state.get("config"), dict):
         return None
     return dict(state["config"])
+
+
+def _temporary(path: Path) -> Path:
+    """This process's own temporary name beside ``path`` (hidden, so no reader takes it for it)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_atomically(path: Path, write: Any) -> None:
+    """Write through a temporary file of this process's own, flushed to disk before it replaces
+    ``path``, so that no interruption (a kill, a power cut) leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary(path)
+    try:
+        write(tmp)
+        with tmp.open("rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # an error, or a second signal: no temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def link_atomically(source: Path, path: Path) -> None:
+    """Give ``source``'s file (written whole already) a second name, ``path``: no copy."""
+    tmp = _temporary(path)
+    tmp.unlink(missing_ok=True)
+    os.link(source, tmp)
+    os.replace(tmp, path)
 
 
 def remove_run_artefacts(run_dir: str) -> None:

@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
-from app.engine import write_atomically
-from app.folders import TENSORBOARD
+from app.folders import TENSORBOARD, write_atomically
 
 
 class Logger:
@@ -122,7 +121,7 @@ def plot_confusion(confusion: list[list[int]], names: list[str], path: Path) -> 
     write_atomically(path, lambda tmp: small.save(tmp, format="PNG"))
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+def ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round values (1, 2 or 5 x 10^k apart) from ``low`` to ``high``."""
     span = (high - low) or 1.0
     raw = span / count
@@ -148,11 +147,11 @@ def _panel(
         return (x0 + (epoch - first) / (last - first) * (x1 - x0), y1 - (value - low) / (high - low) * (y1 - y0))
 
     grid, ink = (228, 228, 228), (40, 40, 40)
-    for value in _ticks(low, high, 6):
+    for value in ticks(low, high, 6):
         y = xy(first, value)[1]
         draw.line([(x0, y), (x1, y)], fill=grid, width=s)
         draw.text((x0 - 6 * s, y), f"{value:.3g}", fill=ink, font=font, anchor="rm")
-    for epoch in _ticks(first, last, 8):
+    for epoch in ticks(first, last, 8):
         if float(epoch).is_integer():
             x = xy(epoch, low)[0]
             draw.line([(x, y0), (x, y1)], fill=grid, width=s)

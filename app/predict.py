@@ -69,7 +69,7 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     writer.writeheader()
     writer.writerows(rows)
     output_dir.mkdir(parents=True, exist_ok=True)
-    engine.write_atomically(output_dir / folders.PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
+    folders.write_atomically(output_dir / folders.PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
     log.info("%d images classified%s: %s", len(rows),
              f" ({len(unreadable)} unreadable left out)" if unreadable else "", output_dir / folders.PREDICTIONS)
     return rows

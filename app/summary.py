@@ -24,7 +24,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from app.configs import JOB_NAME
-from app.folders import STATUS, SUMMARY
+from app.folders import STATUS, SUMMARY, write_atomically
+from app.loggers import ticks
 
 CSV, MARKDOWN, PLOT = "summary.csv", "summary.md", "summary.png"
 COMPLETED = "completed"
@@ -200,15 +201,6 @@ def _number(text: Optional[str]) -> Optional[float]:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round values (1, 2 or 5 x 10^k apart) from ``low`` to ``high``."""
-    raw = ((high - low) or 1.0) / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
-    first = math.ceil(low / step) * step
-    return [first + i * step for i in range(int((high - first) / step + 1e-9) + 1)]
-
-
 def plot(rows: Sequence[Row], path: Path) -> None:
     """``summary.png``: best val acc against each numeric swept key (a log axis where the values
     span 10x or more, as learning rates do), or a bar per job where no swept key is numeric."""
@@ -232,7 +224,7 @@ def plot(rows: Sequence[Row], path: Path) -> None:
         def y_of(value: float) -> float:
             return y1 - (value - low) / (high - low) * (y1 - y0)
 
-        for tick in _ticks(low, high):
+        for tick in ticks(low, high):
             draw.line([(x0, y_of(tick)), (x1, y_of(tick))], fill=grid, width=s)
             draw.text((x0 - 6 * s, y_of(tick)), f"{tick:.2g}", fill=ink, font=font, anchor="rm")
         draw.rectangle([x0, y0, x1, y1], outline=ink, width=s)
@@ -256,7 +248,7 @@ def plot(rows: Sequence[Row], path: Path) -> None:
         def x_of(value: float) -> float:
             return x0 + ((math.log10(value) if log else value) - a) / (b - a) * (x1 - x0)
 
-        for tick in _ticks(a, b):
+        for tick in ticks(a, b):
             x = x0 + (tick - a) / (b - a) * (x1 - x0)
             draw.line([(x, y0), (x, y1)], fill=grid, width=s)
             draw.text((x, y1 + 6 * s), f"{10 ** tick:.2g}" if log else f"{tick:.3g}", fill=ink, font=font, anchor="ma")
@@ -271,23 +263,13 @@ def plot(rows: Sequence[Row], path: Path) -> None:
             draw.ellipse([x - 4 * s, y - 4 * s, x + 4 * s, y + 4 * s], fill=blue)
         draw.text(((x0 + x1) / 2, y1 + 24 * s), key + (" (log scale)" if log else ""), fill=ink, font=font, anchor="ma")
     small = image.resize((image.width // s, image.height // s), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    small.save(buffer, format="PNG")
-    _write(path, buffer.getvalue())
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temporary file, so a reader never sees half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomically(path, lambda tmp: small.save(tmp, format="PNG"))
 
 
 def write(rows: Sequence[Row], where: Path) -> None:
     """``summary.csv``, ``summary.md`` and ``summary.png`` of ``rows``, in the folder ``where``."""
-    where.mkdir(parents=True, exist_ok=True)
-    _write(where / CSV, to_csv(rows, where).encode())
-    _write(where / MARKDOWN, to_markdown(rows, where).encode())
+    write_atomically(where / CSV, lambda tmp: tmp.write_bytes(to_csv(rows, where).encode()))
+    write_atomically(where / MARKDOWN, lambda tmp: tmp.write_bytes(to_markdown(rows, where).encode()))
     plot(rows, where / PLOT)
 
 

@@ -177,7 +177,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     train_loader = data.loader(splits.train, t.batch_size, train_order, t.num_workers, pin)
     val_loader = data.loader(splits.train if t.overfit_batches else splits.val, t.batch_size, val_order,
                              t.num_workers, pin)
-    engine.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
+    folders.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     forward = engine.compiled(model, next(iter(train_loader))[0], step) if t.compile else model
     metrics = engine.MetricsLog(
         output_dir / folders.METRICS, engine.METRICS_FIELDS + (engine.EMA_FIELDS if ema else []), keep=done,
@@ -238,7 +238,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
             done = epoch
             engine.save_checkpoint(checkpoints / "last.pt", checkpoint(epoch, progress))
             if improved:  # the same state: a second name for last.pt's file, which the next epoch replaces
-                engine.link_atomically(checkpoints / "last.pt", checkpoints / "best.pt")
+                folders.link_atomically(checkpoints / "last.pt", checkpoints / "best.pt")
             loggers.plot_curves(metrics.rows, output_dir / folders.CURVES, int(best["epoch"]))
             log.info(
                 "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f%s | lr %.3g | %.1fs, %.0f img/s",

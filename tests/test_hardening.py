@@ -255,7 +255,7 @@ def test_default_run_dirs_differ_for_runs_started_in_the_same_second() -> None:
 
 
 def test_temporary_files_are_this_processs_own(tmp_path: Path) -> None:
-    from app.engine import write_atomically
+    from app.folders import write_atomically
 
     seen: list[Path] = []
 

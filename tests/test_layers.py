@@ -24,9 +24,9 @@ ALLOWED = {
     "predict": {"configs", "launch", "train", "folders", "data", "engine", "models"},
     "schedules": {"configs"},
     "engine": {"models", "folders"},  # weights in and out of a model, and the checkpoint format
-    "features": {"configs", "data", "engine", "models"},  # the frozen extractor's feature cache
-    "loggers": {"engine", "folders"},
-    "summary": {"configs", "folders"},  # the sweep's summary: read from run dirs, torch-free (Hydra loads it first)
+    "features": {"configs", "data", "engine", "folders", "models"},  # the frozen extractor's feature cache
+    "loggers": {"folders"},
+    "summary": {"configs", "folders", "loggers"},  # the sweep's summary: read from run dirs, torch-free (Hydra loads it first)
 }
 
 
