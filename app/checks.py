@@ -775,6 +775,47 @@ def _launcher_can_run(cfg: DictConfig) -> Iterator[Problem]:
             yield Problem(f"hydra.launcher.{key}", str(value), f">= {low}", f"e.g. hydra.launcher.{key}={max(low, 1)}")
 
 
+def processes(cfg: DictConfig) -> int:
+    """How many processes train one run together: a submitit job's nodes x tasks_per_node, or
+    torchrun's ``WORLD_SIZE`` (the launch check runs in its rank 0); 1 otherwise."""
+    launcher = cfg.hydra.get("launcher") if "hydra" in cfg else None
+    if launcher is not None and "submitit" in str(launcher.get("_target_", "")):
+        return max(int(launcher.get("nodes") or 1), 1) * max(int(launcher.get("tasks_per_node") or 1), 1)
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+@cross_rule(
+    "trainer.batch_size is the global batch: it divides evenly over the processes that train one run "
+    "(torchrun's --nproc_per_node x --nnodes, or submitit's nodes x tasks_per_node)"
+)
+def _batch_splits_over_processes(cfg: DictConfig) -> Iterator[Problem]:
+    many, batch = processes(cfg), cfg.trainer.batch_size
+    if many > 1 and batch % many:
+        fits = max(many, round(batch / many) * many)
+        yield Problem("trainer.batch_size", str(batch), f"a multiple of the {many} processes that train the run: "
+                      "it is the global batch, each process takes an equal share",
+                      f"e.g. trainer.batch_size={fits} ({fits // many} images a process)")
+
+
+@cross_rule("under torchrun: one run per launch, not a -m sweep (every process would run the whole sweep)")
+def _one_run_under_torchrun(cfg: DictConfig) -> Iterator[Problem]:
+    if "hydra" in cfg and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not OmegaConf.is_missing(cfg.hydra.job, "num"):
+        yield Problem("-m", "", "one run per torchrun launch: every process would run the whole sweep",
+                      "sweep with hydra/launcher=submitit_slurm (tasks_per_node=GPUs), or launch torchrun once per point")
+
+
+@cross_rule("hydra/launcher=submitit_*: with more than one task per node, gpus_per_node is 0 (CPUs) or one per task")
+def _one_gpu_per_task(cfg: DictConfig) -> Iterator[Problem]:
+    launcher = cfg.hydra.launcher
+    if "submitit" not in str(launcher.get("_target_", "")):
+        return
+    tasks, gpus = launcher.get("tasks_per_node") or 1, launcher.get("gpus_per_node") or 0
+    if tasks > 1 and gpus and gpus != tasks:
+        yield Problem("hydra.launcher.gpus_per_node", str(gpus), f"equal to tasks_per_node ({tasks}): each task "
+                      "trains on one GPU of its node", f"hydra.launcher.gpus_per_node={tasks}, or "
+                      f"hydra.launcher.tasks_per_node={gpus}")
+
+
 @cross_rule("trainer.device=cuda needs a CUDA device that torch can see")
 def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.trainer.device is not Device.cuda:

@@ -604,7 +604,9 @@ def resumable(path: str) -> bool:
 @dataclass
 class TrainerConfig:
     epochs: AtLeastOne = 4
-    batch_size: AtLeastOne = 32  # images per forward pass; an optimizer step sees accumulate_batches of them
+    # images per forward pass, over all processes (torchrun, SLURM: each takes batch_size / processes);
+    # an optimizer step sees accumulate_batches of them
+    batch_size: AtLeastOne = 32
     seed: Annotated[int, Interval(ge=0, lt=2**32), doc("torch, NumPy and Python's random all take 32 bits")] = 0
     device: Device = Device.auto
     num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data (0 under a parallel launcher)
@@ -632,6 +634,9 @@ class TrainerConfig:
     ema_decay: Optional[Annotated[float, Interval(gt=0, lt=1)]] = None  # e.g. 0.999: keep an EMA of the weights
     profile_steps: Annotated[int, Ge(0)] = 0  # trace this many training steps into profile/
     overfit_batches: Annotated[int, Ge(0)] = 0  # >0: train and validate on the first n batches, unshuffled
+    # among processes: how long one waits for the others (at a step, or while rank 0 fills the
+    # feature cache) before the run fails, where no launcher ended it first (torch's default: 30)
+    process_group_timeout_min: AtLeastOne = 30
 
 
 store(TrainerConfig(), group="trainer", name="default")

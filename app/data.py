@@ -10,6 +10,7 @@ one, images are standardised with the dataset's own statistics.
 
 import contextlib
 import logging
+import math
 import os
 import pickle
 from collections.abc import Callable, Iterator, Sequence
@@ -494,25 +495,45 @@ def cifar10(
 
 # ------------------------------------------------------------------------ loading
 class EpochOrder(Sampler[int]):
-    """Indices ``0..size-1``: a permutation drawn from ``seed + epoch`` when shuffled (as torch's
-    ``DistributedSampler`` draws them), so that any epoch's order can be drawn again on resume;
-    ``skip`` leaves out the first images, already trained on before a stop."""
+    """Indices ``0..size-1``: a permutation drawn from ``seed + epoch`` when shuffled, so that any
+    epoch's order can be drawn again on resume; ``skip`` leaves out the first images of that
+    order, already trained on before a stop.
 
-    def __init__(self, size: int, seed: int, shuffle: bool) -> None:
+    Among ``world`` processes, process ``rank`` takes every ``world``-th index from its rank on,
+    as torch's ``DistributedSampler`` does (a test compares them); ``pad`` repeats the first
+    indices, as it does, so that every process gets as many batches (training needs that;
+    validation leaves it out, so that its sums are those of the whole split). The processes'
+    batches at one step together hold the batch one process would take with the same global
+    batch size, and ``skip`` counts images of the whole order: a run stopped with N processes
+    resumes with M where it stopped.
+    """
+
+    def __init__(self, size: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, pad: bool = True) -> None:
         self.size, self.seed, self.shuffle = size, seed, shuffle
+        self.rank, self.world, self.pad = rank, world, pad
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
 
-    def __iter__(self) -> Iterator[int]:
+    def _order(self) -> list[int]:
         if not self.shuffle:
-            return iter(range(self.skip, self.size))
-        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        return iter(order[self.skip:].tolist())
+            order = list(range(self.size))
+        else:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        padding = self._total() - self.size
+        if padding:  # DistributedSampler's padding, as it writes it
+            order += order[:padding] if padding <= len(order) else (order * math.ceil(padding / len(order)))[:padding]
+        return order
+
+    def _total(self) -> int:
+        return math.ceil(self.size / self.world) * self.world if self.pad and self.world > 1 else self.size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._order()[self.skip:][self.rank::self.world])
 
     def __len__(self) -> int:
-        return max(0, self.size - self.skip)
+        return max(0, math.ceil((self._total() - self.skip - self.rank) / self.world))
 
 
 def loader(

@@ -137,8 +137,14 @@ class GracefulStop:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, agree: Optional[Callable[[bool], bool]] = None) -> None:
         self.requested: Optional[int] = None
+        self.agree = agree  # among processes: whether any was asked (so that all stop at one step)
+
+    def asked(self) -> bool:
+        """Whether the run stops here: a signal came (to any of its processes)."""
+        here = self.requested is not None
+        return self.agree(here) if self.agree is not None else here
 
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.requested is not None:
@@ -211,10 +217,16 @@ def run_pass(
             batches += 1
             if training is not None:
                 scaled = loss / accumulate if accumulate > 1 else loss  # a division is a kernel launch
+                stepping = batches % accumulate == 0 or batches == total
+                wrapped = getattr(model, "_orig_mod", model)  # torch.compile's module holds the DDP one
+                if accumulate > 1 and hasattr(wrapped, "require_backward_grad_sync"):
+                    # DistributedDataParallel: gradients are averaged over the processes once per
+                    # optimizer step, not once per accumulated batch (its no_sync(), as a flag)
+                    wrapped.require_backward_grad_sync = stepping
                 step.scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
-                if batches % accumulate == 0 or batches == total:
+                if stepping:
                     optimizer_step(training, step, model, loss.detach())
-                    if stop is not None and stop.requested is not None and batches < total:
+                    if stop is not None and batches < total and stop.asked():
                         complete = False
                 # Checked one step late: waiting for the previous loss leaves this step queued on
                 # the device, where a check of this one would idle a fast GPU every step. The run
@@ -232,6 +244,15 @@ def run_pass(
     seconds = start.seconds + time.perf_counter() - began
     progress = Progress(batches, loss_sum.item(), int(correct.item()), seen, seconds)
     return PassResult(progress.loss_sum / max(seen, 1), progress.correct / max(seen, 1), seen, seconds, progress, complete)
+
+
+def whole(result: PassResult, sums: Callable[[list[float]], list[float]]) -> PassResult:
+    """``result`` over every process: its loss, hits and images added up by ``sums`` (the
+    batches and seconds stay this process's own)."""
+    p = result.progress
+    loss_sum, correct, seen = sums([p.loss_sum, p.correct, p.seen])
+    progress = Progress(p.batches, loss_sum, int(correct), int(seen), p.seconds)
+    return PassResult(loss_sum / max(seen, 1), correct / max(seen, 1), int(seen), result.seconds, progress, result.complete)
 
 
 def predictions(
@@ -439,11 +460,14 @@ class MetricsLog:
     """``metrics.csv``: one row per epoch, on disk as it is written; ``rows`` holds them all.
 
     ``keep`` continues a run: the rows of its first ``keep`` epochs are kept (read from
-    ``earlier``, the metrics of the run it continues), any later one is dropped.
+    ``earlier``, the metrics of the run it continues), any later one is dropped. ``write=False``
+    keeps the rows in memory only (the processes other than rank 0).
     """
 
-    def __init__(self, path: Path, fields: list[str], keep: int = 0, earlier: Optional[Path] = None) -> None:
-        self.path, self.fields = path, fields
+    def __init__(
+        self, path: Path, fields: list[str], keep: int = 0, earlier: Optional[Path] = None, write: bool = True
+    ) -> None:
+        self.path, self.fields, self.write = path, fields, write
         source = earlier if earlier is not None and earlier.exists() else path
         self.rows: list[dict[str, Any]] = []
         if keep and source is not None and source.exists():
@@ -451,16 +475,20 @@ class MetricsLog:
                 rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
             self.rows = [row for row in rows if row["epoch"] <= keep]
 
-        def write(tmp: Path) -> None:
+        def rows_to(tmp: Path) -> None:
             with tmp.open("w", newline="") as f:
                 writer = csv.DictWriter(f, fields, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(self.rows)
 
-        write_atomically(path, write)
+        if self.write:
+            write_atomically(path, rows_to)
 
     def append(self, row: dict[str, Any]) -> None:
         """One whole line, on disk before the epoch counts as done."""
+        if not self.write:
+            self.rows.append(row)
+            return
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
             f.flush()

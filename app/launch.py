@@ -462,6 +462,27 @@ def cores_per_job(launcher: Any, cores: int) -> Optional[int]:
     return None
 
 
+# ------------------------------------------------------------ one run dir for many processes
+def pinned_dirs(command: Command) -> list[str]:
+    """``hydra.run.dir=DIR`` (``hydra.sweep.dir=DIR`` for a sweep), resolved once, here, for
+    processes that would each resolve ``${now:...}`` at their own start and so get a dir each:
+    torchrun's ranks, and the tasks of a submitit job (Hydra's submitit launcher resolves the
+    sweep dir again in every task)."""
+    from hydra import compose
+
+    key = "hydra.sweep.dir" if command.multirun else "hydra.run.dir"
+    overrides = [o for o in command.overrides if _key(o) != key]
+    with app_hydra(command.config_dir):
+        points, _ = sweep_points(command.overrides, command.multirun)  # a sweep's dir is every point's
+        cfg = compose(config_name=command.config_name, overrides=points[0], return_hydra_config=True)
+    return [*overrides, f"{key}={_as_override(os.path.abspath(str(OmegaConf.select(cfg, key))))}"]
+
+
+def needs_pinned_dirs(command: Command) -> bool:
+    """A sweep under Hydra's submitit launcher: each task of a job resolves the dirs itself."""
+    return command.multirun and not command.prints_only and any("submitit" in o for o in command.overrides)
+
+
 # ------------------------------------------------------------------------ use from Python
 def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> DictConfig:
     """The config ``python -m app.train OVERRIDES`` would run, checked as the launch checks it.

@@ -7,6 +7,7 @@ pay for it.
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import logging
 import math
@@ -24,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from app import folders, launch, summary
+from app import distributed, folders, launch, summary
 from app.checks import ConfigError, check_config
 from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE
 
@@ -76,20 +77,32 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
     ``trainer.resume`` continues that run).
 
     ``cfg`` must be checked already. Returns the best validation accuracy (what a sweeper
-    optimises).
+    optimises). Among many processes (torchrun, SLURM), rank 0 holds the run dir and decides
+    whether the run resumes, and the others follow.
     """
-    with folders.run_lock(str(output_dir)):
-        left = folders.run_artefacts(str(output_dir))
-        resume = folders.checkpoint_to_resume(str(output_dir), cfg.trainer.resume)
-        if left and not cfg.trainer.overwrite and resume is None:
-            raise FileExistsError(
-                f"{output_dir} holds an earlier run ({', '.join(left)}): choose another run dir, set "
-                "trainer.resume=auto to continue it, or trainer.overwrite=true to replace it"
-            )
-        if left and cfg.trainer.overwrite:
-            log.warning("replacing the earlier run in %s (trainer.overwrite=true)", output_dir)
-            folders.remove_run_artefacts(str(output_dir))
+    from app import distributed, engine
+
+    device = distributed.device_of(engine.resolve_device(cfg.trainer.device.value))
+    main = distributed.ranks().main
+    with distributed.process_group(device, cfg.trainer.process_group_timeout_min), \
+            (folders.run_lock(str(output_dir)) if main else contextlib.nullcontext()):
+        resume = distributed.decided_by_rank0("run", lambda: _take_run_dir(cfg, output_dir))
         return fit(cfg, output_dir, Path(resume) if resume is not None else None)
+
+
+def _take_run_dir(cfg: DictConfig, output_dir: Path) -> Optional[str]:
+    """The checkpoint the run continues from, or None; an earlier run is refused or replaced."""
+    left = folders.run_artefacts(str(output_dir))
+    resume = folders.checkpoint_to_resume(str(output_dir), cfg.trainer.resume)
+    if left and not cfg.trainer.overwrite and resume is None:
+        raise FileExistsError(
+            f"{output_dir} holds an earlier run ({', '.join(left)}): choose another run dir, set "
+            "trainer.resume=auto to continue it, or trainer.overwrite=true to replace it"
+        )
+    if left and cfg.trainer.overwrite:
+        log.warning("replacing the earlier run in %s (trainer.overwrite=true)", output_dir)
+        folders.remove_run_artefacts(str(output_dir))
+    return resume
 
 
 def resume_command(output_dir: Path) -> str:
@@ -97,6 +110,9 @@ def resume_command(output_dir: Path) -> str:
     if not HydraConfig.initialized():
         return f"train(cfg, {str(output_dir)!r}) with trainer.resume=auto"
     program = "python -m app.train" if sys.argv[0].endswith(os.path.join("app", "train.py")) else "app-train"
+    processes = os.environ.get("LOCAL_WORLD_SIZE")
+    if os.environ.get("TORCHELASTIC_RUN_ID") and processes:  # under torchrun: again with it
+        program = f"torchrun --nproc_per_node={processes} " + program.replace("python -m ", "-m ")
     task = HydraConfig.get().overrides.task
     keep = [o for o in task if not o.startswith(("trainer.resume=", "trainer.overwrite="))]
     return shlex.join([*program.split(), *keep, f"hydra.run.dir={output_dir}", "trainer.resume=auto"])
@@ -112,11 +128,13 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     import numpy as np
     import torch
     from hydra.utils import instantiate
+    from torch.nn.parallel import DistributedDataParallel
 
-    from app import data, engine, features, loggers
+    from app import data, distributed, engine, features, loggers
     from app.models import ImageClassifier
 
     t = cfg.trainer
+    r = distributed.ranks()  # one process, or one of many (torchrun, SLURM): rank 0 writes the files
     output_dir.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
     state = engine.load_checkpoint(str(resume)) if resume is not None else None  # refused before any work
@@ -125,22 +143,27 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     if t.threads is not None:
         torch.set_num_threads(t.threads)
         log.info("%d torch thread%s", t.threads, "s" if t.threads > 1 else "")
-    torch.manual_seed(t.seed)
-    random.seed(t.seed)
-    np.random.seed(t.seed)
-    device = engine.resolve_device(t.device.value)
+    # Each process draws its own dropout; they all start from rank 0's weights (DDP copies them)
+    torch.manual_seed(t.seed + r.rank)
+    random.seed(t.seed + r.rank)
+    np.random.seed(t.seed + r.rank)
+    device = distributed.device_of(engine.resolve_device(t.device.value))
     step = engine.Step(device, engine.resolve_precision(t.precision.value, device), t.channels_last)
+    total = lambda values: distributed.sums(values, device)  # noqa: E731 (a pass's sums over every process)
 
-    # Data: each epoch's order is drawn from the seed and the epoch, so a resumed run draws it again
+    # Data: each epoch's order is drawn from the seed and the epoch, so a resumed run draws it
+    # again; trainer.batch_size is the global batch, each process takes its share of every batch
     splits: data.Splits = instantiate(cfg.dataset, data.preset_for(cfg))  # the weights' preset, if the images follow it
     pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
+    batch_size = t.batch_size // r.world  # the launch check keeps it whole
     if t.overfit_batches:  # the first batches, in one order, for training and validation alike
         overfit = min(len(splits.train), t.overfit_batches * t.batch_size)
-        train_order, val_order = data.EpochOrder(overfit, t.seed, False), data.EpochOrder(overfit, t.seed, False)
+        train_order = data.EpochOrder(overfit, t.seed, False, r.rank, r.world)
+        val_order = data.EpochOrder(overfit, t.seed, False, r.rank, r.world, pad=False)
     else:
-        train_order = data.EpochOrder(len(splits.train), t.seed, True)
-        val_order = data.EpochOrder(len(splits.val), t.seed, False)
-    batches_per_epoch = math.ceil(len(train_order) / t.batch_size)
+        train_order = data.EpochOrder(len(splits.train), t.seed, True, r.rank, r.world)
+        val_order = data.EpochOrder(len(splits.val), t.seed, False, r.rank, r.world, pad=False)
+    batches_per_epoch = math.ceil(len(train_order) / batch_size)
     steps_per_epoch = math.ceil(batches_per_epoch / t.accumulate_batches)
 
     # Model: the extractor and the head are each built from their own config node
@@ -148,6 +171,8 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
         instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor
     ).to(device)
     model.to(memory_format=step.memory_format)
+    # Among processes, DDP averages the gradients; ``model`` stays the one checkpoints hold
+    parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if r.many else model
     head = [p for p in model.head.parameters() if p.requires_grad]
     body = [p for p in model.extractor.parameters() if p.requires_grad]  # none when frozen
     # The head's group first: its lr is optimizer.lr, the one metrics.csv and the loggers show.
@@ -157,10 +182,11 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     ema = engine.exponential_average(model, t.ema_decay) if t.ema_decay is not None else None
     training = engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
     log.info(
-        "%d train / %d val images%s, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s",
-        len(train_order), len(val_order), " (the same: trainer.overfit_batches)" if t.overfit_batches else "",
+        "%d train / %d val images%s, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s%s",
+        train_order.size, val_order.size, " (the same: trainer.overfit_batches)" if t.overfit_batches else "",
         splits.classes, cfg.dataset.image.size, cfg.dataset.image.channels,
         sum(p.numel() for p in head + body) / 1e6, device, step.precision,
+        f" | rank {r.rank} of {r.world} processes, {batch_size} images of each batch" if r.many else "",
     )
 
     # Resume: everything but the random state, which is set last, just before the first step
@@ -172,33 +198,45 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
                  f", and {progress.batches} batches of epoch {done + 1}" if progress.batches else "")
 
     # Features: a frozen extractor's, computed once (or read from trainer.feature_cache_dir), stand
-    # in for the images, and the model runs its head alone on them; checkpoints hold it whole
-    splits = features.cached(cfg, splits, model, step)
-    train_loader = data.loader(splits.train, t.batch_size, train_order, t.num_workers, pin)
-    val_loader = data.loader(splits.train if t.overfit_batches else splits.val, t.batch_size, val_order,
+    # in for the images, and the model runs its head alone on them; checkpoints hold it whole.
+    # Among processes, rank 0 fills the cache and the others read it.
+    waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
+    splits = distributed.rank0_first("features", lambda: features.cached(cfg, splits, model, step), waited_for)
+    train_loader = data.loader(splits.train, batch_size, train_order, t.num_workers, pin)
+    val_loader = data.loader(splits.train if t.overfit_batches else splits.val, batch_size, val_order,
                              t.num_workers, pin)
-    folders.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
-    forward = engine.compiled(model, next(iter(train_loader))[0], step) if t.compile else model
+    if r.main:
+        folders.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
+    forward = engine.compiled(parallel, next(iter(train_loader))[0], step) if t.compile else parallel
+    # Validation runs on each process's share of the split, unpadded, and adds the sums up; the
+    # module DDP wraps validates (DDP's forward would wait on the others at every batch)
+    validation = model if r.many else forward
     metrics = engine.MetricsLog(
         output_dir / folders.METRICS, engine.METRICS_FIELDS + (engine.EMA_FIELDS if ema else []), keep=done,
-        earlier=resume.parent.parent / folders.METRICS if resume is not None else None,
+        earlier=resume.parent.parent / folders.METRICS if resume is not None else None, write=r.main,
     )
-    logger: loggers.Logger = instantiate(cfg.logger)(output_dir, training.steps)
+    logger: loggers.Logger = instantiate(cfg.logger)(output_dir, training.steps) if r.main else loggers.Logger(output_dir)
     training.on_step = lambda n, loss, lr: logger.step(n, loss.item(), lr) if logger.wants_step(n) else None  # noqa: E731
-    if t.profile_steps:
+    if t.profile_steps and r.main:
         training.profiler = engine.StepProfiler(t.profile_steps, output_dir / folders.PROFILE, device)
-    if state is not None:
-        engine.set_rng_state(state["rng"])
+    if state is not None:  # each process's own; a process the stopped run did not have: a stream of its own
+        saved = state.get("rng_ranks") or [state["rng"]]
+        engine.set_rng_state(saved[r.rank] if r.rank < len(saved) else state["rng"])
+        if r.rank >= len(saved):
+            torch.manual_seed(t.seed + r.rank + training.steps)
 
     lr = 0.0  # the lr each epoch starts with (its metrics row shows it)
 
-    def checkpoint(epoch: int, partial: engine.Progress) -> dict[str, Any]:
-        return {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": step.scaler.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "steps": training.steps,
-            "progress": dataclasses.asdict(partial), "epoch_lr": lr, "best": best, "waited": waited,
-            "rng": engine.rng_state(), "config": config, "classes": splits.names,
-        }
+    def save(name: str, epoch: int, partial: engine.Progress) -> None:
+        """``checkpoints/<name>`` from rank 0, with every process's random state (all call it)."""
+        rngs = distributed.gathered(engine.rng_state())
+        if r.main:
+            engine.save_checkpoint(checkpoints / name, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": step.scaler.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "steps": training.steps,
+                "progress": dataclasses.asdict(partial), "epoch_lr": lr, "best": best, "waited": waited,
+                "rng": rngs[0], "config": config, "classes": splits.names, **({"rng_ranks": rngs} if r.many else {}),
+            })
 
     def stopped(stop: engine.GracefulStop, where: str) -> engine.Stopped:
         signum = stop.requested or signal.SIGTERM
@@ -211,42 +249,46 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     last: dict[str, Any] = metrics.rows[-1] if metrics.rows else {}
     checkpoints = output_dir / folders.CHECKPOINTS
     started, stopped_early = time.perf_counter(), None
-    stop = engine.GracefulStop()
+    stop = engine.GracefulStop((lambda here: distributed.anyone(here, device)) if r.many else None)
     with stop.installed(), engine.deterministic(t.deterministic), contextlib.closing(logger), \
             data.workers_released(train_loader, val_loader):
         for epoch in range(done + 1, t.epochs + 1):
             train_order.set_epoch(epoch, skip=progress.batches * t.batch_size)
             lr = state["epoch_lr"] if state is not None and progress.batches else optimizer.param_groups[0]["lr"]
+            # a stopped epoch's sums so far are the whole run's: rank 0 carries them on
+            start = progress if r.main else engine.Progress(progress.batches, seconds=progress.seconds)
             try:
-                train_pass = engine.run_pass(
-                    forward, train_loader, step, training, f"epoch {epoch} train", progress, stop
-                )
+                train_pass = engine.whole(engine.run_pass(
+                    forward, train_loader, step, training, f"epoch {epoch} train", start, stop
+                ), total)
             except engine.NonFiniteLoss as error:
                 kept = f"checkpoints/last.pt holds epoch {done}" if done else "no checkpoint was written"
                 raise engine.NonFiniteLoss(f"epoch {epoch}: {error}; the run stopped ({kept})") from None
             progress = engine.Progress()
             if not train_pass.complete:
-                engine.save_checkpoint(checkpoints / "last.pt", checkpoint(epoch - 1, train_pass.progress))
+                save("last.pt", epoch - 1, train_pass.progress)
                 raise stopped(stop, f"at epoch {epoch}, batch {train_pass.progress.batches}/{batches_per_epoch}")
-            val_pass = engine.run_pass(forward, val_loader, step, None, f"epoch {epoch} val")
-            ema_pass = engine.run_pass(ema.module, val_loader, step, None, "EMA val") if ema is not None else None
+            val_pass = engine.whole(engine.run_pass(validation, val_loader, step, None, f"epoch {epoch} val"), total)
+            ema_pass = engine.whole(engine.run_pass(ema.module, val_loader, step, None, "EMA val"), total) \
+                if ema is not None else None
             last = engine.epoch_row(epoch, lr, train_pass, val_pass, ema_pass)
             metrics.append(last)
             logger.epoch(training.steps, last)
             improved = not best or last["val_acc"] > float(best["val_acc"])
             best, waited = (last, 0) if improved else (best, waited + 1)
             done = epoch
-            engine.save_checkpoint(checkpoints / "last.pt", checkpoint(epoch, progress))
-            if improved:  # the same state: a second name for last.pt's file, which the next epoch replaces
+            save("last.pt", epoch, progress)
+            if improved and r.main:  # the same state: a second name for last.pt's file, which the next epoch replaces
                 folders.link_atomically(checkpoints / "last.pt", checkpoints / "best.pt")
-            loggers.plot_curves(metrics.rows, output_dir / folders.CURVES, int(best["epoch"]))
+            if r.main:
+                loggers.plot_curves(metrics.rows, output_dir / folders.CURVES, int(best["epoch"]))
             log.info(
                 "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f%s | lr %.3g | %.1fs, %.0f img/s",
                 epoch, t.epochs, last["train_loss"], last["train_acc"], last["val_loss"], last["val_acc"],
                 f" | EMA val acc {last['ema_val_acc']:.3f}" if ema is not None else "", lr, last["seconds"],
                 last["images_per_s"],
             )
-            if stop.requested is not None and epoch < t.epochs:
+            if epoch < t.epochs and stop.asked():
                 raise stopped(stop, f"after epoch {epoch}")
             if t.early_stopping_patience is not None and waited >= t.early_stopping_patience:
                 stopped_early = epoch
@@ -255,11 +297,12 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     if training.profiler is not None:
         training.profiler.close()  # a run shorter than trainer.profile_steps: what it took
 
-    engine.save_json(
-        output_dir / folders.SUMMARY,
-        {"final": last, "best": best, "stopped_early": stopped_early,
-         "seconds": round(time.perf_counter() - started, 3), "tags": list(cfg.get("tags") or [])},
-    )
+    if r.main:
+        engine.save_json(
+            output_dir / folders.SUMMARY,
+            {"final": last, "best": best, "stopped_early": stopped_early,
+             "seconds": round(time.perf_counter() - started, 3), "tags": list(cfg.get("tags") or [])},
+        )
     log.info("best val acc %.3f at epoch %d; artefacts in %s", float(best["val_acc"]), int(best["epoch"]), output_dir)
     return float(best["val_acc"])
 
@@ -272,7 +315,10 @@ def failure(error: BaseException) -> str:
     if "\nOriginal Traceback" in message:  # raised in a loader worker: its last line says what
         message = message.strip().splitlines()[-1].partition(": ")[2]
     text = " ".join(message.split()) or type(error).__name__
-    if isinstance(error, folders.RunDirBusy):
+    if distributed.peer_lost(error):
+        text = f"another process of this run ended ({text})"
+        hint = "its own error is above (torchrun names the rank that failed first) and in its train.rank<N>.log"
+    elif isinstance(error, folders.RunDirBusy):
         hint = "wait for that run, or choose another hydra.run.dir"
     elif isinstance(error, FileExistsError):
         hint = "choose another hydra.run.dir, or add trainer.resume=auto or trainer.overwrite=true"
@@ -318,21 +364,29 @@ def hydra_main(cfg: DictConfig) -> Optional[float]:
     Returns the best val acc, or, for a failed sweep job, None (see ``FAILED_JOB_VALUE``).
     """
     hydra_config = HydraConfig.get()
+    output_dir = Path(hydra_config.runtime.output_dir)
+    distributed.from_submitit(str(hydra_config.launcher.get("_target_", "")))  # SLURM's ranks, as torchrun's
+    main = distributed.ranks().main
+    distributed.log_per_rank(str(output_dir), JOB_NAME)  # train.rank1.log, ...
     launch.absolute_paths(cfg, hydra_config.runtime.cwd)  # the run dir may be the working dir now
     share = launch.cores_per_job(hydra_config.launcher, os.cpu_count() or 1)
     if share is not None:  # jobs side by side: 2 joblib jobs on 2 cores get a thread each, not 2
         cfg.trainer.threads = cfg.trainer.threads or share
         if cfg.trainer.num_workers is None:  # loky's workers cannot start DataLoader workers either
             cfg.trainer.num_workers = 0
-    output_dir = Path(hydra_config.runtime.output_dir)
     started = time.perf_counter()
 
     def record(status: str, **more: str) -> None:
-        record_status(output_dir, status, time.perf_counter() - started, **more)
+        if main:
+            record_status(output_dir, status, time.perf_counter() - started, **more)
 
-    (output_dir / folders.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
+    if main:
+        (output_dir / folders.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
     try:
         best = run(cfg, output_dir)
+    except distributed.RankZeroFailed as error:  # rank 0 tells why, on the console and in train.log
+        log.warning("%s: this process stops too", error)
+        sys.exit(1)
     except Exception as error:
         engine = sys.modules.get("app.engine")  # loaded by any run that got as far as a signal
         if engine is not None and isinstance(error, engine.Stopped):
@@ -381,15 +435,30 @@ def main() -> None:
     a sweep in which a job failed exits 1 once every job has ended."""
     with launch.shared_config_store():
         multirun = False
+        many = distributed.ranks().many  # torchrun started this process, one of several
         try:
             command = launch.parse_command(sys.argv[1:])
             multirun = command.multirun and not command.prints_only
-            points, problems = launch.check_command(command)
+            # The check runs once, on rank 0: the others wait for its word (below)
+            points, problems = launch.check_command(command) if not many or distributed.ranks().main else (1, [])
         except ConfigError as error:
             points, problems = error.points, error.problems
-        if problems:
+        if problems and distributed.ranks().main:
             launch.report(problems, points)
+        if many:  # every process takes the run dir rank 0 resolved, or exits 1 with it
+            overrides = distributed.decided_by_rank0(
+                "launch", lambda: None if problems else launch.pinned_dirs(command)
+            )
+            if overrides is None:
+                sys.exit(1)
+            start = len(sys.argv) - len(command.overrides)  # the overrides end the command line
+            rank_zero_only = [] if distributed.ranks().main else ["hydra.output_subdir=null"]  # .hydra/
+            sys.argv = [*sys.argv[:start], *overrides, *rank_zero_only]
+        elif problems:
             sys.exit(1)
+        elif launch.needs_pinned_dirs(command):
+            start = len(sys.argv) - len(command.overrides)
+            sys.argv = [*sys.argv[:start], *launch.pinned_dirs(command)]
         sweeps = len(summary.finished)
         try:
             hydra_main()

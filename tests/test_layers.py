@@ -17,7 +17,8 @@ ALLOWED = {
     "folders": {"configs"},
     "checks": {"configs", "folders"},
     "launch": {"configs", "checks", "folders"},
-    "train": {"configs", "checks", "launch", "data", "engine", "features", "loggers", "models", "folders", "summary"},
+    "train": {"configs", "checks", "launch", "data", "distributed", "engine", "features", "loggers", "models", "folders",
+              "summary"},
     "data": {"configs", "folders"},
     "models": {"configs", "folders"},
     "evaluate": {"configs", "launch", "train", "folders", "data", "engine", "loggers", "models"},
@@ -26,7 +27,8 @@ ALLOWED = {
     "engine": {"models", "folders"},  # weights in and out of a model, and the checkpoint format
     "features": {"configs", "data", "engine", "folders", "models"},  # the frozen extractor's feature cache
     "loggers": {"folders"},
-    "summary": {"configs", "folders", "loggers"},  # the sweep's summary: read from run dirs, torch-free (Hydra loads it first)
+    "summary": {"configs", "folders", "loggers"},
+    "distributed": set(),  # torchrun's and SLURM's ranks, the process group, what rank 0 decides  # the sweep's summary: read from run dirs, torch-free (Hydra loads it first)
 }
 
 

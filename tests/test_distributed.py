@@ -1,0 +1,208 @@
+"""More than one process: torchrun (and submitit's local launcher) with gloo on CPUs.
+
+A 2-process run shares one run dir, writes its files from rank 0 and a log per rank, reduces
+validation over both, and ends with the weights a single process reaches with the same global
+batch; it resumes with one process; a bad override is refused once; a crash on one rank ends
+the others.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch.utils.data.distributed import DistributedSampler
+
+from app import checks, data, distributed, launch
+from app.train import train
+
+# Weights that a one-process and a two-process run can both reach up to float rounding: fp32, no
+# dropout (the small head), SGD (Adam's step divides by the root of tiny second moments, which
+# turns rounding into differences of the size of the lr), a constant lr (a longer resumed run
+# keeps the same schedule), a global batch of 8 that divides the 32 training images, and 11
+# validation images (6 + 5: no padding in the sums).
+RUN = [
+    "dataset=fake", "dataset.image.size=64", "dataset.train_size=32", "dataset.val_size=11",
+    "trainer.epochs=2", "trainer.batch_size=8", "trainer.precision=fp32", "scheduler=constant", "optimizer=sgd",
+    "optimizer.lr=0.05", "trainer.num_workers=0",
+]  # the weights move by ~0.1 over the run: a process training on its own half alone would show
+
+
+def torchrun(*args: str, cwd: Path, module: str = "app.train", processes: int = 2) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc_per_node=N -m MODULE ARGS`` as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "RANK", "WORLD_SIZE")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+               "-m", module, *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    state: dict[str, Any] = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    model: dict[str, torch.Tensor] = state["model"]
+    return model
+
+
+def rows(run_dir: Path) -> list[dict[str, str]]:
+    import csv
+
+    with (run_dir / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def two_processes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One 2-process torchrun run of ``RUN``, and the same run in one process (in-process)."""
+    root = tmp_path_factory.mktemp("ddp")
+    result = torchrun(*RUN, cwd=root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    single = root / "single"
+    train(launch.compose_config(RUN), single)
+    (run_dir,) = (root / "outputs").glob("*/*")
+    return {"root": root, "dir": run_dir, "single": single, "result": result}
+
+
+def test_a_two_process_run_writes_one_run_dir_from_rank_0_and_a_log_per_rank(two_processes: dict[str, Any]) -> None:
+    run_dir = two_processes["dir"]
+    assert len(list((two_processes["root"] / "outputs").glob("*/*"))) == 1  # not a dir per rank
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"metrics.csv", "summary.json", "config.yaml", "curves.png", "checkpoints", ".hydra", "train.log",
+            "train.rank1.log", "status.json"} <= names
+    assert not {"train.rank0.log", ".lock"} & names
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
+    assert len(rows(run_dir)) == 2  # one line per epoch: rank 0 alone writes it
+    main_log, rank1_log = (run_dir / "train.log").read_text(), (run_dir / "train.rank1.log").read_text()
+    assert "rank 0 of 2 processes, 4 images of each batch" in main_log and "rank 1 of 2" not in main_log
+    assert "rank 1 of 2 processes" in rank1_log and "epoch 2/2" in rank1_log
+    state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+    assert not any(k.startswith("module.") for k in state["model"])  # the unwrapped model
+    assert len(state["rng_ranks"]) == 2
+
+
+def test_two_processes_reach_the_weights_and_figures_of_one_with_the_same_global_batch(
+    two_processes: dict[str, Any],
+) -> None:
+    ddp, single = weights(two_processes["dir"]), weights(two_processes["single"])
+    assert ddp.keys() == single.keys()
+    for name in ddp:
+        torch.testing.assert_close(ddp[name], single[name], rtol=1e-5, atol=1e-6, msg=name)
+    for two, one in zip(rows(two_processes["dir"]), rows(two_processes["single"])):
+        # validation over both processes' shares is validation over the whole split
+        assert two["val_acc"] == one["val_acc"] and two["train_acc"] == one["train_acc"]
+        assert float(two["val_loss"]) == pytest.approx(float(one["val_loss"]), abs=1e-4)
+        assert float(two["train_loss"]) == pytest.approx(float(one["train_loss"]), abs=1e-4)
+
+
+def test_a_two_process_run_resumes_with_one_process(two_processes: dict[str, Any], tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(two_processes["dir"], run_dir)
+    longer = [o for o in RUN if not o.startswith("trainer.epochs=")] + ["trainer.epochs=3"]
+    result = subprocess.run(
+        [sys.executable, "-m", "app.train", *longer, "trainer.resume=auto", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [int(r["epoch"]) for r in rows(run_dir)] == [1, 2, 3]
+    single = tmp_path / "single"
+    shutil.copytree(two_processes["single"], single)
+    train(launch.compose_config([*longer, "trainer.resume=auto"]), single)  # the one-process run, resumed
+    resumed, reference = weights(run_dir), weights(single)
+    for name in resumed:
+        torch.testing.assert_close(resumed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_bad_override_is_refused_once_before_any_process_group(tmp_path: Path) -> None:
+    result = torchrun("trainer.batch_size=15", "trainer.epochs=0", cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert output.count("Refused: 2 problems; nothing was run.") == 1  # rank 0's check, not one per rank
+    assert output.count("trainer.batch_size=15") == 1
+    assert "a multiple of the 2 processes" in output
+    assert not (tmp_path / "outputs").exists()  # no run dir, no process group
+    assert "init_process_group" not in output
+
+
+def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path: Path) -> None:
+    began = time.monotonic()
+    # rank 0 waits for rank 1 at the first step; a 30-minute collective timeout rules out that
+    # the test passes by waiting for it: only torchrun and gloo ending rank 0 get it done in time
+    result = torchrun(*RUN, "trainer.process_group_timeout_min=30", cwd=tmp_path, module="tests.raising_rank")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1
+    assert time.monotonic() - began < 200  # the subprocess timeout (240 s) would raise instead
+    assert "[rank 1]" in output and "The run failed: RuntimeError: a failure on rank 1, raised by the test" in output
+    (run_dir,) = (tmp_path / "outputs").glob("*/*")
+    assert "a failure on rank 1" in (run_dir / "train.rank1.log").read_text()
+
+
+# ------------------------------------------------------------------------ in-process parts
+@pytest.mark.parametrize("size,world,shuffle", [(10, 2, True), (11, 3, True), (7, 4, False), (2, 3, True)])
+def test_each_process_takes_what_distributed_sampler_gives_it(size: int, world: int, shuffle: bool) -> None:
+    for epoch in (0, 3):
+        for rank in range(world):
+            ours = data.EpochOrder(size, 5, shuffle, rank, world)
+            ours.set_epoch(epoch)
+            torchs = DistributedSampler(range(size), world, rank, shuffle=shuffle, seed=5)  # type: ignore[arg-type]
+            torchs.set_epoch(epoch)
+            assert list(ours) == list(torchs) and len(ours) == len(torchs)
+
+
+def test_the_processes_batches_together_are_one_process_batch_and_resume_skips_in_global_images() -> None:
+    one = data.EpochOrder(32, 1, True)
+    one.set_epoch(2, skip=16)
+    shares = []
+    for rank in range(2):
+        order = data.EpochOrder(32, 1, True, rank, 2)
+        order.set_epoch(2, skip=16)  # two steps of a global batch of 8 done
+        shares.append(list(order))
+        assert len(order) == 8
+    batches = [sorted(shares[0][i:i + 4] + shares[1][i:i + 4]) for i in range(0, 8, 4)]
+    assert batches == [sorted(list(one)[i:i + 8]) for i in range(0, 16, 8)]
+    unpadded = [list(data.EpochOrder(11, 0, False, rank, 2, pad=False)) for rank in range(2)]
+    assert sorted(unpadded[0] + unpadded[1]) == list(range(11))  # validation counts each image once
+
+
+def test_the_global_batch_must_divide_over_the_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    _, problems = launch.check_overrides(["trainer.batch_size=30"])
+    assert [(p.key, p.hint) for p in problems] == [
+        ("trainer.batch_size", "e.g. trainer.batch_size=32 (8 images a process)")
+    ]
+    assert launch.check_overrides(["trainer.batch_size=32"])[1] == []
+    _, problems = launch.check_overrides(["trainer.batch_size=32", "trainer.epochs=1,2"], multirun=True)
+    assert {p.key for p in problems} == {"-m"}  # every torchrun process would run the whole sweep
+
+
+def test_a_submitit_job_of_many_tasks_is_checked_as_one_run_of_many_processes() -> None:
+    base = ["hydra/launcher=submitit_local", "hydra.launcher.nodes=2", "hydra.launcher.tasks_per_node=2"]
+    _, problems = launch.check_overrides([*base, "trainer.batch_size=30"], multirun=True)
+    assert [p.key for p in problems] == ["trainer.batch_size"] and "4 processes" in problems[0].rule
+    _, problems = launch.check_overrides([*base, "hydra.launcher.gpus_per_node=1"], multirun=True)
+    assert [p.key for p in problems] == ["hydra.launcher.gpus_per_node"]
+    assert launch.check_overrides([*base, "hydra.launcher.gpus_per_node=2"], multirun=True)[1] == []
+
+
+def test_processes_read_their_place_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert distributed.ranks() == distributed.Ranks() and not distributed.ranks().many
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert distributed.ranks() == distributed.Ranks(3, 1, 4)
+    assert distributed.backend("cuda") == "nccl" and distributed.backend("cpu") == "gloo"
+    assert checks.processes(launch.compose_config([], validate=False)) == 4
+
+
+def test_the_run_dir_is_resolved_once_for_every_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    command = launch.parse_command(["trainer.epochs=1", "hydra.run.dir=runs/${now:%H-%M-%S-%f}"])
+    pinned = launch.pinned_dirs(command)
+    assert pinned[0] == "trainer.epochs=1" and pinned[1].startswith(f"hydra.run.dir='{tmp_path}/runs/")
+    assert "${now" not in pinned[1] and len(pinned) == 2
+    sweep = launch.parse_command(["-m", "hydra/launcher=submitit_local", "trainer.epochs=1,2"])
+    assert launch.needs_pinned_dirs(sweep) and not launch.needs_pinned_dirs(command)
+    assert launch.pinned_dirs(sweep)[-1].startswith(f"hydra.sweep.dir='{tmp_path}/multirun/")
