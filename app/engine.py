@@ -206,7 +206,14 @@ def run_pass(
     began = time.perf_counter()
     with torch.set_grad_enabled(training is not None):
         bar = tqdm(loader, desc=desc, leave=False, disable=None, unit="batch", initial=batches, total=total)
+        wrapped = getattr(model, "_orig_mod", model)  # torch.compile's module holds the DDP one
+        syncs = training is not None and accumulate > 1 and hasattr(wrapped, "require_backward_grad_sync")
         for images, labels in bar:
+            batches += 1
+            stepping = batches % accumulate == 0 or batches == total
+            if syncs:  # DistributedDataParallel: gradients are averaged over the processes once per
+                # optimizer step, not per accumulated batch (its no_sync(), as the flag its forward reads)
+                wrapped.require_backward_grad_sync = stepping
             images = step.inputs(images)
             labels = labels.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=step.dtype, enabled=step.dtype is not None):
@@ -214,15 +221,8 @@ def run_pass(
                 loss = nn.functional.cross_entropy(
                     logits, labels, label_smoothing=training.label_smoothing if training else 0.0
                 )
-            batches += 1
             if training is not None:
                 scaled = loss / accumulate if accumulate > 1 else loss  # a division is a kernel launch
-                stepping = batches % accumulate == 0 or batches == total
-                wrapped = getattr(model, "_orig_mod", model)  # torch.compile's module holds the DDP one
-                if accumulate > 1 and hasattr(wrapped, "require_backward_grad_sync"):
-                    # DistributedDataParallel: gradients are averaged over the processes once per
-                    # optimizer step, not once per accumulated batch (its no_sync(), as a flag)
-                    wrapped.require_backward_grad_sync = stepping
                 step.scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
                 if stepping:
                     optimizer_step(training, step, model, loss.detach())

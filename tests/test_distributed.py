@@ -8,6 +8,7 @@ the others.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,8 @@ RUN = [
     "dataset=fake", "dataset.image.size=64", "dataset.train_size=32", "dataset.val_size=11",
     "trainer.epochs=2", "trainer.batch_size=8", "trainer.precision=fp32", "scheduler=constant", "optimizer=sgd",
     "optimizer.lr=0.05", "trainer.num_workers=0",
+    # the engine's features, each of which must see the processes' batches as one
+    "trainer.accumulate_batches=2", "trainer.clip_grad_norm=1.0", "trainer.ema_decay=0.9",
 ]  # the weights move by ~0.1 over the run: a process training on its own half alone would show
 
 
@@ -43,9 +46,9 @@ def torchrun(*args: str, cwd: Path, module: str = "app.train", processes: int = 
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The model's and its EMA's weights in the run's last checkpoint."""
     state: dict[str, Any] = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
-    model: dict[str, torch.Tensor] = state["model"]
-    return model
+    return {**state["model"], **{f"ema.{k}": v for k, v in state["ema"].items()}}
 
 
 def rows(run_dir: Path) -> list[dict[str, str]]:
@@ -81,6 +84,7 @@ def test_a_two_process_run_writes_one_run_dir_from_rank_0_and_a_log_per_rank(two
     assert "rank 1 of 2 processes" in rank1_log and "epoch 2/2" in rank1_log
     state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in state["model"])  # the unwrapped model
+    assert state["steps"] == 4  # 32 images, a global batch of 8, 2 batches a step, 2 epochs
     assert len(state["rng_ranks"]) == 2
 
 
@@ -94,6 +98,7 @@ def test_two_processes_reach_the_weights_and_figures_of_one_with_the_same_global
     for two, one in zip(rows(two_processes["dir"]), rows(two_processes["single"])):
         # validation over both processes' shares is validation over the whole split
         assert two["val_acc"] == one["val_acc"] and two["train_acc"] == one["train_acc"]
+        assert two["ema_val_acc"] == one["ema_val_acc"]
         assert float(two["val_loss"]) == pytest.approx(float(one["val_loss"]), abs=1e-4)
         assert float(two["train_loss"]) == pytest.approx(float(one["train_loss"]), abs=1e-4)
 
@@ -138,6 +143,47 @@ def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path: Path) -> None:
     assert "[rank 1]" in output and "The run failed: RuntimeError: a failure on rank 1, raised by the test" in output
     (run_dir,) = (tmp_path / "outputs").glob("*/*")
     assert "a failure on rank 1" in (run_dir / "train.rank1.log").read_text()
+
+
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    args = [*RUN, "dataset.train_size=400", "trainer.ema_decay=null", "hydra.run.dir=out"]  # 50 steps an epoch
+    child = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "app.train", *args],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    log = tmp_path / "out" / "train.rank1.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and "epoch 1/2" in log.read_text()):
+        time.sleep(0.05)
+    workers = [int(pid) for task in Path(f"/proc/{child.pid}/task").iterdir()
+               for pid in (task / "children").read_text().split()]
+    (rank1,) = [pid for pid in workers if b"\0RANK=1\0" in b"\0" + Path(f"/proc/{pid}/environ").read_bytes()]
+    os.kill(rank1, signal.SIGTERM)  # rank 0 gets no signal: it learns from rank 1 at the next step
+    output, _ = child.communicate(timeout=120)
+    stops = [line.partition("stopped at ")[2].partition(";")[0] for line in output.splitlines() if "stopped at" in line]
+    assert len(stops) == 2 and stops[0] == stops[1] and stops[0].startswith("epoch 2, batch "), output
+    state = torch.load(tmp_path / "out/checkpoints/last.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == 1 and f"batch {state['progress']['batches']}/" in stops[0]
+
+
+def test_a_submitit_job_of_two_tasks_is_one_run_and_rank_0_fills_the_feature_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    result = subprocess.run(
+        [sys.executable, "-m", "app.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
+         "dataset=fake", "dataset.image.size=64", "dataset.train_size=32", "dataset.val_size=11",
+         "trainer.epochs=3", "trainer.batch_size=8", "trainer.freeze_extractor=true", f"trainer.feature_cache_dir={cache}",
+         "trainer.early_stopping_patience=1", "trainer.precision=bf16", "optimizer.lr=1e-6"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (job,) = (tmp_path / "multirun").glob("*/*/0")  # both tasks in the sweep dir resolved at launch
+    main_log, rank1_log = (job / "train.log").read_text(), (job / "train.rank1.log").read_text()
+    assert "rank 0 of 2 processes" in main_log and "rank 1 of 2 processes" in rank1_log
+    assert "feature cache: built" in main_log and "feature cache: reused" in rank1_log
+    assert len(list(cache.iterdir())) == 1
+    assert [int(r["epoch"]) for r in rows(job)] == [1, 2]  # a lr too small to improve: both stop early together
+    assert '"stopped_early": 2' in (job / "summary.json").read_text()
 
 
 # ------------------------------------------------------------------------ in-process parts
