@@ -193,7 +193,7 @@ def test_each_process_takes_what_distributed_sampler_gives_it(size: int, world: 
         for rank in range(world):
             ours = data.EpochOrder(size, 5, shuffle, rank, world)
             ours.set_epoch(epoch)
-            torchs = DistributedSampler(range(size), world, rank, shuffle=shuffle, seed=5)  # type: ignore[arg-type]
+            torchs: DistributedSampler[int] = DistributedSampler(range(size), world, rank, shuffle=shuffle, seed=5)  # type: ignore[arg-type]
             torchs.set_epoch(epoch)
             assert list(ours) == list(torchs) and len(ours) == len(torchs)
 
