@@ -800,8 +800,9 @@ def _batch_splits_over_processes(cfg: DictConfig) -> Iterator[Problem]:
 @cross_rule("under torchrun: one run per launch, not a -m sweep (every process would run the whole sweep)")
 def _one_run_under_torchrun(cfg: DictConfig) -> Iterator[Problem]:
     if "hydra" in cfg and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not OmegaConf.is_missing(cfg.hydra.job, "num"):
-        yield Problem("-m", "", "one run per torchrun launch: every process would run the whole sweep",
-                      "sweep with hydra/launcher=submitit_slurm (tasks_per_node=GPUs), or launch torchrun once per point")
+        yield Problem("hydra.mode", "MULTIRUN", "one run per torchrun launch (no -m): every process would run the "
+                      "whole sweep", "sweep with hydra/launcher=submitit_slurm (tasks_per_node=GPUs), or launch "
+                      "torchrun once per point")
 
 
 @cross_rule("hydra/launcher=submitit_*: with more than one task per node, gpus_per_node is 0 (CPUs) or one per task")

@@ -67,6 +67,31 @@ hydra_store(
 hydra_store.add_to_hydra_store(overwrite_ok=True)
 
 
+def _store_slurm_ddp() -> None:
+    """``hydra/launcher=slurm_ddp``: the submitit plugin's typed SLURM config, set for one run of
+    ``nodes x tasks_per_node`` DDP processes per job: a GPU per task, and srun ending a job's
+    other tasks when one fails (else they wait for it until the process group times out).
+    Registered where the plugin is installed (the ``submitit`` extra)."""
+    import importlib.util
+
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
+        return
+    from hydra.core.config_store import ConfigStore
+    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
+    from omegaconf import II
+
+    @dataclasses.dataclass
+    class SlurmDDPConf(SlurmQueueConf):  # type: ignore[misc]
+        gpus_per_node: Optional[int] = II(".tasks_per_node")  # one GPU per task (process)
+        # submitit's own srun flags (the plugin passes keys it does not know on to submitit)
+        srun_args: list[str] = dataclasses.field(default_factory=lambda: ["--kill-on-bad-exit=1"])
+
+    ConfigStore.instance().store(group="hydra/launcher", name="slurm_ddp", node=SlurmDDPConf, provider="app")
+
+
+_store_slurm_ddp()
+
+
 # ------------------------------------------------------------------------ the command line
 class Command(NamedTuple):
     overrides: list[str]
@@ -76,6 +101,7 @@ class Command(NamedTuple):
     config_dir: Optional[str] = None  # -cd: a directory Hydra searches before the app's configs
     config_path: Optional[str] = None  # -cp: refused, the primary config is the app's own
     rerun: Optional[str] = None  # --experimental-rerun: refused, it unpickles a file unchecked
+    processes: int = 1  # a torchrun command's --nproc_per_node x --nnodes: checked as its rank 0 checks it
 
 
 PROGRAM = re.compile(r"^(app-train|python3?(?:\.\d+)?)$")
@@ -93,7 +119,9 @@ def parse_command(argv: Sequence[str]) -> Command:
 
     from hydra._internal.utils import get_args_parser
 
-    tokens = list(argv)
+    tokens, processes = list(argv), 1
+    if tokens[:1] == ["torchrun"]:  # torchrun [its flags] -m app.train ...: the processes it starts
+        processes, tokens = _torchrun(tokens)
     if tokens[:1] == ["app-train"]:
         tokens = tokens[1:]
     elif len(tokens) >= 3 and PROGRAM.match(tokens[0]) and tokens[1:3] == ["-m", "app.train"]:
@@ -115,8 +143,22 @@ def parse_command(argv: Sequence[str]) -> Command:
     return Command(
         list(args.overrides), bool(args.multirun), args.config_name or CONFIG_NAME,
         any(getattr(args, flag, None) for flag in PRINT_ONLY),
-        args.config_dir, args.config_path, args.experimental_rerun,
+        args.config_dir, args.config_path, args.experimental_rerun, processes,
     )
+
+
+def _torchrun(tokens: list[str]) -> tuple[int, list[str]]:
+    """(processes, the app's own tokens) of ``torchrun [flags] -m app.train ...``: processes per
+    node (``--nproc_per_node``; ``gpu``/``auto`` count as 1 here) x nodes (the most of a range)."""
+    end = next((i for i in range(len(tokens) - 1) if tokens[i:i + 2] == ["-m", "app.train"]), len(tokens))
+    flags: dict[str, str] = {}
+    words = iter(tokens[1:end])
+    for word in words:
+        name, equals, value = word.lstrip("-").replace("-", "_").partition("=")
+        flags[name] = value if equals else (next(words, "") if name in ("nproc_per_node", "nnodes") else "")
+    per_node = int(flags["nproc_per_node"]) if flags.get("nproc_per_node", "").isdigit() else 1
+    nodes = flags.get("nnodes", "1").rpartition(":")[2]
+    return per_node * (int(nodes) if nodes.isdigit() else 1), ["python", *tokens[end:]]
 
 
 @contextlib.contextmanager
@@ -611,11 +653,12 @@ CHECK_USAGE = """app-check: validate a run, a whole -m sweep, or every command i
     app-check classifier=large dataset.classes=5
     app-check -m classifier=small,large optimizer.lr=1e-4,1e-3
     app-check python -m app.train -m classifier=small,large    # a pasted command works too
+    app-check torchrun --nproc_per_node=4 -m app.train trainer.batch_size=64   # as its 4 processes run it
     app-check --lint README.md scripts/sweeps.sh               # each app-train command in them
 
 It reads the same command line as app-train and exits 0 when everything is valid, 1 otherwise.
 """
-LINE = re.compile(r"^\s*(?:\$\s*)?(app-train|python3?(?:\.\d+)? -m app\.train)(\s|$)")
+LINE = re.compile(r"^\s*(?:\$\s*)?(app-train|python3?(?:\.\d+)? -m app\.train|torchrun\s.*-m app\.train)(\s|$)")
 
 
 def check_command(command: Command) -> tuple[int, list[Problem]]:
@@ -634,11 +677,30 @@ def check_command(command: Command) -> tuple[int, list[Problem]]:
             "the primary config is the app's own (Python, in the ConfigStore)",
             "add a directory of configs with --config-dir instead, or register yours in Python",
         )]
-    return check_overrides(command.overrides, command.multirun, command.config_name, command.config_dir)
+    with _world_of(command.processes):
+        return check_overrides(command.overrides, command.multirun, command.config_name, command.config_dir)
+
+
+@contextlib.contextmanager
+def _world_of(processes: int) -> Iterator[None]:
+    """``WORLD_SIZE`` as torchrun sets it for the check of a torchrun command (``checks.processes``)."""
+    if processes == 1:
+        yield
+        return
+    before = os.environ.get("WORLD_SIZE")
+    os.environ["WORLD_SIZE"] = str(processes)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["WORLD_SIZE"]
+        else:
+            os.environ["WORLD_SIZE"] = before
 
 
 def lint(paths: Sequence[str]) -> int:
-    """Check each ``app-train`` / ``python -m app.train`` line; one marked ``# refused`` must fail."""
+    """Check each ``app-train`` / ``python -m app.train`` / ``torchrun ... -m app.train`` line; one
+    marked ``# refused`` must fail."""
     failures = 0
     for path in paths:
         for number, line in enumerate(Path(path).read_text().splitlines(), start=1):

@@ -221,7 +221,17 @@ def test_the_global_batch_must_divide_over_the_processes(monkeypatch: pytest.Mon
     ]
     assert launch.check_overrides(["trainer.batch_size=32"])[1] == []
     _, problems = launch.check_overrides(["trainer.batch_size=32", "trainer.epochs=1,2"], multirun=True)
-    assert {p.key for p in problems} == {"-m"}  # every torchrun process would run the whole sweep
+    assert {p.key for p in problems} == {"hydra.mode"}  # every torchrun process would run the whole sweep
+
+
+def test_app_check_reads_a_torchrun_command_as_its_processes_will_check_it() -> None:
+    command = launch.parse_command(
+        ["torchrun", "--standalone", "--nnodes=1:2", "--nproc-per-node", "4", "-m", "app.train", "trainer.batch_size=60"]
+    )
+    assert command.processes == 8 and command.overrides == ["trainer.batch_size=60"]
+    assert [p.key for p in launch.check_command(command)[1]] == ["trainer.batch_size"]
+    assert "WORLD_SIZE" not in os.environ  # set for the check only
+    assert launch.check_command(command._replace(overrides=["trainer.batch_size=64"]))[1] == []
 
 
 def test_a_submitit_job_of_many_tasks_is_checked_as_one_run_of_many_processes() -> None:
@@ -231,6 +241,42 @@ def test_a_submitit_job_of_many_tasks_is_checked_as_one_run_of_many_processes() 
     _, problems = launch.check_overrides([*base, "hydra.launcher.gpus_per_node=1"], multirun=True)
     assert [p.key for p in problems] == ["hydra.launcher.gpus_per_node"]
     assert launch.check_overrides([*base, "hydra.launcher.gpus_per_node=2"], multirun=True)[1] == []
+
+
+def test_a_slurm_task_exports_its_place_from_slurm_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    wired = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+    for name in wired:  # absent again after the test, whatever export() sets
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    # what srun gives task 5 of a job of 2 nodes x 4 tasks (submitit reads SUBMITIT_EXECUTOR)
+    for name, value in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "8",
+                        "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]",
+                        "SLURM_PROCID": "5", "SLURM_LOCALID": "1"}.items():
+        monkeypatch.setenv(name, value)
+    distributed.from_submitit("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")
+    assert distributed.ranks() == distributed.Ranks(5, 1, 8)
+    assert os.environ["MASTER_ADDR"] == "gpu07" and 20000 <= int(os.environ["MASTER_PORT"]) <= 60000
+
+
+def test_slurm_ddp_submits_one_job_of_nodes_x_tasks_with_a_gpu_each(tmp_path: Path) -> None:
+    # Stand-ins: srun (submitit looks for it) and an sbatch that keeps the script submitit writes
+    # and refuses it, so that no cluster is reached.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in [("srun", "exit 0"), ("sbatch", f'cp "$1" {tmp_path}/job.sh\nexit 1')]:
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(
+        [sys.executable, "-m", "app.train", "-m", "hydra/launcher=slurm_ddp", "hydra.launcher.nodes=2",
+         "hydra.launcher.tasks_per_node=4", "hydra.launcher.partition=gpu", "trainer.batch_size=64"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    script = (tmp_path / "job.sh").read_text()
+    for line in ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
+                 "#SBATCH --partition=gpu"]:
+        assert line in script
+    assert "--kill-on-bad-exit=1" in next(line for line in script.splitlines() if line.startswith("srun"))
 
 
 def test_processes_read_their_place_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) -> None:
