@@ -148,9 +148,11 @@ def parse_command(argv: Sequence[str]) -> Command:
 
 
 def _torchrun(tokens: list[str]) -> tuple[int, list[str]]:
-    """(processes, the app's own tokens) of ``torchrun [flags] -m app.train ...``: processes per
+    """(processes, the app's own tokens) of ``torchrun [flags] -m app.train ...`` (or of the
+    ``app-train`` script instead of ``-m app.train``): processes per
     node (``--nproc_per_node``; ``gpu``/``auto`` count as 1 here) x nodes (the most of a range)."""
-    end = next((i for i in range(len(tokens) - 1) if tokens[i:i + 2] == ["-m", "app.train"]), len(tokens))
+    end = next((i for i in range(len(tokens)) if tokens[i:i + 2] == ["-m", "app.train"]
+                or os.path.basename(tokens[i]) == "app-train"), len(tokens))
     flags: dict[str, str] = {}
     words = iter(tokens[1:end])
     for word in words:
@@ -158,7 +160,8 @@ def _torchrun(tokens: list[str]) -> tuple[int, list[str]]:
         flags[name] = value if equals else (next(words, "") if name in ("nproc_per_node", "nnodes") else "")
     per_node = int(flags["nproc_per_node"]) if flags.get("nproc_per_node", "").isdigit() else 1
     nodes = flags.get("nnodes", "1").rpartition(":")[2]
-    return per_node * (int(nodes) if nodes.isdigit() else 1), ["python", *tokens[end:]]
+    script = end < len(tokens) and tokens[end] != "-m"  # torchrun ... $(which app-train) ...
+    return per_node * (int(nodes) if nodes.isdigit() else 1), ["app-train" if script else "python", *tokens[end + script:]]
 
 
 @contextlib.contextmanager

@@ -112,7 +112,8 @@ def resume_command(output_dir: Path) -> str:
     program = "python -m app.train" if sys.argv[0].endswith(os.path.join("app", "train.py")) else "app-train"
     processes = os.environ.get("LOCAL_WORLD_SIZE")
     if os.environ.get("TORCHELASTIC_RUN_ID") and processes:  # under torchrun: again with it
-        program = f"torchrun --nproc_per_node={processes} " + program.replace("python -m ", "-m ")
+        script = "-m app.train" if program.startswith("python") else os.path.abspath(sys.argv[0])
+        program = f"torchrun --nproc_per_node={processes} {script}"
     task = HydraConfig.get().overrides.task
     keep = [o for o in task if not o.startswith(("trainer.resume=", "trainer.overwrite="))]
     return shlex.join([*program.split(), *keep, f"hydra.run.dir={output_dir}", "trainer.resume=auto"])
