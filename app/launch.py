@@ -140,6 +140,14 @@ def parse_command(argv: Sequence[str]) -> Command:
             "command line", " ".join(tokens), f"what app-train's parser (Hydra's) takes: {error.message}",
             "flags first, then overrides: app-train [-m] [--cfg job] key=value ...; --help lists the flags",
         )]) from None
+    modes = [flag for flag, given in [("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg),
+                                      ("--info", args.info is not None), ("--shell-completion", args.shell_completion)]
+             if given]
+    if len(modes) > 1:  # Hydra raises a ValueError with a traceback
+        raise ConfigError([Problem(
+            "command line", " ".join(modes), "one of --run, --multirun (-m), --cfg, --info and --shell-completion",
+            f"keep one: {modes[0]} or {modes[1]} (--cfg job shows one point of a sweep without -m)",
+        )])
     return Command(
         list(args.overrides), bool(args.multirun), args.config_name or CONFIG_NAME,
         any(getattr(args, flag, None) for flag in PRINT_ONLY),

@@ -165,6 +165,8 @@ def test_app_check_reads_the_command_line_as_app_train_does() -> None:
     assert pasted.multirun and pasted.overrides == ["classifier=large"] and not pasted.prints_only
     assert parse_command(["--cfg=job", "classifier=large"]).prints_only
     assert parse_command(["--info", "searchpath"]).prints_only
+    with pytest.raises(ConfigError, match="--multirun --cfg"):  # Hydra would raise a ValueError, traceback and all
+        parse_command(["-m", "--cfg", "job", "classifier=large"])
 
 
 # ------------------------------------------------------------------------------- the CLI
