@@ -316,8 +316,8 @@ def failure(error: BaseException) -> str:
     if "\nOriginal Traceback" in message:  # raised in a loader worker: its last line says what
         message = message.strip().splitlines()[-1].partition(": ")[2]
     text = " ".join(message.split()) or type(error).__name__
-    if distributed.peer_lost(error):
-        text = f"another process of this run ended ({text})"
+    if distributed.peer_lost(error):  # gloo's "[.../pair.cc:561] Connection closed by peer [addr]. This is ..."
+        text = f"another process of this run ended ({text.rpartition('] ')[2].split('. ')[0]})"
         hint = "its own error is above (torchrun names the rank that failed first) and in its train.rank<N>.log"
     elif isinstance(error, folders.RunDirBusy):
         hint = "wait for that run, or choose another hydra.run.dir"
@@ -447,9 +447,12 @@ def main() -> None:
         if problems and distributed.ranks().main:
             launch.report(problems, points)
         if many:  # every process takes the run dir rank 0 resolved, or exits 1 with it
-            overrides = distributed.decided_by_rank0(
-                "launch", lambda: None if problems else launch.pinned_dirs(command)
-            )
+            try:
+                overrides = distributed.decided_by_rank0(
+                    "launch", lambda: None if problems else launch.pinned_dirs(command)
+                )
+            except distributed.RankZeroFailed:  # rank 0 shows its own error
+                overrides = None
             if overrides is None:
                 sys.exit(1)
             start = len(sys.argv) - len(command.overrides)  # the overrides end the command line
