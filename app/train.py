@@ -80,7 +80,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
     optimises). Among many processes (torchrun, SLURM), rank 0 holds the run dir and decides
     whether the run resumes, and the others follow.
     """
-    from app import distributed, engine
+    from app import engine
 
     device = distributed.device_of(engine.resolve_device(cfg.trainer.device.value))
     main = distributed.ranks().main
@@ -131,7 +131,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     from hydra.utils import instantiate
     from torch.nn.parallel import DistributedDataParallel
 
-    from app import data, distributed, engine, features, loggers
+    from app import data, engine, features, loggers
     from app.models import ImageClassifier
 
     t = cfg.trainer
@@ -220,10 +220,11 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     training.on_step = lambda n, loss, lr: logger.step(n, loss.item(), lr) if logger.wants_step(n) else None  # noqa: E731
     if t.profile_steps and r.main:
         training.profiler = engine.StepProfiler(t.profile_steps, output_dir / folders.PROFILE, device)
-    if state is not None:  # each process's own; a process the stopped run did not have: a stream of its own
+    if state is not None:  # each process's own; one the stopped run did not have draws a stream of its own
         saved = state.get("rng_ranks") or [state["rng"]]
-        engine.set_rng_state(saved[r.rank] if r.rank < len(saved) else state["rng"])
-        if r.rank >= len(saved):
+        if r.rank < len(saved):
+            engine.set_rng_state(saved[r.rank])
+        else:
             torch.manual_seed(t.seed + r.rank + training.steps)
 
     lr = 0.0  # the lr each epoch starts with (its metrics row shows it)
@@ -279,9 +280,9 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
             best, waited = (last, 0) if improved else (best, waited + 1)
             done = epoch
             save("last.pt", epoch, progress)
-            if improved and r.main:  # the same state: a second name for last.pt's file, which the next epoch replaces
-                folders.link_atomically(checkpoints / "last.pt", checkpoints / "best.pt")
             if r.main:
+                if improved:  # the same state: a second name for last.pt's file, which the next epoch replaces
+                    folders.link_atomically(checkpoints / "last.pt", checkpoints / "best.pt")
                 loggers.plot_curves(metrics.rows, output_dir / folders.CURVES, int(best["epoch"]))
             log.info(
                 "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f%s | lr %.3g | %.1fs, %.0f img/s",
