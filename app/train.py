@@ -436,34 +436,23 @@ def main() -> None:
     """``python -m app.train`` and ``app-train``: check every run or sweep point, then launch;
     a sweep in which a job failed exits 1 once every job has ended."""
     with launch.shared_config_store():
-        multirun = False
-        many = distributed.ranks().many  # torchrun started this process, one of several
+        multirun, main_rank = False, distributed.ranks().main  # rank 0, or the one process
+        command: Optional[launch.Command] = None
         try:
-            command = launch.parse_command(sys.argv[1:])
-            multirun = command.multirun and not command.prints_only
-            # The check runs once, on rank 0: the others wait for its word (below)
-            points, problems = launch.check_command(command) if not many or distributed.ranks().main else (1, [])
+            parsed = command = launch.parse_command(sys.argv[1:])
+            multirun = parsed.multirun and not parsed.prints_only
+            # Under torchrun rank 0 alone checks: the others wait for its word
+            points, problems = launch.check_command(parsed) if main_rank else (1, [])
         except ConfigError as error:
             points, problems = error.points, error.problems
-        if problems and distributed.ranks().main:
+        if problems and main_rank:
             launch.report(problems, points)
-        if many:  # every process takes the run dir rank 0 resolved, or exits 1 with it
-            try:
-                overrides = distributed.decided_by_rank0(
-                    "launch", lambda: None if problems else launch.pinned_dirs(command)
-                )
-            except distributed.RankZeroFailed:  # rank 0 shows its own error
-                overrides = None
-            if overrides is None:
-                sys.exit(1)
-            start = len(sys.argv) - len(command.overrides)  # the overrides end the command line
-            rank_zero_only = [] if distributed.ranks().main else ["hydra.output_subdir=null"]  # .hydra/
-            sys.argv = [*sys.argv[:start], *overrides, *rank_zero_only]
-        elif problems:
+        if distributed.ranks().many:
+            _as_rank0_says(None if problems else command)
+        elif problems or command is None:
             sys.exit(1)
         elif launch.needs_pinned_dirs(command):
-            start = len(sys.argv) - len(command.overrides)
-            sys.argv = [*sys.argv[:start], *launch.pinned_dirs(command)]
+            _run_with(command, launch.pinned_dirs(command))
         sweeps = len(summary.finished)
         try:
             hydra_main()
@@ -481,6 +470,28 @@ def main() -> None:
                 "train.log; the others ran to the end.\n"
             )
             sys.exit(1)
+
+
+def _as_rank0_says(command: Optional[launch.Command]) -> None:
+    """Under torchrun: every process runs in the run dir rank 0 resolved (ranks above 0 leave
+    ``.hydra/`` to it), or exits 1 where rank 0's check refused the command (``None`` there)."""
+    main_rank = distributed.ranks().main
+    if command is not None and command.prints_only:  # --help, --cfg job: printed once, by rank 0
+        if not main_rank:
+            sys.exit(0)
+        return
+    try:
+        overrides = distributed.decided_by_rank0("launch", lambda: launch.pinned_dirs(command) if command else None)
+    except distributed.RankZeroFailed:  # rank 0 shows its own error
+        overrides = None
+    if overrides is None or command is None:
+        sys.exit(1)
+    _run_with(command, [*overrides, *([] if main_rank else ["hydra.output_subdir=null"])])
+
+
+def _run_with(command: launch.Command, overrides: list[str]) -> None:
+    """``sys.argv`` with ``overrides`` in place of the command's own (they end the command line)."""
+    sys.argv = [*sys.argv[:len(sys.argv) - len(command.overrides)], *overrides]
 
 
 if __name__ == "__main__":
