@@ -188,8 +188,7 @@ def test_one_mistake_over_a_large_sweep_is_one_paragraph() -> None:
     assert "[100 sweep points, the first:" in report
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(argv=st.lists(st.one_of(
+ANY_COMMAND = given(argv=st.lists(st.one_of(
     st.sampled_from([
         "classifier._args_.1='${oc.create:{_target_:os.makedirs,name:canary}}'",
         "+hydra.callbacks.x={_target_:os.makedirs,name:canary}", "hydra.job.name=os.makedirs",
@@ -204,9 +203,28 @@ def test_one_mistake_over_a_large_sweep_is_one_paragraph() -> None:
               st.sampled_from(["${trainer.seed}", "${oc.create:{a:1}}", "${hydra:job.num}", "${now:%H}",
                                "${oc.select:nope,2}", "${..x}", "3", "-1", "1e9"])).map(lambda kv: f"{kv[0]}={kv[1]}"),
 ), min_size=1, max_size=4))
+FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+# The default tier draws 20 commands (~0.25 s each); the slow tier (pytest -m slow) draws 200.
+@settings(max_examples=20, deadline=None, suppress_health_check=FUZZ_HEALTH)
+@ANY_COMMAND
 def test_any_command_is_refused_cleanly_or_checked_clean(
     argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    refused_cleanly_or_checked_clean(argv, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=FUZZ_HEALTH)
+@ANY_COMMAND
+def test_any_command_is_refused_cleanly_or_checked_clean_thoroughly(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused_cleanly_or_checked_clean(argv, tmp_path, monkeypatch)
+
+
+def refused_cleanly_or_checked_clean(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     try:
         command = parse_command(argv)
@@ -324,9 +342,26 @@ CLI_PIECES = [
 ]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(pieces=st.lists(st.sampled_from(CLI_PIECES), min_size=1, max_size=3, unique=True))
+CLI_COMMANDS = given(pieces=st.lists(st.sampled_from(CLI_PIECES), min_size=1, max_size=3, unique=True))
+
+
+# A process a command (~0.6 s refused, ~6 s run): 3 in the default tier, 25 in the slow tier.
+@settings(max_examples=3, deadline=None, suppress_health_check=FUZZ_HEALTH)
+@CLI_COMMANDS
 def test_the_real_cli_refuses_cleanly_or_runs_cleanly(pieces: list[str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    refuses_cleanly_or_runs_cleanly(pieces, tmp_path_factory)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=FUZZ_HEALTH)
+@CLI_COMMANDS
+def test_the_real_cli_refuses_cleanly_or_runs_cleanly_thoroughly(
+    pieces: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    refuses_cleanly_or_runs_cleanly(pieces, tmp_path_factory)
+
+
+def refuses_cleanly_or_runs_cleanly(pieces: list[str], tmp_path_factory: pytest.TempPathFactory) -> None:
     workdir = tmp_path_factory.mktemp("fuzz")
     flags = [p for p in pieces if p.startswith("--")]
     result = run_cli(*flags, *TINY, "trainer.epochs=1", "hydra.run.dir=out", *[p for p in pieces if p not in flags],

@@ -315,9 +315,24 @@ OVERRIDE = st.tuples(st.sampled_from(["", "+", "~", "++"]), st.sampled_from(LEAF
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(OVERRIDE, min_size=1, max_size=3))
+# The default tier draws 40 examples (~0.15 s each); the slow tier (pytest -m slow) draws 500.
+RANDOM_OVERRIDES = given(st.lists(OVERRIDE, min_size=1, max_size=3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@RANDOM_OVERRIDES
 def test_random_overrides_are_either_valid_or_refused_in_format(overrides: list[str]) -> None:
+    valid_or_refused_in_format(overrides)
+
+
+@pytest.mark.slow
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@RANDOM_OVERRIDES
+def test_random_overrides_are_either_valid_or_refused_in_format_thoroughly(overrides: list[str]) -> None:
+    valid_or_refused_in_format(overrides)
+
+
+def valid_or_refused_in_format(overrides: list[str]) -> None:
     points, problems = check_overrides(overrides)  # must not raise, whatever the input
     assert points == 1
     for problem in problems:
