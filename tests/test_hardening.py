@@ -4,11 +4,13 @@ the job receives, runs never mix, and whatever goes wrong reads as one paragraph
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -242,16 +244,16 @@ def refused_cleanly_or_checked_clean(argv: list[str], tmp_path: Path, monkeypatc
 
 
 # ------------------------------------------------------------------------------ data
-def test_a_run_dir_with_an_earlier_run_is_refused_unless_overwritten(tmp_path: Path) -> None:
-    first = run_cli(*TINY, "trainer.epochs=1", "hydra.run.dir=out", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+def test_a_run_dir_with_an_earlier_run_is_refused_unless_overwritten(tmp_path: Path, tiny_run: dict[str, Any]) -> None:
+    shutil.copytree(tiny_run["dir"], tmp_path / "out")  # the earlier run: a finished 2-epoch CLI run
     metrics = (tmp_path / "out/metrics.csv").read_bytes()
+    assert len(metrics.splitlines()) == 3
     again = run_cli(*TINY, "trainer.epochs=2", "hydra.run.dir=out", cwd=tmp_path)
     assert again.returncode == 1 and "trainer.overwrite=true" in again.stderr
     assert (tmp_path / "out/metrics.csv").read_bytes() == metrics  # nothing of the first run lost
-    replaced = run_cli(*TINY, "trainer.epochs=2", "hydra.run.dir=out", "trainer.overwrite=true", cwd=tmp_path)
+    replaced = run_cli(*TINY, "trainer.epochs=1", "hydra.run.dir=out", "trainer.overwrite=true", cwd=tmp_path)
     assert replaced.returncode == 0, replaced.stderr
-    assert len((tmp_path / "out/metrics.csv").read_text().splitlines()) == 3  # header + 2 epochs, nothing mixed
+    assert len((tmp_path / "out/metrics.csv").read_text().splitlines()) == 2  # header + 1 epoch, nothing mixed
 
 
 def test_a_run_dir_a_live_run_holds_is_refused(tmp_path: Path) -> None:
