@@ -30,6 +30,29 @@ def run_cli(*args: str, cwd: Path, program: list[str] | None = None) -> subproce
     )
 
 
+def refused_in_process(
+    *args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[object, str, str]:
+    """``app.train.main()``, the function ``python -m app.train`` runs, in this process with
+    ``sys.argv = ["app-train", *ARGS]`` in ``cwd``: a refusal without starting an interpreter
+    (and importing torch) again. A command the check lets through does not run here: Hydra's
+    entry point is replaced by a failure. Returns (exit status, stdout, stderr)."""
+    import app.train
+
+    def accepted() -> None:
+        pytest.fail(f"accepted by the launch check, Hydra would start a job: {args}")
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["app-train", *args])
+    monkeypatch.setattr(app.train, "hydra_main", accepted)
+    capsys.readouterr()  # drop what came before
+    with pytest.raises(SystemExit) as exited:
+        app.train.main()
+    out, err = capsys.readouterr()
+    return exited.value.code, out, err
+
+
 def console_script(name: str) -> str:
     """The installed console script beside this interpreter (``pip install -e .`` puts it there)."""
     path = Path(sys.executable).parent / name

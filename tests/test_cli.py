@@ -55,40 +55,57 @@ def test_tiny_run_writes_every_artefact(tiny_run: dict[str, Any]) -> None:
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["trainer"]["epochs"] == 2
 
 
-def test_large_head_trains(tmp_path: Path) -> None:
-    result = run_cli("classifier=large", *TINY, "trainer.epochs=1", "hydra.run.dir=out", cwd=tmp_path)
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One basic sweep over the two heads, its jobs in sweep/0 (small) and sweep/1 (large)."""
+    cwd = tmp_path_factory.mktemp("heads")
+    result = run_cli("-m", "classifier=small,large", *TINY, "trainer.epochs=1", "hydra.sweep.dir=sweep", cwd=cwd)
+    return cwd / "sweep", result
+
+
+@pytest.fixture(scope="module")
+def console_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One run through the installed console script, with a + and a ~ override and a relative
+    hydra.run.dir; returns (the launch dir, the result)."""
+    cwd = tmp_path_factory.mktemp("console")
+    result = run_cli("+debug=fast", "~scheduler", "dataset=fake", "hydra.run.dir=outputs/custom_folder", cwd=cwd,
+                     program=[console_script("app-train")])
+    return cwd, result
+
+
+def test_large_head_trains(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    sweep_dir, result = sweep
     assert result.returncode == 0, result.stderr
-    checkpoint = torch.load(tmp_path / "out/checkpoints/last.pt", weights_only=True)
+    checkpoint = torch.load(sweep_dir / "1/checkpoints/last.pt", weights_only=True)  # job 1: classifier=large
     assert checkpoint["config"]["classifier"]["_args_"][2]["_target_"] == "torch.nn.Dropout"
     assert "head.6.weight" in checkpoint["model"]  # seven layers: Linear ReLU Dropout x2 + Linear
 
 
-def test_multirun_writes_one_complete_run_dir_per_point(tmp_path: Path) -> None:
-    result = run_cli(
-        "-m", "classifier=small,large", *TINY, "trainer.epochs=1", "hydra.sweep.dir=sweep",
-        cwd=tmp_path,
-    )
+def test_multirun_writes_one_complete_run_dir_per_point(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    sweep_dir, result = sweep
     assert result.returncode == 0, result.stderr
     for index, head in enumerate(["small", "large"]):
-        run_dir = tmp_path / "sweep" / str(index)
+        run_dir = sweep_dir / str(index)
         assert yaml.safe_load((run_dir / ".hydra/overrides.yaml").read_text())[0] == f"classifier={head}"
         for artefact in ["train.log", "metrics.csv", "summary.json", "checkpoints/last.pt", "checkpoints/best.pt"]:
             assert (run_dir / artefact).exists(), f"{run_dir / artefact} missing"
 
 
-def test_run_dir_is_chosen_with_hydra_run_dir(tmp_path: Path) -> None:
-    result = run_cli(*TINY, "trainer.epochs=1", "hydra.run.dir=outputs/custom_folder", cwd=tmp_path)
+def test_run_dir_is_chosen_with_hydra_run_dir(console_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    cwd, result = console_run
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "outputs/custom_folder/summary.json").exists()
+    assert (cwd / "outputs/custom_folder/summary.json").exists()
+    assert [p.name for p in (cwd / "outputs").iterdir()] == ["custom_folder"]  # no dated run dir beside it
 
 
-def test_plus_adds_a_group_and_tilde_removes_one(tmp_path: Path) -> None:
-    result = run_cli("+debug=fast", "~scheduler", "dataset=fake", "hydra.run.dir=out", cwd=tmp_path)
+def test_plus_adds_a_group_and_tilde_removes_one(console_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    cwd, result = console_run
     assert result.returncode == 0, result.stderr
-    composed = yaml.safe_load((tmp_path / "out/.hydra/config.yaml").read_text())
+    out = cwd / "outputs/custom_folder"
+    composed = yaml.safe_load((out / ".hydra/config.yaml").read_text())
     assert composed["trainer"]["epochs"] == 1  # from +debug=fast
     assert composed["scheduler"] is None
-    lrs = {row["lr"] for row in read_metrics(tmp_path / "out")}
+    lrs = {row["lr"] for row in read_metrics(out)}
     assert lrs == {"0.0001"}
 
 
@@ -135,11 +152,11 @@ def test_bad_override_is_refused_before_anything_runs(tmp_path: Path, override: 
     assert not (tmp_path / "out").exists()  # no run dir, so no checkpoint or metrics
 
 
-def test_console_script_runs_the_same_app(tmp_path: Path) -> None:
-    app_train = console_script("app-train")
-    result = run_cli(*TINY, "trainer.epochs=1", "hydra.run.dir=out", cwd=tmp_path, program=[app_train])
+def test_console_script_runs_the_same_app(console_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    cwd, result = console_run  # app-train, the installed console script
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out/train.log").exists() and (tmp_path / "out/summary.json").exists()
+    out = cwd / "outputs/custom_folder"
+    assert (out / "train.log").exists() and (out / "summary.json").exists()
 
 
 def test_shell_completion_suggests_group_options(tmp_path: Path) -> None:

@@ -4,11 +4,13 @@ the job receives, runs never mix, and whatever goes wrong reads as one paragraph
 import os
 import pickle
 import re
+import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -179,17 +181,17 @@ def test_hydra_interpolations_resolve_as_in_the_job(
 
 
 def test_one_mistake_over_a_large_sweep_is_one_paragraph() -> None:
-    points, problems = check_overrides(["optimizer.lr=0", "trainer.epochs=range(1,51)", "classifier=small,large"],
+    # 20 points (each one a composition, ~0.1 s): the report is one paragraph whatever their number
+    points, problems = check_overrides(["optimizer.lr=0", "trainer.epochs=range(1,11)", "classifier=small,large"],
                                        multirun=True)
     from app.checks import render
 
     report = render(problems, points)
-    assert points == 100 and report.startswith("Refused: 1 problem in 100 of 100 sweep points")
-    assert "[100 sweep points, the first:" in report
+    assert points == 20 and report.startswith("Refused: 1 problem in 20 of 20 sweep points")
+    assert "[20 sweep points, the first:" in report and report.count("rule: ") == 1  # one paragraph
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(argv=st.lists(st.one_of(
+ANY_COMMAND = given(argv=st.lists(st.one_of(
     st.sampled_from([
         "classifier._args_.1='${oc.create:{_target_:os.makedirs,name:canary}}'",
         "+hydra.callbacks.x={_target_:os.makedirs,name:canary}", "hydra.job.name=os.makedirs",
@@ -204,9 +206,28 @@ def test_one_mistake_over_a_large_sweep_is_one_paragraph() -> None:
               st.sampled_from(["${trainer.seed}", "${oc.create:{a:1}}", "${hydra:job.num}", "${now:%H}",
                                "${oc.select:nope,2}", "${..x}", "3", "-1", "1e9"])).map(lambda kv: f"{kv[0]}={kv[1]}"),
 ), min_size=1, max_size=4))
+FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+
+
+# The default tier draws 20 commands (~0.25 s each); the slow tier (pytest -m slow) draws 200.
+@settings(max_examples=20, deadline=None, suppress_health_check=FUZZ_HEALTH)
+@ANY_COMMAND
 def test_any_command_is_refused_cleanly_or_checked_clean(
     argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    refused_cleanly_or_checked_clean(argv, tmp_path, monkeypatch)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, deadline=None, suppress_health_check=FUZZ_HEALTH)
+@ANY_COMMAND
+def test_any_command_is_refused_cleanly_or_checked_clean_thoroughly(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refused_cleanly_or_checked_clean(argv, tmp_path, monkeypatch)
+
+
+def refused_cleanly_or_checked_clean(argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     try:
         command = parse_command(argv)
@@ -223,16 +244,16 @@ def test_any_command_is_refused_cleanly_or_checked_clean(
 
 
 # ------------------------------------------------------------------------------ data
-def test_a_run_dir_with_an_earlier_run_is_refused_unless_overwritten(tmp_path: Path) -> None:
-    first = run_cli(*TINY, "trainer.epochs=1", "hydra.run.dir=out", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+def test_a_run_dir_with_an_earlier_run_is_refused_unless_overwritten(tmp_path: Path, tiny_run: dict[str, Any]) -> None:
+    shutil.copytree(tiny_run["dir"], tmp_path / "out")  # the earlier run: a finished 2-epoch CLI run
     metrics = (tmp_path / "out/metrics.csv").read_bytes()
+    assert len(metrics.splitlines()) == 3
     again = run_cli(*TINY, "trainer.epochs=2", "hydra.run.dir=out", cwd=tmp_path)
     assert again.returncode == 1 and "trainer.overwrite=true" in again.stderr
     assert (tmp_path / "out/metrics.csv").read_bytes() == metrics  # nothing of the first run lost
-    replaced = run_cli(*TINY, "trainer.epochs=2", "hydra.run.dir=out", "trainer.overwrite=true", cwd=tmp_path)
+    replaced = run_cli(*TINY, "trainer.epochs=1", "hydra.run.dir=out", "trainer.overwrite=true", cwd=tmp_path)
     assert replaced.returncode == 0, replaced.stderr
-    assert len((tmp_path / "out/metrics.csv").read_text().splitlines()) == 3  # header + 2 epochs, nothing mixed
+    assert len((tmp_path / "out/metrics.csv").read_text().splitlines()) == 2  # header + 1 epoch, nothing mixed
 
 
 def test_a_run_dir_a_live_run_holds_is_refused(tmp_path: Path) -> None:
@@ -324,9 +345,26 @@ CLI_PIECES = [
 ]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(pieces=st.lists(st.sampled_from(CLI_PIECES), min_size=1, max_size=3, unique=True))
+CLI_COMMANDS = given(pieces=st.lists(st.sampled_from(CLI_PIECES), min_size=1, max_size=3, unique=True))
+
+
+# A process a command (~0.6 s refused, ~6 s run): 3 in the default tier, 25 in the slow tier.
+@settings(max_examples=3, deadline=None, suppress_health_check=FUZZ_HEALTH)
+@CLI_COMMANDS
 def test_the_real_cli_refuses_cleanly_or_runs_cleanly(pieces: list[str], tmp_path_factory: pytest.TempPathFactory) -> None:
+    refuses_cleanly_or_runs_cleanly(pieces, tmp_path_factory)
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=FUZZ_HEALTH)
+@CLI_COMMANDS
+def test_the_real_cli_refuses_cleanly_or_runs_cleanly_thoroughly(
+    pieces: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    refuses_cleanly_or_runs_cleanly(pieces, tmp_path_factory)
+
+
+def refuses_cleanly_or_runs_cleanly(pieces: list[str], tmp_path_factory: pytest.TempPathFactory) -> None:
     workdir = tmp_path_factory.mktemp("fuzz")
     flags = [p for p in pieces if p.startswith("--")]
     result = run_cli(*flags, *TINY, "trainer.epochs=1", "hydra.run.dir=out", *[p for p in pieces if p not in flags],

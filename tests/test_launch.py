@@ -20,7 +20,7 @@ import app.train
 from app.checks import ConfigError, Problem, check_config
 from app.configs import AdamConfig, ImageConfig, MainConfig
 from app.launch import check_main, check_overrides, compose_config, load_config, parse_command
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, refused_in_process, run_cli
 
 
 def keys(problems: list[Problem]) -> list[str]:
@@ -171,13 +171,17 @@ def test_app_check_reads_the_command_line_as_app_train_does() -> None:
 
 # ------------------------------------------------------------------------------- the CLI
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_is_refused_before_any_run_dir_where_there_is_none(tmp_path: Path) -> None:
-    single = run_cli("trainer.device=cuda", "hydra.run.dir=out", cwd=tmp_path)
-    sweep = run_cli("-m", "trainer.device=cpu,cuda", *TINY, "hydra.sweep.dir=sweep", cwd=tmp_path)
-    for result in (single, sweep):
-        assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert "trainer.device=cuda" in result.stderr and "torch sees no CUDA device" in result.stderr
-    assert "1 of 2 sweep points" in sweep.stderr
+def test_cuda_is_refused_before_any_run_dir_where_there_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    single = run_cli("trainer.device=cuda", "hydra.run.dir=out", cwd=tmp_path)  # a real process (imports torch)
+    # the sweep through the same entry point in this process (torch is imported already)
+    code, _, sweep = refused_in_process("-m", "trainer.device=cpu,cuda", *TINY, "hydra.sweep.dir=sweep", cwd=tmp_path,
+                                        monkeypatch=monkeypatch, capsys=capsys)
+    for status, stderr in ((single.returncode, single.stderr), (code, sweep)):
+        assert status == 1 and "Traceback" not in stderr
+        assert "trainer.device=cuda" in stderr and "torch sees no CUDA device" in stderr
+    assert "1 of 2 sweep points" in sweep
     assert not (tmp_path / "out").exists() and not (tmp_path / "sweep").exists()
 
 

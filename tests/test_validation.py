@@ -28,7 +28,7 @@ from app.checks import (
 from app.configs import AlexNetWeights, Device, Precision, ResNet18Weights
 from app.launch import check_main, check_overrides, compose_config
 from app.train import train
-from tests.conftest import ROOT, TINY, console_script, run_cli
+from tests.conftest import ROOT, TINY, console_script, refused_in_process, run_cli
 
 EXISTING_FILE = str(ROOT / "pyproject.toml")
 
@@ -124,6 +124,21 @@ BAD = [
 ]
 
 
+# One of each kind above goes through the real CLI, a process of its own as a user starts it;
+# every case (these too) goes through app.train.main(), the function that process runs, in this
+# one (~0.1 s a case instead of ~0.6 s of interpreter start-up and imports).
+REAL_CLI = [
+    (["dataset.classes=0.5"], "dataset.classes"),  # types
+    (["optimizer.lr=-1"], "optimizer.lr"),  # value ranges
+    (["trainer.epochs=${trainer.seed}"], "trainer.epochs"),  # interpolated values
+    (["dataset.image.size=8"], "dataset.image.size"),  # cross-field rules
+    (["dataset.clases=3"], "did you mean dataset.classes"),  # unknown keys
+    (["optimizer=adamm"], "did you mean optimizer=adam"),  # group options
+    (["classifier._target_=os.system"], "classifier._target_"),  # targets
+    (["dataset.classes=[1,2"], "dataset.classes"),  # override grammar
+]
+
+
 def refuse(case: tuple[list[str], str], base: Path) -> tuple[list[str], str, subprocess.CompletedProcess[str], Path]:
     overrides, key = case
     workdir = base / str(abs(hash(tuple(overrides))))
@@ -133,29 +148,44 @@ def refuse(case: tuple[list[str], str], base: Path) -> tuple[list[str], str, sub
 
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[list[str], str, subprocess.CompletedProcess[str], Path]]:
-    """Every bad case through the real CLI, two at a time (each process refuses in ~0.5 s)."""
+    """The REAL_CLI cases through the real CLI, two at a time (each process refuses in ~0.5 s)."""
     base = tmp_path_factory.mktemp("refused")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(lambda case: refuse(case, base), BAD))
+        return list(pool.map(lambda case: refuse(case, base), REAL_CLI))
 
 
 def test_there_are_at_least_forty_cases() -> None:
     assert len(BAD) >= 40
+    assert all(case in BAD for case in REAL_CLI)
+
+
+def assert_refused(code: object, stdout: str, stderr: str, key: str, workdir: Path) -> None:
+    output = stdout + stderr
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert stderr.startswith("Refused:"), output
+    assert key in stderr
+    assert "rule: " in stderr and "hint: " in stderr
+    assert not list(workdir.rglob("*.pt")) and not list(workdir.rglob("metrics.csv"))
+    assert not (workdir / "out").exists()
+
+
+@pytest.mark.parametrize("index", range(len(REAL_CLI)), ids=[" ".join(o) for o, _ in REAL_CLI])
+def test_bad_override_is_refused_by_the_real_cli(
+    index: int, refusals: list[tuple[list[str], str, subprocess.CompletedProcess[str], Path]]
+) -> None:
+    overrides, key, result, workdir = refusals[index]
+    assert_refused(result.returncode, result.stdout, result.stderr, key, workdir)
 
 
 @pytest.mark.parametrize("index", range(len(BAD)), ids=[" ".join(o) for o, _ in BAD])
 def test_bad_override_is_refused_at_launch(
-    index: int, refusals: list[tuple[list[str], str, subprocess.CompletedProcess[str], Path]]
+    index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    overrides, key, result, workdir = refusals[index]
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
-    assert "Traceback" not in output
-    assert result.stderr.startswith("Refused:"), output
-    assert key in result.stderr
-    assert "rule: " in result.stderr and "hint: " in result.stderr
-    assert not list(workdir.rglob("*.pt")) and not list(workdir.rglob("metrics.csv"))
-    assert not (workdir / "out").exists()
+    overrides, key = BAD[index]
+    code, stdout, stderr = refused_in_process(*overrides, "hydra.run.dir=out", cwd=tmp_path,
+                                              monkeypatch=monkeypatch, capsys=capsys)
+    assert_refused(code, stdout, stderr, key, tmp_path)
 
 
 def test_full_error_shows_the_traceback(tmp_path: Path) -> None:
@@ -285,9 +315,24 @@ OVERRIDE = st.tuples(st.sampled_from(["", "+", "~", "++"]), st.sampled_from(LEAF
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(OVERRIDE, min_size=1, max_size=3))
+# The default tier draws 40 examples (~0.15 s each); the slow tier (pytest -m slow) draws 500.
+RANDOM_OVERRIDES = given(st.lists(OVERRIDE, min_size=1, max_size=3))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@RANDOM_OVERRIDES
 def test_random_overrides_are_either_valid_or_refused_in_format(overrides: list[str]) -> None:
+    valid_or_refused_in_format(overrides)
+
+
+@pytest.mark.slow
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@RANDOM_OVERRIDES
+def test_random_overrides_are_either_valid_or_refused_in_format_thoroughly(overrides: list[str]) -> None:
+    valid_or_refused_in_format(overrides)
+
+
+def valid_or_refused_in_format(overrides: list[str]) -> None:
     points, problems = check_overrides(overrides)  # must not raise, whatever the input
     assert points == 1
     for problem in problems:
