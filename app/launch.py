@@ -517,23 +517,22 @@ def cores_per_job(launcher: Any, cores: int) -> Optional[int]:
 
 # ------------------------------------------------------------ one run dir for many processes
 def pinned_dirs(command: Command) -> list[str]:
-    """``hydra.run.dir=DIR`` (``hydra.sweep.dir=DIR`` for a sweep), resolved once, here, for
-    processes that would each resolve ``${now:...}`` at their own start and so get a dir each:
-    torchrun's ranks, and the tasks of a submitit job (Hydra's submitit launcher resolves the
-    sweep dir again in every task)."""
+    """The command's overrides with ``hydra.run.dir=DIR`` (``hydra.sweep.dir=DIR`` for a sweep)
+    resolved once, here, for processes that would each resolve ``${now:...}`` at their own start
+    and so get a dir each: torchrun's ranks, and the tasks of a submitit job (Hydra's submitit
+    launcher resolves the sweep dir again in every task). A dir that cannot be resolved before
+    the job (it names the job's own values) is left to Hydra."""
     from hydra import compose
 
     key = "hydra.sweep.dir" if command.multirun else "hydra.run.dir"
-    overrides = [o for o in command.overrides if _key(o) != key]
-    with app_hydra(command.config_dir):
-        points, _ = sweep_points(command.overrides, command.multirun)  # a sweep's dir is every point's
-        cfg = compose(config_name=command.config_name, overrides=points[0], return_hydra_config=True)
-    return [*overrides, f"{key}={_as_override(os.path.abspath(str(OmegaConf.select(cfg, key))))}"]
-
-
-def needs_pinned_dirs(command: Command) -> bool:
-    """A sweep under Hydra's submitit launcher: each task of a job resolves the dirs itself."""
-    return command.multirun and not command.prints_only and any("submitit" in o for o in command.overrides)
+    try:
+        with app_hydra(command.config_dir):
+            points, _ = sweep_points(command.overrides, command.multirun)  # a sweep's dir is every point's
+            cfg = compose(config_name=command.config_name, overrides=points[0], return_hydra_config=True)
+            resolved = os.path.abspath(str(OmegaConf.select(cfg, key)))
+    except Exception:  # e.g. ${hydra.job.num} in the dir: unknown until the job runs
+        return list(command.overrides)
+    return [*(o for o in command.overrides if _key(o) != key), f"{key}={_as_override(resolved)}"]
 
 
 # ------------------------------------------------------------------------ use from Python
