@@ -168,9 +168,29 @@ def sums(values: list[float], device: Any) -> list[float]:
     return [float(v) for v in tensor.tolist()]
 
 
-def anyone(flag: bool, device: Any) -> bool:
-    """Whether ``flag`` holds on any process: the processes stop together, at the same step."""
-    return sums([float(flag)], device)[0] > 0 if ranks().many else flag
+class StopVote:
+    """Whether any process was asked to stop, as every process learns it at the same optimizer
+    step: each call starts this step's vote (an all-reduce of a flag) and returns the last one's,
+    so that a GPU never idles waiting for it, as the loss's finiteness is checked one step late."""
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.flags = [torch.zeros(1, device=device) for _ in range(2)]  # this vote's, and the last one's
+        self.pending: Any = None
+        self.votes = 0
+
+    def __call__(self, here: bool) -> bool:
+        import torch.distributed as dist
+
+        flag = self.flags[self.votes % 2]
+        flag.fill_(float(here))  # a kernel, not a copy from the host: no wait for the device
+        last, self.pending = self.pending, (dist.all_reduce(flag, async_op=True), flag)
+        self.votes += 1
+        if last is None:
+            return False
+        last[0].wait()
+        return bool(last[1].item() > 0)
 
 
 def gathered(value: T) -> list[T]:

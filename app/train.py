@@ -251,7 +251,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     last: dict[str, Any] = metrics.rows[-1] if metrics.rows else {}
     checkpoints = output_dir / folders.CHECKPOINTS
     started, stopped_early = time.perf_counter(), None
-    stop = engine.GracefulStop((lambda here: distributed.anyone(here, device)) if r.many else None)
+    stop = engine.GracefulStop(distributed.StopVote(device) if r.many else None)
     with stop.installed(), engine.deterministic(t.deterministic), contextlib.closing(logger), \
             data.workers_released(train_loader, val_loader):
         for epoch in range(done + 1, t.epochs + 1):
