@@ -3,7 +3,8 @@
 A 2-process run shares one run dir, writes its files from rank 0 and a log per rank, reduces
 validation over both, and ends with the weights a single process reaches with the same global
 batch; it resumes with one process; a bad override is refused once; a crash on one rank ends
-the others.
+the others; a signal to one rank stops both at one step. A submitit job of two tasks is one
+run; SLURM's variables and the sbatch script ``slurm_ddp`` writes are checked without a cluster.
 """
 
 import os
