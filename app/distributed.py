@@ -192,6 +192,14 @@ class StopVote:
         last[0].wait()
         return bool(last[1].item() > 0)
 
+    def close(self) -> None:
+        """Wait for the vote still open: every rank started it, and a process group destroyed
+        under an unfinished collective aborts the process (``terminate called``)."""
+        if self.pending is not None:
+            work, self.pending = self.pending[0], None
+            with contextlib.suppress(Exception):  # a lost peer: the run's own error tells of it
+                work.wait()
+
 
 def gathered(value: T) -> list[T]:
     """``value`` from every process, in rank order (one in a single process)."""

@@ -251,9 +251,11 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     last: dict[str, Any] = metrics.rows[-1] if metrics.rows else {}
     checkpoints = output_dir / folders.CHECKPOINTS
     started, stopped_early = time.perf_counter(), None
-    stop = engine.GracefulStop(distributed.StopVote(device) if r.many else None)
+    vote = distributed.StopVote(device) if r.many else None  # every process stops at the same step
+    stop = engine.GracefulStop(vote)
     with stop.installed(), engine.deterministic(t.deterministic), contextlib.closing(logger), \
-            data.workers_released(train_loader, val_loader):
+            data.workers_released(train_loader, val_loader), \
+            (contextlib.closing(vote) if vote is not None else contextlib.nullcontext()):
         for epoch in range(done + 1, t.epochs + 1):
             train_order.set_epoch(epoch, skip=progress.batches * t.batch_size)
             lr = state["epoch_lr"] if state is not None and progress.batches else optimizer.param_groups[0]["lr"]
