@@ -66,14 +66,14 @@ def from_submitit(launcher_target: str) -> None:
 _store: Any = None
 
 
-def store(timeout: timedelta = LAUNCH_TIMEOUT) -> Any:
+def store() -> Any:
     """The key-value store of this launch (torchrun's agent's, else one rank 0 hosts at
     ``MASTER_ADDR:MASTER_PORT``), made once per process and shared by the process group."""
     global _store
     if _store is None:
         from torch.distributed.rendezvous import rendezvous
 
-        _store, _, _ = next(rendezvous("env://", timeout=timeout))
+        _store, _, _ = next(rendezvous("env://", timeout=LAUNCH_TIMEOUT))
     return _store
 
 
