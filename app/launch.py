@@ -516,6 +516,13 @@ def cores_per_job(launcher: Any, cores: int) -> Optional[int]:
 
 
 # ------------------------------------------------------------ one run dir for many processes
+def launched_elsewhere(command: Command) -> bool:
+    """A sweep whose jobs a launcher other than Hydra's basic one starts (in other processes,
+    on other machines), each of which may resolve the sweep dir again."""
+    launcher = next((o.partition("=")[2] for o in command.overrides if _key(o) == "hydra.launcher"), "basic")
+    return command.multirun and not command.prints_only and launcher != "basic"
+
+
 def pinned_dirs(command: Command) -> list[str]:
     """The command's overrides with ``hydra.run.dir=DIR`` (``hydra.sweep.dir=DIR`` for a sweep)
     resolved once, here, for processes that would each resolve ``${now:...}`` at their own start

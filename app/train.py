@@ -453,7 +453,7 @@ def main() -> None:
             _as_rank0_says(None if problems else command)
         elif problems or command is None:
             sys.exit(1)
-        elif command.multirun and not command.prints_only:  # a launcher may start a job's tasks apart
+        elif launch.launched_elsewhere(command):  # each task may resolve ${now:...} on its own
             _run_with(command, launch.pinned_dirs(command))
         sweeps = len(summary.finished)
         try:

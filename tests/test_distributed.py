@@ -296,7 +296,9 @@ def test_the_run_dir_is_resolved_once_for_every_process(tmp_path: Path, monkeypa
     pinned = launch.pinned_dirs(command)
     assert pinned[0] == "trainer.epochs=1" and pinned[1].startswith(f"hydra.run.dir='{tmp_path}/runs/")
     assert "${now" not in pinned[1] and len(pinned) == 2
-    sweep = launch.parse_command(["-m", "hydra/launcher=submitit_local", "trainer.epochs=1,2"])
+    sweep = launch.parse_command(["-m", "hydra/launcher=slurm_ddp", "trainer.epochs=1,2"])
     assert launch.pinned_dirs(sweep)[-1].startswith(f"hydra.sweep.dir='{tmp_path}/multirun/")
+    assert launch.launched_elsewhere(sweep) and not launch.launched_elsewhere(command)
+    assert not launch.launched_elsewhere(launch.parse_command(["-m", "trainer.epochs=1,2"]))  # in this process
     per_job = launch.parse_command(["trainer.epochs=1", "hydra.run.dir=runs/${hydra.job.num}"])
     assert launch.pinned_dirs(per_job) == per_job.overrides  # left to Hydra: known in the job only
