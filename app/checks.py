@@ -26,8 +26,15 @@ from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from app.configs import (
-    Cifar10Config, Device, MainConfig, directory_path, existing_dir, existing_file, feature_cache_unused_because,
-    resumable, store,
+    Cifar10Config,
+    Device,
+    MainConfig,
+    directory_path,
+    existing_dir,
+    existing_file,
+    feature_cache_unused_because,
+    resumable,
+    store,
 )
 
 
@@ -82,10 +89,16 @@ def unknown_key(key: str, value: str, schema: Optional[type]) -> Problem:
     parent, _, leaf = key.rpartition(".")
     names = [name for name in field_hints(schema) if not name.startswith("_") and name != "defaults"] if schema else []
     close = suggest(leaf, names)
-    rule = (f"a key of {schema.__name__}: {', '.join(names)}" if schema and names
-            else f"a key that {parent or 'the config'} has")
-    hint = (f"did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}?" if close
-            else f"remove it; --cfg job shows the keys of {parent or 'the config'}")
+    rule = (
+        f"a key of {schema.__name__}: {', '.join(names)}"
+        if schema and names
+        else f"a key that {parent or 'the config'} has"
+    )
+    hint = (
+        f"did you mean {' or '.join(f'{parent}.{c}' if parent else c for c in close)}?"
+        if close
+        else f"remove it; --cfg job shows the keys of {parent or 'the config'}"
+    )
     return Problem(key, value, rule, hint)
 
 
@@ -153,7 +166,9 @@ def describe(hint: Any, why: bool = True) -> str:
         parts.append("one of " + ", ".join(bare.__members__))
     if typing.get_origin(bare) is list:
         each = describe(typing.get_args(bare)[0])
-        lengths = {getattr(m, "min_length", None) for m in metadata} & {getattr(m, "max_length", None) for m in metadata}
+        lengths = {getattr(m, "min_length", None) for m in metadata} & {
+            getattr(m, "max_length", None) for m in metadata
+        }
         parts += [f"{lengths.pop()} items" if lengths - {None} else "", f"each {each}" if each else ""]
     text = ", ".join(part for part in parts if part)
     # annotated_types.doc() gives typing_extensions.Doc (PEP 727) or its own DocInfo
@@ -210,7 +225,8 @@ def _core_schema(hint: Any) -> Any:
         for part in item if isinstance(item, GroupedMetadata) else [item]:  # Interval, Len
             if isinstance(part, (Ge, Gt, Le, Lt, MultipleOf, MinLen, MaxLen)):
                 name = {"MultipleOf": "multiple_of", "MinLen": "min_length", "MaxLen": "max_length"}.get(
-                    type(part).__name__, type(part).__name__.lower())
+                    type(part).__name__, type(part).__name__.lower()
+                )
                 limits[name] = getattr(part, name)
             elif isinstance(part, Predicate):
                 checks.append(part.func)
@@ -249,8 +265,14 @@ def _core_schema(hint: Any) -> Any:
 
 # Errors that break a constraint of the annotation, rather than the type.
 _CONSTRAINT_ERRORS = {
-    "greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of",
-    "predicate_failed", "too_short", "too_long",
+    "greater_than",
+    "greater_than_equal",
+    "less_than",
+    "less_than_equal",
+    "multiple_of",
+    "predicate_failed",
+    "too_short",
+    "too_long",
 }
 
 
@@ -272,8 +294,11 @@ def _validate(key: str, value: Any, hint: Any, example: Optional[str] = None) ->
 def type_name(hint: Any) -> str:
     """``int``, ``list of float``, ``AlexNetWeights or null``: a type hint as a person reads it."""
     bare, _ = unwrap(hint)
-    name = (f"list of {type_name(typing.get_args(bare)[0])}" if typing.get_origin(bare) is list
-            else getattr(bare, "__name__", str(bare)))
+    name = (
+        f"list of {type_name(typing.get_args(bare)[0])}"
+        if typing.get_origin(bare) is list
+        else getattr(bare, "__name__", str(bare))
+    )
     return f"{name} or null" if _optional(hint) is not None else name
 
 
@@ -296,7 +321,10 @@ def unresolved(key: str, raw: str, error: Exception) -> Problem:
     elif isinstance(error, InterpolationKeyError):
         hint = "point the interpolation at a key that exists (--cfg job shows them)"
     elif "Recursive interpolation" in rule:
-        rule, hint = "interpolations that end in a value", f"{raw} leads back to {key}: a cycle; give one key in it a value"
+        rule, hint = (
+            "interpolations that end in a value",
+            f"{raw} leads back to {key}: a cycle; give one key in it a value",
+        )
     elif isinstance(error, UnsupportedInterpolationType):
         names = sorted(BaseContainer._resolvers)
         close = suggest(rule.split()[-1], names)
@@ -312,8 +340,10 @@ def unresolved(key: str, raw: str, error: Exception) -> Problem:
 def is_path(hint: Any) -> bool:
     """True for a field annotated as an existing file or directory."""
     _, metadata = unwrap(hint)
-    return any(isinstance(m, Predicate) and m.func in (existing_file, existing_dir, directory_path, resumable)
-               for m in metadata)
+    return any(
+        isinstance(m, Predicate) and m.func in (existing_file, existing_dir, directory_path, resumable)
+        for m in metadata
+    )
 
 
 def _value_hint(key: str, hint: Any, example: Optional[str]) -> str:
@@ -456,7 +486,9 @@ def _input_sizes() -> str:
         low, high = type(node).min_image_size, type(node).max_image_size
         return f"{low} px" if high is None else f"{low} px exactly" if high == low else f"{low}-{high} px"
 
-    return ", ".join(f"{option} {size(node)}" for group, option, node in group_options() if group == "feature_extractor")
+    return ", ".join(
+        f"{option} {size(node)}" for group, option, node in group_options() if group == "feature_extractor"
+    )
 
 
 @cross_rule(f"dataset.image.size fits the extractor: at least its smallest input ({_input_sizes()})")
@@ -468,14 +500,26 @@ def _image_fits_extractor(cfg: DictConfig) -> Iterator[Problem]:
         return
     target = cfg.feature_extractor._target_
     if high == low:
-        yield Problem("dataset.image.size", str(size), f"= {low}: the one image size {target} is built for",
-                      f"use dataset.image.size={low}, or another feature_extractor")
+        yield Problem(
+            "dataset.image.size",
+            str(size),
+            f"= {low}: the one image size {target} is built for",
+            f"use dataset.image.size={low}, or another feature_extractor",
+        )
     elif size < low:
-        yield Problem("dataset.image.size", str(size), f">= {low}: the smallest image {target} accepts",
-                      f"use dataset.image.size={max(low, 64)} or more, or another feature_extractor")
+        yield Problem(
+            "dataset.image.size",
+            str(size),
+            f">= {low}: the smallest image {target} accepts",
+            f"use dataset.image.size={max(low, 64)} or more, or another feature_extractor",
+        )
     else:
-        yield Problem("dataset.image.size", str(size), f"<= {high}: the largest image {target} accepts",
-                      f"use dataset.image.size={high} or less, or another feature_extractor")
+        yield Problem(
+            "dataset.image.size",
+            str(size),
+            f"<= {high}: the largest image {target} accepts",
+            f"use dataset.image.size={high} or less, or another feature_extractor",
+        )
 
 
 @cross_rule(
@@ -485,12 +529,14 @@ def _image_fits_extractor(cfg: DictConfig) -> Iterator[Problem]:
 def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
     layers = cfg.classifier.get("_args_")
     linear = [
-        (i, layer) for i, layer in enumerate(layers or [])
+        (i, layer)
+        for i, layer in enumerate(layers or [])
         if isinstance(layer, DictConfig) and layer.get("_target_") == "torch.nn.Linear"
     ]
     if not linear:
         yield Problem(
-            "classifier._args_", str(OmegaConf.to_container(layers)) if layers is not None else "null",
+            "classifier._args_",
+            str(OmegaConf.to_container(layers)) if layers is not None else "null",
             "the head has at least one torch.nn.Linear layer",
             "pick a stored head: classifier=small or classifier=large",
         )
@@ -501,7 +547,8 @@ def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
             return  # a width of the wrong type: the field's own problem says so
         if layer.in_features != width:
             yield Problem(
-                f"classifier._args_.{i}.in_features", str(layer.in_features),
+                f"classifier._args_.{i}.in_features",
+                str(layer.in_features),
                 f"equals {source} ({width})",
                 f"leave it to interpolation: classifier._args_.{i}.in_features='${{{source}}}'",
             )
@@ -509,7 +556,8 @@ def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
     last, classes = linear[-1][0], cfg.dataset.classes
     if width != classes:
         yield Problem(
-            f"classifier._args_.{last}.out_features", str(width),
+            f"classifier._args_.{last}.out_features",
+            str(width),
             f"equals dataset.classes ({classes}): one score per class",
             "set dataset.classes instead; the last layer follows it",
         )
@@ -522,14 +570,15 @@ def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
 def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
     if "root" not in cfg.dataset or "val_root" not in cfg.dataset:
         return
-    from app.folders import class_folders, image_files
+    from app.files import class_folders, image_files
 
     root, val_root = cfg.dataset.root, cfg.dataset.val_root
     names = class_folders(root)
     classes = cfg.dataset.classes
     if classes != len(names):
         yield Problem(
-            "dataset.classes", str(classes),
+            "dataset.classes",
+            str(classes),
             f"equals the number of class folders in {root}: {len(names)} ({', '.join(names[:6])}"
             f"{', ...' if len(names) > 6 else ''})",
             f"set dataset.classes={len(names)}",
@@ -541,15 +590,21 @@ def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
         if expected is not None and found != expected:
             missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
             differences = ([f"it lacks {', '.join(missing)}"] if missing else []) + (
-                [f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not in dataset.root"] if extra else [])
-            yield Problem(key, str(folder), f"the class folders of dataset.root ({', '.join(expected[:6])}"
-                          f"{', ...' if len(expected) > 6 else ''})",
-                          f"{'; '.join(differences)}: give both folders the same classes")
+                [f"{', '.join(extra)} {'is' if len(extra) == 1 else 'are'} not in dataset.root"] if extra else []
+            )
+            yield Problem(
+                key,
+                str(folder),
+                f"the class folders of dataset.root ({', '.join(expected[:6])}{', ...' if len(expected) > 6 else ''})",
+                f"{'; '.join(differences)}: give both folders the same classes",
+            )
             continue
         empty = [name for name in found if not image_files(folder, name)]
         if empty:
             yield Problem(
-                key, str(folder), "every class folder holds at least one image",
+                key,
+                str(folder),
+                "every class folder holds at least one image",
                 f"add images to, or remove: {', '.join(empty)}",
             )
 
@@ -558,13 +613,14 @@ def _classes_match_folders(cfg: DictConfig) -> Iterator[Problem]:
 def _cifar10_is_there(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.dataset._target_ != Cifar10Config._target_ or cfg.dataset.download:
         return
-    from app.folders import CIFAR10_FOLDER, cifar10_present
+    from app.files import CIFAR10_FOLDER, cifar10_present
 
     root = cfg.dataset.root
     if not cifar10_present(root):
         yield Problem(
-            "dataset.root", str(root), f"a directory that holds {CIFAR10_FOLDER} (CIFAR-10's python batches) "
-            "when dataset.download=false",
+            "dataset.root",
+            str(root),
+            f"a directory that holds {CIFAR10_FOLDER} (CIFAR-10's python batches) when dataset.download=false",
             f"add dataset.download=true where the network allows, or copy the {CIFAR10_FOLDER} folder into {root}",
         )
 
@@ -575,7 +631,7 @@ def _dataset_images(dataset: DictConfig) -> Optional[int]:
     if counts is not None:
         return int(sum(counts[: dataset.classes]))
     if "val_root" in dataset:
-        from app.folders import class_folders, image_files
+        from app.files import class_folders, image_files
 
         return sum(len(image_files(dataset.root, name)) for name in class_folders(dataset.root))
     return None
@@ -583,7 +639,7 @@ def _dataset_images(dataset: DictConfig) -> Optional[int]:
 
 @cross_rule("dataset.val_fraction leaves images for training: both splits hold at least one")
 def _splits_hold_images(cfg: DictConfig) -> Iterator[Problem]:
-    from app.folders import held_out
+    from app.files import held_out
 
     images = _dataset_images(cfg.dataset)
     if images is None or "val_fraction" not in cfg.dataset or cfg.dataset.get("val_root") is not None:
@@ -591,7 +647,8 @@ def _splits_hold_images(cfg: DictConfig) -> Iterator[Problem]:
     fraction = cfg.dataset.val_fraction
     if images - held_out(images, fraction) < 1:
         yield Problem(
-            "dataset.val_fraction", str(fraction),
+            "dataset.val_fraction",
+            str(fraction),
             f"leaves images for training: it holds out {held_out(images, fraction)} of the {images} images",
             f"lower it: with {images} images, dataset.val_fraction=0.2 holds out {held_out(images, 0.2)}",
         )
@@ -611,8 +668,10 @@ def _images_fit_in_memory(cfg: DictConfig) -> Iterator[Problem]:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if held > memory:
         yield Problem(
-            "dataset.image.size", str(size),
-            f"images that fit in memory: at {size} px the run holds about {_gib(held)}, this machine has {_gib(memory)}",
+            "dataset.image.size",
+            str(size),
+            f"images that fit in memory: at {size} px the run holds about {_gib(held)}, "
+            f"this machine has {_gib(memory)}",
             "lower dataset.image.size (224 is what ImageNet models see) or trainer.batch_size",
         )
 
@@ -622,7 +681,8 @@ def _one_source_of_weights(cfg: DictConfig) -> Iterator[Problem]:
     fe = cfg.feature_extractor
     if fe.get("weights") is not None and fe.get("checkpoint") is not None:
         yield Problem(
-            "feature_extractor.checkpoint", str(fe.checkpoint),
+            "feature_extractor.checkpoint",
+            str(fe.checkpoint),
             "only one of feature_extractor.weights and feature_extractor.checkpoint",
             "drop one of them (feature_extractor.weights=null)",
         )
@@ -633,7 +693,9 @@ def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
     opt = cfg.optimizer
     if opt.get("nesterov") and not (opt.get("momentum", 0) > 0 and opt.get("dampening", 0) == 0):
         yield Problem(
-            "optimizer.nesterov", "true", "Nesterov momentum needs momentum > 0 and dampening = 0",
+            "optimizer.nesterov",
+            "true",
+            "Nesterov momentum needs momentum > 0 and dampening = 0",
             "set optimizer.momentum=0.9 optimizer.dampening=0, or optimizer.nesterov=false",
         )
 
@@ -644,13 +706,17 @@ def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
     "continues it"
 )
 def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
-    from app.folders import checkpoint_to_resume, lock_holder, run_artefacts
+    from app.files import checkpoint_to_resume, lock_holder, run_artefacts
 
     sweep = not OmegaConf.is_missing(cfg.hydra.job, "num")  # set for a sweep's jobs only
     key, run_dir = ("hydra.sweep.dir" if sweep else "hydra.run.dir"), str(cfg.hydra.runtime.output_dir)
     if not run_dir:
-        yield Problem(key, "", "a directory for the run's files (empty: they would land in the launch dir)",
-                      f"leave {key} out for a new dated one, or name a directory")
+        yield Problem(
+            key,
+            "",
+            "a directory for the run's files (empty: they would land in the launch dir)",
+            f"leave {key} out for a new dated one, or name a directory",
+        )
         return
     blocked = _unwritable(run_dir)
     if blocked:
@@ -660,13 +726,24 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
     continued = trainer is not None and checkpoint_to_resume(run_dir, trainer.resume) is not None
     holder, left = lock_holder(run_dir), run_artefacts(run_dir)
     if holder is not None:
-        yield Problem(key, run_dir, "a run dir no live run is writing in",
-                      f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}")
+        yield Problem(
+            key,
+            run_dir,
+            "a run dir no live run is writing in",
+            f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}",
+        )
     elif left and not continued and not (trainer is not None and trainer.overwrite):
-        ways = ("or leave it out for a new dated one" if trainer is None else
-                "add trainer.resume=auto to continue that run, or trainer.overwrite=true to replace it")
-        yield Problem(key, run_dir, f"a new run dir: this one holds an earlier run ({', '.join(left)})",
-                      f"choose another {key}, {ways}")
+        ways = (
+            "or leave it out for a new dated one"
+            if trainer is None
+            else "add trainer.resume=auto to continue that run, or trainer.overwrite=true to replace it"
+        )
+        yield Problem(
+            key,
+            run_dir,
+            f"a new run dir: this one holds an earlier run ({', '.join(left)})",
+            f"choose another {key}, {ways}",
+        )
 
 
 def _unwritable(path: str) -> str:
@@ -689,23 +766,34 @@ def _feature_cache_dir_is_writable(cfg: DictConfig) -> Iterator[Problem]:
         return
     blocked = _unwritable(os.path.expanduser(t.feature_cache_dir))
     if blocked:
-        yield Problem("trainer.feature_cache_dir", t.feature_cache_dir, "a directory this user can create and "
-                      "write in", f"{blocked}: choose another trainer.feature_cache_dir, or set trainer.feature_cache=false")
+        yield Problem(
+            "trainer.feature_cache_dir",
+            t.feature_cache_dir,
+            "a directory this user can create and write in",
+            f"{blocked}: choose another trainer.feature_cache_dir, or set trainer.feature_cache=false",
+        )
 
 
 @cross_rule("trainer.extractor_lr_scale is 1 when trainer.freeze_extractor=true (a frozen extractor has no lr)")
 def _scale_needs_a_trained_extractor(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.trainer.freeze_extractor and cfg.trainer.extractor_lr_scale != 1:
-        yield Problem("trainer.extractor_lr_scale", _num(cfg.trainer.extractor_lr_scale),
-                      "1 when trainer.freeze_extractor=true: a frozen extractor is not trained",
-                      "drop trainer.extractor_lr_scale, or set trainer.freeze_extractor=false")
+        yield Problem(
+            "trainer.extractor_lr_scale",
+            _num(cfg.trainer.extractor_lr_scale),
+            "1 when trainer.freeze_extractor=true: a frozen extractor is not trained",
+            "drop trainer.extractor_lr_scale, or set trainer.freeze_extractor=false",
+        )
 
 
 @cross_rule("trainer.resume and trainer.overwrite=true are not both set: a run is continued or replaced")
 def _resume_or_overwrite(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.trainer.resume is not None and cfg.trainer.overwrite:
-        yield Problem("trainer.overwrite", "true", "false when trainer.resume is set: a run is continued or "
-                      "replaced, not both", "drop trainer.overwrite=true to continue the run, or trainer.resume")
+        yield Problem(
+            "trainer.overwrite",
+            "true",
+            "false when trainer.resume is set: a run is continued or replaced, not both",
+            "drop trainer.overwrite=true to continue the run, or trainer.resume",
+        )
 
 
 @cross_rule("scheduler.warmup_epochs < trainer.epochs: the warm-up ends inside the run")
@@ -713,9 +801,12 @@ def _warmup_ends_in_the_run(cfg: DictConfig) -> Iterator[Problem]:
     scheduler = cfg.scheduler
     epochs = cfg.trainer.epochs
     if scheduler is not None and "warmup_epochs" in scheduler and 1 <= epochs <= scheduler.warmup_epochs:
-        yield Problem("scheduler.warmup_epochs", _num(scheduler.warmup_epochs),
-                      f"< trainer.epochs ({cfg.trainer.epochs}): the warm-up ends inside the run",
-                      f"e.g. scheduler.warmup_epochs={max(cfg.trainer.epochs - 1, 0)}, or more trainer.epochs")
+        yield Problem(
+            "scheduler.warmup_epochs",
+            _num(scheduler.warmup_epochs),
+            f"< trainer.epochs ({cfg.trainer.epochs}): the warm-up ends inside the run",
+            f"e.g. scheduler.warmup_epochs={max(cfg.trainer.epochs - 1, 0)}, or more trainer.epochs",
+        )
 
 
 @cross_rule("logger=tensorboard needs the tensorboard package installed")
@@ -723,8 +814,12 @@ def _tensorboard_is_there(cfg: DictConfig) -> Iterator[Problem]:
     import importlib.util
 
     if str(cfg.logger._target_).endswith("TensorBoardLogger") and importlib.util.find_spec("tensorboard") is None:
-        yield Problem("logger", "tensorboard", "a logger whose package is installed: tensorboard is not",
-                      "pip install tensorboard (or the app's extra: pip install -e '.[tensorboard]'), or logger=csv")
+        yield Problem(
+            "logger",
+            "tensorboard",
+            "a logger whose package is installed: tensorboard is not",
+            "pip install tensorboard (or the app's extra: pip install -e '.[tensorboard]'), or logger=csv",
+        )
 
 
 @cross_rule(
@@ -747,13 +842,19 @@ def _optuna_can_run(cfg: DictConfig) -> Iterator[Problem]:
     direction = sweeper.direction
     name = direction.name if isinstance(direction, Direction) else str(direction)
     if name not in Direction.__members__:
-        yield Problem("hydra.sweeper.direction", name, f"one of {', '.join(Direction.__members__)}: the job "
-                      "returns one value, the best validation accuracy",
-                      "hydra.sweeper.direction=maximize")
+        yield Problem(
+            "hydra.sweeper.direction",
+            name,
+            f"one of {', '.join(Direction.__members__)}: the job returns one value, the best validation accuracy",
+            "hydra.sweeper.direction=maximize",
+        )
     if sweeper.get("custom_search_space") is not None:
-        yield Problem("hydra.sweeper.custom_search_space", str(sweeper.custom_search_space),
-                      "null: Optuna would import and call the function it names, which no check covers",
-                      "declare the search space with hydra.sweeper.params or on the command line")
+        yield Problem(
+            "hydra.sweeper.custom_search_space",
+            str(sweeper.custom_search_space),
+            "null: Optuna would import and call the function it names, which no check covers",
+            "declare the search space with hydra.sweeper.params or on the command line",
+        )
 
 
 @cross_rule(
@@ -764,12 +865,20 @@ def _launcher_can_run(cfg: DictConfig) -> Iterator[Problem]:
     launcher = cfg.hydra.launcher
     target = str(launcher.get("_target_", ""))
     if target.endswith("JoblibLauncher") and launcher.get("n_jobs") == 0:
-        yield Problem("hydra.launcher.n_jobs", "0", "not 0: the jobs run at once (-1: one per core)", "hydra.launcher.n_jobs=2")
+        yield Problem(
+            "hydra.launcher.n_jobs", "0", "not 0: the jobs run at once (-1: one per core)", "hydra.launcher.n_jobs=2"
+        )
     if "submitit" not in target:
         return
     # joblib and submitit take these numbers as they are: 0 minutes or -1 GPUs fail only on the cluster
-    for key, low in [("timeout_min", 1), ("nodes", 1), ("tasks_per_node", 1), ("cpus_per_task", 1),
-                     ("gpus_per_node", 0), ("gpus_per_task", 0)]:
+    for key, low in [
+        ("timeout_min", 1),
+        ("nodes", 1),
+        ("tasks_per_node", 1),
+        ("cpus_per_task", 1),
+        ("gpus_per_node", 0),
+        ("gpus_per_task", 0),
+    ]:
         value = launcher.get(key)
         if value is not None and value < low:
             yield Problem(f"hydra.launcher.{key}", str(value), f">= {low}", f"e.g. hydra.launcher.{key}={max(low, 1)}")
@@ -792,17 +901,24 @@ def _batch_splits_over_processes(cfg: DictConfig) -> Iterator[Problem]:
     many, batch = processes(cfg), cfg.trainer.batch_size
     if many > 1 and batch % many:
         fits = max(many, round(batch / many) * many)
-        yield Problem("trainer.batch_size", str(batch), f"a multiple of the {many} processes that train the run: "
-                      "it is the global batch, each process takes an equal share",
-                      f"e.g. trainer.batch_size={fits} ({fits // many} images a process)")
+        yield Problem(
+            "trainer.batch_size",
+            str(batch),
+            f"a multiple of the {many} processes that train the run: "
+            "it is the global batch, each process takes an equal share",
+            f"e.g. trainer.batch_size={fits} ({fits // many} images a process)",
+        )
 
 
 @cross_rule("under torchrun: one run per launch, not a -m sweep (every process would run the whole sweep)")
 def _one_run_under_torchrun(cfg: DictConfig) -> Iterator[Problem]:
     if "hydra" in cfg and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not OmegaConf.is_missing(cfg.hydra.job, "num"):
-        yield Problem("hydra.mode", "MULTIRUN", "one run per torchrun launch (no -m): every process would run the "
-                      "whole sweep", "sweep with hydra/launcher=submitit_slurm (tasks_per_node=GPUs), or launch "
-                      "torchrun once per point")
+        yield Problem(
+            "hydra.mode",
+            "MULTIRUN",
+            "one run per torchrun launch (no -m): every process would run the whole sweep",
+            "sweep with hydra/launcher=submitit_slurm (tasks_per_node=GPUs), or launch torchrun once per point",
+        )
 
 
 @cross_rule("hydra/launcher=submitit_*: with more than one task per node, gpus_per_node is 0 (CPUs) or one per task")
@@ -812,9 +928,12 @@ def _one_gpu_per_task(cfg: DictConfig) -> Iterator[Problem]:
         return
     tasks, gpus = launcher.get("tasks_per_node") or 1, launcher.get("gpus_per_node") or 0
     if tasks > 1 and gpus and gpus != tasks:
-        yield Problem("hydra.launcher.gpus_per_node", str(gpus), f"equal to tasks_per_node ({tasks}): each task "
-                      "trains on one GPU of its node", f"hydra.launcher.gpus_per_node={tasks}, or "
-                      f"hydra.launcher.tasks_per_node={gpus}")
+        yield Problem(
+            "hydra.launcher.gpus_per_node",
+            str(gpus),
+            f"equal to tasks_per_node ({tasks}): each task trains on one GPU of its node",
+            f"hydra.launcher.gpus_per_node={tasks}, or hydra.launcher.tasks_per_node={gpus}",
+        )
 
 
 @cross_rule("trainer.device=cuda needs a CUDA device that torch can see")
@@ -825,7 +944,9 @@ def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
 
     if not torch.cuda.is_available():
         yield Problem(
-            "trainer.device", "cuda", "a device this machine has: torch sees no CUDA device",
+            "trainer.device",
+            "cuda",
+            "a device this machine has: torch sees no CUDA device",
             "use trainer.device=auto (cuda where there is one) or trainer.device=cpu",
         )
 
@@ -837,25 +958,40 @@ def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
 def _fits_the_checkpoint(cfg: DictConfig) -> Iterator[Problem]:
     if "checkpoint" not in cfg:
         return
-    from app.folders import checkpoint_config, image_files_under
+    from app.files import checkpoint_config, image_files_under
 
     trained = checkpoint_config(cfg.checkpoint)
     if trained is None:
-        yield Problem("checkpoint", str(cfg.checkpoint), "a checkpoint app-train wrote (its config is inside)",
-                      "give a run's checkpoints/best.pt or last.pt; a torchvision state dict is for "
-                      "app-train feature_extractor.checkpoint=")
+        yield Problem(
+            "checkpoint",
+            str(cfg.checkpoint),
+            "a checkpoint app-train wrote (its config is inside)",
+            "give a run's checkpoints/best.pt or last.pt; a torchvision state dict is for "
+            "app-train feature_extractor.checkpoint=",
+        )
         return
     classes = int(trained["dataset"]["classes"])
     if "dataset" in cfg and cfg.dataset.classes != classes:
-        yield Problem("dataset.classes", str(cfg.dataset.classes),
-                      f"equals the checkpoint's classes ({classes}): the model scores that many",
-                      "evaluate on a dataset with the classes the model was trained on")
+        yield Problem(
+            "dataset.classes",
+            str(cfg.dataset.classes),
+            f"equals the checkpoint's classes ({classes}): the model scores that many",
+            "evaluate on a dataset with the classes the model was trained on",
+        )
     if cfg.get("top_k") is not None and cfg.top_k > classes:
-        yield Problem("top_k", str(cfg.top_k), f"<= the checkpoint's classes ({classes})",
-                      f"top_k={min(5, classes)}, or leave it out (null: 5, or all when there are fewer)")
+        yield Problem(
+            "top_k",
+            str(cfg.top_k),
+            f"<= the checkpoint's classes ({classes})",
+            f"top_k={min(5, classes)}, or leave it out (null: 5, or all when there are fewer)",
+        )
     if "input" in cfg and os.path.isdir(cfg.input) and not image_files_under(cfg.input):
-        yield Problem("input", str(cfg.input), "a folder with at least one image in it (searched recursively)",
-                      "point input at an image or a folder of images")
+        yield Problem(
+            "input",
+            str(cfg.input),
+            "a folder with at least one image in it (searched recursively)",
+            "point input at an image or a folder of images",
+        )
 
 
 # ------------------------------------------------------------------ the rules, as a table
@@ -895,7 +1031,11 @@ def rules_table() -> list[tuple[str, str]]:
 
 def schema_rules(schema: type) -> list[tuple[str, str]]:
     """(key, rule) of each annotated top-level field of a primary config (app-evaluate's, app-predict's)."""
-    return [(name, text) for name, hint in field_hints(schema).items() if not name.startswith("_") and (text := describe(hint))]
+    return [
+        (name, text)
+        for name, hint in field_hints(schema).items()
+        if not name.startswith("_") and (text := describe(hint))
+    ]
 
 
 def rules_help() -> str:
@@ -940,9 +1080,19 @@ class _Walk:
             self.value(node, key, full, declared.get(key, Any), schema, typed)
         if schema is not None and typed is not schema:  # an untyped node misses what no default fills
             for f in dataclasses.fields(schema):
-                if f.name not in node and f.default in (dataclasses.MISSING, "???") and f.default_factory is dataclasses.MISSING:
-                    self.problems.append(Problem(f"{path}.{f.name}", "(not given)", f"{schema.__name__} needs it",
-                                                 f"add {f.name} to the layer at {path}"))
+                if (
+                    f.name not in node
+                    and f.default in (dataclasses.MISSING, "???")
+                    and f.default_factory is dataclasses.MISSING
+                ):
+                    self.problems.append(
+                        Problem(
+                            f"{path}.{f.name}",
+                            "(not given)",
+                            f"{schema.__name__} needs it",
+                            f"add {f.name} to the layer at {path}",
+                        )
+                    )
 
     def value(self, node: DictConfig, key: str, full: str, hint: Any, schema: Optional[type], typed: Any) -> None:
         try:
@@ -978,7 +1128,10 @@ class _Walk:
             rule = f"{typed.__name__} builds {own}; its fields fit that signature only"
             hint = "pick another option of the group instead (see --help)"
         else:
-            rule, hint = f"{key}={own.lower()}: the job calls what {typed.__name__} builds that way", f"leave {full} out"
+            rule, hint = (
+                f"{key}={own.lower()}: the job calls what {typed.__name__} builds that way",
+                f"leave {full} out",
+            )
         self.problems.append(Problem(full, str(value).lower() if isinstance(value, bool) else str(value), rule, hint))
 
 
@@ -996,12 +1149,16 @@ def _builds_only_registered(cfg: DictConfig, targets: Targets, given: set[str]) 
         if text is not None and (name == "_target_" or _builds_nodes(text)):
             building = ", ".join(_builds_nodes(text))
             yield Problem(
-                key, text, "a value the launch check can resolve, where it decides what is built",
+                key,
+                text,
+                "a value the launch check can resolve, where it decides what is built",
                 "write the value out" + (f" instead of building it with {building}" if building else ""),
             )
         elif name == "_target_" and text is None and str(value) not in targets.schemas:
             yield Problem(
-                key, str(value), "a _target_ that the app's registered configs use",
+                key,
+                str(value),
+                "a _target_ that the app's registered configs use",
                 "pick a stored option of the group instead (see --help); to build your own class, "
                 "register its config and call app.checks.allow_target",
             )
@@ -1016,9 +1173,13 @@ def _logging_imports_only_logging(cfg: DictConfig) -> Iterator[Problem]:
     parts = ("job_logging", "hydra_logging")
     for key, name, value, text in resolved_leaves(hydra, "hydra", skip=[str(k) for k in hydra if k not in parts]):
         given = str(value) if text is None else text
-        if (name in ("class", "()") or given.startswith("ext://")) and (text is not None or not is_logging_import(given)):
+        if (name in ("class", "()") or given.startswith("ext://")) and (
+            text is not None or not is_logging_import(given)
+        ):
             yield Problem(
-                key, given, "a class of the standard library's logging (what Hydra's logging options use)",
+                key,
+                given,
+                "a class of the standard library's logging (what Hydra's logging options use)",
                 "pick a logging option of Hydra's: hydra/job_logging=default, stdout, disabled or none",
             )
 

@@ -29,7 +29,7 @@ Beside ``config`` (app-train's), the primary configs ``evaluate`` and ``predict`
 import os
 import typing
 import zipfile
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Optional
 
@@ -42,6 +42,18 @@ JOB_NAME = "train"
 VERSION_BASE = "1.3"
 
 store = ZenStore(name="app")
+
+# Hydra's sweepers and launchers that the app knows, by the ``_target_`` their stored configs
+# name (hydra-core 1.3 and its plugins 1.2; a test compares them with the installed plugins').
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+SEARCH_SWEEPER = "hydra_plugins.app_search.resumable_optuna.ResumableOptunaSweeper"  # Optuna, resuming its study
+OPTUNA_SWEEPERS = (OPTUNA_SWEEPER, SEARCH_SWEEPER)
+JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+SUBMITIT_LAUNCHERS = (
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
+)
 
 
 # ------------------------------------------------------------------------------ constraints
@@ -72,7 +84,8 @@ def _is(test: Any, path: str) -> bool:
         return False
 
 
-# A path is read from the directory the run is launched from (see app.launch.absolute_paths).
+# A path is read from the directory the run is launched from (app.training.runtime.absolute_paths
+# makes each one absolute in the job, from the fields whose predicate is one of PATH_CHECKS).
 FilePath = Annotated[str, Predicate(existing_file)]
 DirPath = Annotated[str, Predicate(existing_dir)]
 AtLeastOne = Annotated[int, Ge(1)]
@@ -103,6 +116,11 @@ class Corrupt(Enum):
     fail = "fail"  # stop with one error naming them
 
 
+# ImageNet's statistics per RGB channel: what pretrained torchvision weights expect of photographs
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+Statistics = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std) per RGB channel
+
+
 @dataclass
 class ImageConfig:
     # side of the square images fed to the extractor, in pixels (its minimum: a cross-field rule)
@@ -116,6 +134,9 @@ class DatasetConfig:
     """Keys every dataset option has; the factory returns a train and a validation split."""
 
     in_memory: ClassVar[bool] = False  # the factory holds every image, resized, in memory
+    # (mean, std) per RGB channel that standardise its images without a weights' preset (a grey
+    # image takes their average); None: pixels are left in [0, 1]
+    statistics: ClassVar[Optional[Statistics]] = None
 
     _target_: str = MISSING
     _convert_: str = "object"  # the factory receives an ImageConfig, as its signature says
@@ -134,6 +155,9 @@ class DigitsConfig(DatasetConfig):
     """scikit-learn's 1,797 handwritten 8x8 digits, resized; ``classes`` keeps digits 0..classes-1."""
 
     in_memory: ClassVar[bool] = True
+    # scikit-learn's 1,797 digits at 8x8, pixel/16 (computed once, so that a picture needs no
+    # training split to be standardised as the run standardised it)
+    statistics: ClassVar[Optional[Statistics]] = ((0.3053,) * 3, (0.3760,) * 3)
     images_per_class: ClassVar[tuple[int, ...]] = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 
     _target_: str = "app.data.digits"
@@ -145,7 +169,7 @@ class DigitsConfig(DatasetConfig):
 class FakeDataConfig(DatasetConfig):
     """torchvision FakeData: random images, deterministic from the seed (smoke tests, benchmarks)."""
 
-    _target_: str = "app.data.fake"
+    _target_: str = "app.data.fake"  # random pixels in [0, 1], left as they are (no statistics)
     train_size: Optional[AtLeastOne] = 256  # null: 1000
     val_size: Optional[AtLeastOne] = 64  # null: 200
 
@@ -154,6 +178,8 @@ class FakeDataConfig(DatasetConfig):
 class ImageFolderConfig(DatasetConfig):
     """Your own images: one subfolder of ``root`` per class, searched recursively for the file
     types torchvision's ImageFolder reads."""
+
+    statistics: ClassVar[Optional[Statistics]] = (IMAGENET_MEAN, IMAGENET_STD)  # photographs
 
     _target_: str = "app.data.image_folder"
     root: DirPath = MISSING
@@ -168,6 +194,9 @@ class ImageFolderConfig(DatasetConfig):
 class Cifar10Config(DatasetConfig):
     """torchvision's CIFAR-10: 50,000 training and 10,000 test (here: validation) 32x32 images;
     ``classes`` keeps classes 0..classes-1 (airplane, automobile, bird, ...)."""
+
+    # the 50,000 training images' per-channel mean and std, as commonly quoted
+    statistics: ClassVar[Optional[Statistics]] = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
     _target_: str = "app.data.cifar10"
     classes: Annotated[int, Interval(ge=2, le=10), doc("CIFAR-10 has ten classes")] = 10
@@ -184,9 +213,6 @@ store(Cifar10Config(), group="dataset", name="cifar10")
 
 
 # ------------------------------------------------------------------------ feature extractor
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
 @dataclass(frozen=True)
 class Preset:
     """How torchvision prepared the images a set of weights was trained on (its ``transforms()``):
@@ -200,6 +226,8 @@ class Preset:
 
 
 IMAGENET_V1 = Preset(256, 224)  # every V1 weight of these bodies but EfficientNet's (a test compares each)
+
+
 class AlexNetWeights(Enum):
     """The names of ``torchvision.models.AlexNet_Weights``."""
 
@@ -303,7 +331,11 @@ class ResNet18Config(FeatureExtractorConfig):
 @dataclass
 class ResNet50Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
-    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "IMAGENET1K_V2": Preset(232, 224), "DEFAULT": Preset(232, 224)}
+    presets: ClassVar[dict[str, Preset]] = {
+        "IMAGENET1K_V1": IMAGENET_V1,
+        "IMAGENET1K_V2": Preset(232, 224),
+        "DEFAULT": Preset(232, 224),
+    }
 
     _target_: str = "app.models.resnet50"
     weights: Optional[ResNet50Weights] = None
@@ -333,7 +365,10 @@ class MobileNetV3SmallConfig(FeatureExtractorConfig):
 @dataclass
 class EfficientNetB0Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
-    presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": Preset(256, 224, "bicubic"), "DEFAULT": Preset(256, 224, "bicubic")}
+    presets: ClassVar[dict[str, Preset]] = {
+        "IMAGENET1K_V1": Preset(256, 224, "bicubic"),
+        "DEFAULT": Preset(256, 224, "bicubic"),
+    }
 
     _target_: str = "app.models.efficientnet_b0"
     weights: Optional[EfficientNetB0Weights] = None
@@ -355,7 +390,9 @@ class ViTB16Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 224  # its position embeddings are for 14x14 patches of 16 px
     max_image_size: ClassVar[Optional[int]] = 224
     presets: ClassVar[dict[str, Preset]] = {
-        "IMAGENET1K_V1": IMAGENET_V1, "IMAGENET1K_SWAG_LINEAR_V1": Preset(224, 224, "bicubic"), "DEFAULT": IMAGENET_V1,
+        "IMAGENET1K_V1": IMAGENET_V1,
+        "IMAGENET1K_SWAG_LINEAR_V1": Preset(224, 224, "bicubic"),
+        "DEFAULT": IMAGENET_V1,
     }
 
     _target_: str = "app.models.vit_b_16"
@@ -616,7 +653,9 @@ class TrainerConfig:
     # with freeze_extractor and no random augmentation: each image's features are computed once,
     # kept under feature_cache_dir (keyed by extractor, weights, data and precision) and reused
     feature_cache: bool = True
-    feature_cache_dir: Annotated[str, Predicate(directory_path)] = "~/.cache/app-train/features"  # shared by runs and sweeps
+    feature_cache_dir: Annotated[str, Predicate(directory_path)] = (
+        "~/.cache/app-train/features"  # shared by runs and sweeps
+    )
     # a cached split larger than this is read memory-mapped from disk, not loaded into memory
     feature_cache_memory_gib: NotNegative = 4.0
     # the extractor's lr is optimizer.lr x this: a pretrained body fine-tuned more gently than the head
@@ -703,7 +742,11 @@ def partial_override(name: str, options: Optional[dict[str, str]] = None, **valu
     """
     unset = {f.name: MISSING for f in fields(MainConfig) if f.name != "defaults" and f.name not in values}
     return make_config(
-        hydra_defaults=[*({f"override /{group}": option} for group, option in (options or {}).items()), "_self_"], **unset, **values, bases=(MainConfig,), zen_dataclass={"cls_name": name, "module": __name__},
+        hydra_defaults=[*({f"override /{group}": option} for group, option in (options or {}).items()), "_self_"],
+        **unset,
+        **values,
+        bases=(MainConfig,),
+        zen_dataclass={"cls_name": name, "module": __name__},
     )
 
 
@@ -769,7 +812,13 @@ DigitsResNet18Frozen = experiment(
 # head's lr, the larger head and a one-cycle schedule.
 DigitsAlexNetFinetune = experiment(
     "DigitsAlexNetFinetune",
-    {"dataset": "digits", "feature_extractor": "alexnet", "classifier": "large", "optimizer": "adamw", "scheduler": "onecycle"},
+    {
+        "dataset": "digits",
+        "feature_extractor": "alexnet",
+        "classifier": "large",
+        "optimizer": "adamw",
+        "scheduler": "onecycle",
+    },
     optimizer={"lr": 3e-4},
     trainer={"freeze_extractor": False, "extractor_lr_scale": 0.1, "epochs": 6},
 )
@@ -778,20 +827,34 @@ DigitsAlexNetFinetune = experiment(
 # images: ``+experiment=digits_resnet18_finetune dataset=folder dataset.root=DIR dataset.classes=N``.
 DigitsResNet18Finetune = experiment(
     "DigitsResNet18Finetune",
-    {"dataset": "digits", "feature_extractor": "resnet18", "classifier": "small", "optimizer": "adamw", "scheduler": "cosine"},
+    {
+        "dataset": "digits",
+        "feature_extractor": "resnet18",
+        "classifier": "small",
+        "optimizer": "adamw",
+        "scheduler": "cosine",
+    },
     dataset={"image": {"size": 64}},
     optimizer={"lr": 1e-3},
     scheduler={"warmup_epochs": 0.5},  # half an epoch: a +debug=fast run of 1 epoch keeps it
-    trainer={"freeze_extractor": False, "extractor_lr_scale": 0.1, "epochs": 6, "label_smoothing": 0.1, "ema_decay": 0.99},
+    trainer={
+        "freeze_extractor": False,
+        "extractor_lr_scale": 0.1,
+        "epochs": 6,
+        "label_smoothing": 0.1,
+        "ema_decay": 0.99,
+    },
 )
-EXPERIMENTS = {"digits_resnet18_frozen": DigitsResNet18Frozen, "digits_alexnet_finetune": DigitsAlexNetFinetune,
-               "digits_resnet18_finetune": DigitsResNet18Finetune}
+EXPERIMENTS = {
+    "digits_resnet18_frozen": DigitsResNet18Frozen,
+    "digits_alexnet_finetune": DigitsAlexNetFinetune,
+    "digits_resnet18_finetune": DigitsResNet18Finetune,
+}
 for _name, _config in EXPERIMENTS.items():
     store(as_untyped(_config), group="experiment", name=_name, package="_global_")
 
 
 # --------------------------------------------------------------------------- search presets
-SEARCH_SWEEPER = "hydra_plugins.app_search.resumable_optuna.ResumableOptunaSweeper"  # Optuna, resuming its study
 
 
 @dataclass
@@ -840,15 +903,22 @@ def search_preset(name: str, params: dict[str, str], n_trials: int = 20) -> Any:
 
 
 # ``+hparams_search=lr_wd``: the learning rate on a log scale and the weight decay, 20 trials.
-LrWdSearch = search_preset("lr_wd", {
-    "optimizer.lr": "tag(log, interval(1e-5, 1e-2))",
-    "optimizer.weight_decay": "interval(0, 0.1)",
-})
+LrWdSearch = search_preset(
+    "lr_wd",
+    {
+        "optimizer.lr": "tag(log, interval(1e-5, 1e-2))",
+        "optimizer.weight_decay": "interval(0, 0.1)",
+    },
+)
 # ``+hparams_search=head_lr``: the head's size and the learning rate, 12 trials.
-HeadLrSearch = search_preset("head_lr", {
-    "classifier": "choice(small, large)",
-    "optimizer.lr": "tag(log, interval(1e-5, 1e-2))",
-}, n_trials=12)
+HeadLrSearch = search_preset(
+    "head_lr",
+    {
+        "classifier": "choice(small, large)",
+        "optimizer.lr": "tag(log, interval(1e-5, 1e-2))",
+    },
+    n_trials=12,
+)
 SEARCHES = {"lr_wd": LrWdSearch, "head_lr": HeadLrSearch}
 for _name, _config in SEARCHES.items():
     store(as_untyped(_config), group="hparams_search", name=_name, package="_global_")
@@ -910,13 +980,46 @@ def option_class(group: str, values: Any) -> type:
     """The config class of ``group``'s stored option that builds what ``values`` (a resolved
     node, as a checkpoint holds it) builds: the option with its ``_target_``, else the group's
     schema (the heads share theirs)."""
-    target = values.get("_target_") if isinstance(values, dict) else None
+    target = values.get("_target_") if hasattr(values, "get") else None  # a dict or a DictConfig
     found = [type(e["node"]) for e in store if e["group"] == group and getattr(e["node"], "_target_", None) == target]
     if len(found) == 1:
         return found[0]
     schema: Any = {f.name: f.type for f in fields(MainConfig)}[group]
     base: type = typing.get_args(schema)[0] if typing.get_args(schema) else schema  # Optional[X]: X
     return base
+
+
+PATH_CHECKS = (existing_file, existing_dir, directory_path, resumable)  # the predicates of path fields
+
+
+def path_fields(schema: type) -> list[str]:
+    """The fields of config class ``schema`` annotated as a path (``FilePath``, ``DirPath``, ...)."""
+    hints = typing.get_type_hints(schema, include_extras=True)
+    found = []
+    for f in fields(schema):
+        hint, metadata = hints[f.name], []
+        while True:  # through Optional[...] and Annotated[...], gathering the annotations
+            if typing.get_origin(hint) is Annotated:
+                metadata += list(hint.__metadata__)
+                hint = hint.__origin__
+            elif type(None) in typing.get_args(hint):
+                hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+            else:
+                break
+        if any(isinstance(m, Predicate) and m.func in PATH_CHECKS for m in metadata):
+            found.append(f.name)
+    return found
+
+
+def node_class(group: str, node: Any) -> type:
+    """The config class of a ``group`` node: its own type when it is typed (composed), else the
+    class of the stored option with its ``_target_`` (a resolved or plain node)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    typed = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+    if isinstance(typed, type) and is_dataclass(typed):
+        return typed
+    return option_class(group, node)
 
 
 def typed_config(values: dict[str, Any]) -> MainConfig:
@@ -926,10 +1029,14 @@ def typed_config(values: dict[str, Any]) -> MainConfig:
 
     groups = [next(iter(item)) for item in MainConfig().defaults if isinstance(item, dict)]
     nodes: dict[str, Any] = {
-        name: None if values.get(name) is None else OmegaConf.merge(OmegaConf.structured(option_class(name, values[name])), values[name])
+        name: None
+        if values.get(name) is None
+        else OmegaConf.merge(OmegaConf.structured(option_class(name, values[name])), values[name])
         for name in groups
     }
-    nodes |= {f.name: values[f.name] for f in fields(MainConfig) if f.name not in [*groups, "defaults"] and f.name in values}
+    nodes |= {
+        f.name: values[f.name] for f in fields(MainConfig) if f.name not in [*groups, "defaults"] and f.name in values
+    }
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MainConfig), nodes))
     assert isinstance(config, MainConfig)
     return config

@@ -23,11 +23,10 @@ from omegaconf import DictConfig
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 from app.configs import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     Augment,
     Cifar10Config,
     Corrupt,
+    DatasetConfig,
     DigitsConfig,
     FakeDataConfig,
     FeatureExtractorConfig,
@@ -35,8 +34,10 @@ from app.configs import (
     ImageFolderConfig,
     Normalize,
     Preset,
+    node_class,
 )
-from app.folders import (
+from app.errors import CorruptImages, DownloadFailed
+from app.files import (
     CIFAR10_FOLDER,
     CIFAR10_META,
     CIFAR10_TEST,
@@ -48,20 +49,6 @@ from app.folders import (
 )
 
 log = logging.getLogger(__name__)  # under "app": in the run's train.log
-
-# Each dataset's own statistics, per RGB channel (a grey image takes their average):
-# folder: ImageNet's, what pretrained torchvision weights expect of photographs;
-# digits: scikit-learn's 1,797 digits at 8x8, pixel/16: mean 0.3053, std 0.3760 (computed once,
-# so that a picture needs no training split to be standardised as the run standardised it);
-# cifar10: the 50,000 training images' per-channel mean and std, as commonly quoted.
-DIGITS_MEAN, DIGITS_STD = (0.3053,) * 3, (0.3760,) * 3
-CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-STATISTICS: dict[str, Optional[tuple[tuple[float, ...], tuple[float, ...]]]] = {  # by factory
-    DigitsConfig._target_: (DIGITS_MEAN, DIGITS_STD),
-    ImageFolderConfig._target_: (IMAGENET_MEAN, IMAGENET_STD),
-    Cifar10Config._target_: (CIFAR10_MEAN, CIFAR10_STD),
-    FakeDataConfig._target_: None,  # random pixels in [0, 1]: left as they are
-}
 
 
 class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -93,12 +80,12 @@ class Pixels:
     std: Optional[tuple[float, ...]]
 
 
-def pixels(image: ImageConfig, target: str, preset: Optional[Preset]) -> Pixels:
-    """The ``Pixels`` of a dataset (its factory's import path) at ``image``, by ``preset`` or,
-    when there is none, by the dataset's own statistics."""
+def pixels(image: ImageConfig, dataset: type[DatasetConfig], preset: Optional[Preset]) -> Pixels:
+    """The ``Pixels`` of a dataset (its config class) at ``image``, by ``preset`` or, when there
+    is none, by the dataset's own statistics."""
     if preset is None and image.normalize is Normalize.weights:
         raise ValueError("dataset.image.normalize=weights needs the weights' preset: pass app.data.preset_for(cfg)")
-    own = STATISTICS[target]
+    own = dataset.statistics
     mean: Optional[tuple[float, ...]]
     std: Optional[tuple[float, ...]]
     if preset is not None:
@@ -119,20 +106,12 @@ def preset_for(cfg: DictConfig) -> Optional[Preset]:
     weights = cfg.feature_extractor.get("weights")
     if normalize is Normalize.dataset or (normalize is Normalize.auto and weights is None):
         return None
-    target = str(cfg.feature_extractor._target_)
-    backbone = next(c for c in _subclasses(FeatureExtractorConfig) if c._target_ == target)
-    preset: Preset = backbone.presets["DEFAULT" if weights is None else _name(weights)]
-    return preset
+    backbone: type[FeatureExtractorConfig] = node_class("feature_extractor", cfg.feature_extractor)
+    return backbone.presets["DEFAULT" if weights is None else _name(weights)]
 
 
 def _name(value: Any) -> str:
     return str(getattr(value, "name", value))  # an Enum member, or its name as a resolved config holds it
-
-
-def _subclasses(cls: type[FeatureExtractorConfig]) -> Iterator[type[FeatureExtractorConfig]]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
 
 
 def _interpolation(name: str) -> Any:
@@ -148,8 +127,11 @@ def picture_transform(p: Pixels, augment: bool = False) -> Callable[[Any], torch
 
     interpolation = _interpolation(p.interpolation)
     steps: list[Any] = (
-        [transforms.RandomResizedCrop(p.size, interpolation=interpolation, antialias=True),
-         transforms.RandomHorizontalFlip()] if augment
+        [
+            transforms.RandomResizedCrop(p.size, interpolation=interpolation, antialias=True),
+            transforms.RandomHorizontalFlip(),
+        ]
+        if augment
         else [transforms.Resize(p.resize, interpolation=interpolation, antialias=True), transforms.CenterCrop(p.size)]
     )
     steps.append(transforms.ToTensor())
@@ -162,7 +144,7 @@ def resized(images: torch.Tensor, p: Pixels) -> torch.Tensor:
     """In-memory square images ``[N, C, h, w]`` in [0, 1], by ``p`` (upsampling: no antialiasing)."""
     out = torch.nn.functional.interpolate(images, size=(p.resize, p.resize), mode=p.interpolation, align_corners=False)
     start = (p.resize - p.size) // 2  # torchvision's CenterCrop rounds the same way
-    out = out[..., start:start + p.size, start:start + p.size].contiguous()
+    out = out[..., start : start + p.size, start : start + p.size].contiguous()
     if p.mean is not None and p.std is not None:
         out.sub_(torch.tensor(p.mean).view(-1, 1, 1)).div_(torch.tensor(p.std).view(-1, 1, 1))
     return out
@@ -174,13 +156,14 @@ def image_transform(cfg: DictConfig) -> Callable[[Any], torch.Tensor]:
     no dataset is loaded. For digits, the picture is an 8x8 grey one (pixel = value x 255 / 16)."""
     from torchvision.transforms.functional import to_tensor
 
-    image = ImageConfig(cfg.dataset.image.size, cfg.dataset.image.channels,
-                        Normalize(_name(cfg.dataset.image.get("normalize", "auto"))))
-    target = str(cfg.dataset._target_)
-    if target == DigitsConfig._target_:  # held in memory as grey tensors, resized as a batch: see digits()
-        grey = pixels(ImageConfig(image.size, 1, image.normalize), target, preset_for(cfg))
+    image = ImageConfig(
+        cfg.dataset.image.size, cfg.dataset.image.channels, Normalize(_name(cfg.dataset.image.get("normalize", "auto")))
+    )
+    dataset: type[DatasetConfig] = node_class("dataset", cfg.dataset)
+    if issubclass(dataset, DigitsConfig):  # held in memory as grey tensors, resized as a batch: see digits()
+        grey = pixels(ImageConfig(image.size, 1, image.normalize), dataset, preset_for(cfg))
         return lambda picture: resized(to_tensor(picture.convert("L"))[None], grey)[0].expand(image.channels, -1, -1)
-    transform = picture_transform(pixels(image, target, preset_for(cfg)))
+    transform = picture_transform(pixels(image, dataset, preset_for(cfg)))
     mode = "RGB" if image.channels == 3 else "L"
     return lambda picture: transform(picture.convert(mode))
 
@@ -207,7 +190,8 @@ class ImageTensorDataset(ImageDataset):
 
 def digits(
     preset: Optional[Preset] = None,
-    /, *,
+    /,
+    *,
     image: ImageConfig,
     classes: int = 10,
     train_size: int | None = None,
@@ -230,7 +214,7 @@ def digits(
 
     # Resized once up front (grey; channels are expanded on access), each split on its own so
     # that the peak memory stays about twice the data; the fixed statistics need no training split.
-    grey = pixels(ImageConfig(image.size, 1, image.normalize), DigitsConfig._target_, preset)
+    grey = pixels(ImageConfig(image.size, 1, image.normalize), DigitsConfig, preset)
     return Splits(
         ImageTensorDataset(resized(values[train_idx], grey), labels[train_idx], image.channels),
         ImageTensorDataset(resized(values[val_idx], grey), labels[val_idx], image.channels),
@@ -241,7 +225,8 @@ def digits(
 
 def fake(
     preset: Optional[Preset] = None,
-    /, *,
+    /,
+    *,
     image: ImageConfig,
     classes: int = 10,
     train_size: int | None = 256,
@@ -256,7 +241,7 @@ def fake(
     val_n = 200 if val_size is None else val_size
     # FakeData seeds image i with ``i + random_offset``: offsets keep the splits disjoint.
     offset = seed * (train_n + val_n)
-    transform = picture_transform(pixels(image, FakeDataConfig._target_, preset))
+    transform = picture_transform(pixels(image, FakeDataConfig, preset))
 
     def split(n: int, start: int) -> ImageDataset:
         return FakeData(  # type: ignore[no-any-return]
@@ -294,7 +279,9 @@ class DecodedImages(ImageDataset):
         if self.augment:
             with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global generator
                 # one well-mixed 64-bit seed per (seed, epoch, index), the same in any process or Python
-                torch.manual_seed(int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, np.uint64)[0]))
+                torch.manual_seed(
+                    int(np.random.SeedSequence([self.seed, epoch, index]).generate_state(1, np.uint64)[0])
+                )
                 image: torch.Tensor = self.transform(picture)
         else:
             image = self.transform(picture)
@@ -329,10 +316,6 @@ class ImageArrays(DecodedImages):
         from PIL import Image
 
         return Image.fromarray(self.arrays[index]).convert(self.mode)
-
-
-class CorruptImages(ValueError):
-    """Image files the scan before training could not decode (``dataset.corrupt=fail``)."""
 
 
 def unreadable(files: Sequence[str]) -> dict[str, str]:
@@ -370,8 +353,9 @@ def screened(files: list[str], labels: list[int], corrupt: Corrupt) -> tuple[lis
     listing = first + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
     if corrupt is Corrupt.fail:
         raise CorruptImages(f"{len(bad)} of {len(files)} image files cannot be read: {listing}")
-    log.warning("dataset.corrupt=skip: %d of %d image files cannot be read and are left out: %s",
-                len(bad), len(files), listing)
+    log.warning(
+        "dataset.corrupt=skip: %d of %d image files cannot be read and are left out: %s", len(bad), len(files), listing
+    )
     kept = [i for i, path in enumerate(files) if path not in bad]
     return [files[i] for i in kept], [labels[i] for i in kept]
 
@@ -403,7 +387,8 @@ class ImageList(ImageDataset):
 
 def image_folder(
     preset: Optional[Preset] = None,
-    /, *,
+    /,
+    *,
     image: ImageConfig,
     root: str,
     classes: int,
@@ -435,20 +420,21 @@ def image_folder(
 
     def split(files: list[str], labels: list[int], indices: list[int], augmented: bool) -> ImageFiles:
         kept = sorted(indices)  # a seeded choice, in the folder's order
-        p = pixels(image, ImageFolderConfig._target_, preset)
+        p = pixels(image, ImageFolderConfig, preset)
         return ImageFiles([files[i] for i in kept], [labels[i] for i in kept], p, augmented, seed)
 
-    return Splits(split(files, labels, train_idx, augment is Augment.light), split(val_files, val_labels, val_idx, False),
-                  classes, names)
-
-
-class DownloadFailed(OSError):
-    """A dataset could not be downloaded (offline, say)."""
+    return Splits(
+        split(files, labels, train_idx, augment is Augment.light),
+        split(val_files, val_labels, val_idx, False),
+        classes,
+        names,
+    )
 
 
 def cifar10(
     preset: Optional[Preset] = None,
-    /, *,
+    /,
+    *,
     image: ImageConfig,
     root: str,
     classes: int = 10,
@@ -486,11 +472,20 @@ def cifar10(
             labels += [int(label) for label in entry["labels"]]
         kept = [i for i, label in enumerate(labels) if label < classes]
         kept = [kept[i] for i in torch.randperm(len(kept), generator=generator).tolist()][:size]
-        return ImageArrays(np.concatenate(arrays)[kept], [labels[i] for i in kept],
-                           pixels(image, Cifar10Config._target_, preset), augmented, seed)
+        return ImageArrays(
+            np.concatenate(arrays)[kept],
+            [labels[i] for i in kept],
+            pixels(image, Cifar10Config, preset),
+            augmented,
+            seed,
+        )
 
-    return Splits(split(CIFAR10_TRAIN, train_size, augment is Augment.light), split([CIFAR10_TEST], val_size, False),
-                  classes, names)
+    return Splits(
+        split(CIFAR10_TRAIN, train_size, augment is Augment.light),
+        split([CIFAR10_TEST], val_size, False),
+        classes,
+        names,
+    )
 
 
 # ------------------------------------------------------------------------ loading
@@ -530,14 +525,18 @@ class EpochOrder(Sampler[int]):
         return math.ceil(self.size / self.world) * self.world if self.pad and self.world > 1 else self.size
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self._order()[self.skip:][self.rank::self.world])
+        return iter(self._order()[self.skip :][self.rank :: self.world])
 
     def __len__(self) -> int:
         return max(0, math.ceil((self._total() - self.skip - self.rank) / self.world))
 
 
 def loader(
-    dataset: ImageDataset, batch_size: int, order: EpochOrder, num_workers: int | None, pin_memory: bool,
+    dataset: ImageDataset,
+    batch_size: int,
+    order: EpochOrder,
+    num_workers: int | None,
+    pin_memory: bool,
 ) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of ``dataset`` in ``order``; ``num_workers`` None: chosen here.
 
@@ -555,8 +554,14 @@ def loader(
         )
     keys = EpochKeys(order) if isinstance(dataset, DecodedImages) else order
     return DataLoader(
-        dataset, batch_size=batch_size, sampler=keys, num_workers=workers, pin_memory=pin_memory,
-        persistent_workers=workers > 0, generator=own, worker_init_fn=leave_signals_to_the_run,
+        dataset,
+        batch_size=batch_size,
+        sampler=keys,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        generator=own,
+        worker_init_fn=leave_signals_to_the_run,
     )
 
 

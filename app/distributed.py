@@ -8,10 +8,12 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
+
+from app.errors import RankZeroFailed
 
 log = logging.getLogger("app.distributed")
 
@@ -77,10 +79,6 @@ def store() -> Any:
     return _store
 
 
-class RankZeroFailed(RuntimeError):
-    """Rank 0 failed at a step the other processes wait on; its own error says why."""
-
-
 def decided_by_rank0(key: str, decide: Callable[[], T], timeout: timedelta = LAUNCH_TIMEOUT) -> T:
     """``decide()`` on rank 0, its JSON result handed to every other process through the store;
     where rank 0's ``decide`` raises, the others raise ``RankZeroFailed`` (rank 0 re-raises its own)."""
@@ -139,8 +137,12 @@ def process_group(device: Any, timeout_min: int) -> Iterator[None]:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group(
-        backend(device.type), store=PrefixStore("app/group", store()), rank=r.rank, world_size=r.world,
-        timeout=timedelta(minutes=timeout_min), device_id=device if device.type == "cuda" else None,
+        backend(device.type),
+        store=PrefixStore("app/group", store()),
+        rank=r.rank,
+        world_size=r.world,
+        timeout=timedelta(minutes=timeout_min),
+        device_id=device if device.type == "cuda" else None,
     )
     try:
         yield
@@ -242,5 +244,6 @@ def log_per_rank(run_dir: str, job_name: str) -> None:
             root.addHandler(ours)
         elif isinstance(handler, logging.StreamHandler):
             handler.setLevel(logging.WARNING)
-            handler.setFormatter(logging.Formatter(f"[%(asctime)s][rank {r.rank}][%(name)s][%(levelname)s] - %(message)s"))
-
+            handler.setFormatter(
+                logging.Formatter(f"[%(asctime)s][rank {r.rank}][%(name)s][%(levelname)s] - %(message)s")
+            )

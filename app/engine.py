@@ -12,11 +12,11 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -26,14 +26,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from app.folders import CHECKPOINT_FORMAT, write_atomically
-from app.models import CheckpointError as CheckpointError, load_checkpoint as load_checkpoint, load_weights
+from app.errors import CheckpointError, Interrupted, NonFiniteLoss
+from app.files import CHECKPOINT_FORMAT, write_atomically
+from app.models import load_checkpoint as load_checkpoint
+from app.models import load_weights
 
 log = logging.getLogger("app.engine")
 
-METRICS_FIELDS = [
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"
-]
+METRICS_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
 EMA_FIELDS = ["ema_val_loss", "ema_val_acc"]
 TIMING_FIELDS = ("seconds", "images_per_s")  # the columns two identical runs may differ in
 
@@ -127,10 +127,6 @@ class PassResult:
     complete: bool = True  # False: stopped by a signal after ``progress.batches`` batches
 
 
-class NonFiniteLoss(FloatingPointError):
-    """The training loss became nan or inf: the run stops without saving what followed."""
-
-
 class GracefulStop:
     """SIGINT and SIGTERM, while installed: the first asks the run to stop after the current
     step (``requested`` holds its number), the second stops it at once (``Interrupted``)."""
@@ -163,22 +159,6 @@ class GracefulStop:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-
-
-class Interrupted(KeyboardInterrupt):
-    """A second signal: the run stops where it is (its last checkpoint stays as it was)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class Stopped(Exception):
-    """The run stopped on a signal after writing ``checkpoints/last.pt``."""
-
-    def __init__(self, signum: int, message: str) -> None:
-        super().__init__(message)
-        self.signum = signum
 
 
 def run_pass(
@@ -243,7 +223,9 @@ def run_pass(
     _finite(previous, batches, total)
     seconds = start.seconds + time.perf_counter() - began
     progress = Progress(batches, loss_sum.item(), int(correct.item()), seen, seconds)
-    return PassResult(progress.loss_sum / max(seen, 1), progress.correct / max(seen, 1), seen, seconds, progress, complete)
+    return PassResult(
+        progress.loss_sum / max(seen, 1), progress.correct / max(seen, 1), seen, seconds, progress, complete
+    )
 
 
 def whole(result: PassResult, sums: Callable[[list[float]], list[float]]) -> PassResult:
@@ -252,7 +234,9 @@ def whole(result: PassResult, sums: Callable[[list[float]], list[float]]) -> Pas
     p = result.progress
     loss_sum, correct, seen = sums([p.loss_sum, p.correct, p.seen])
     progress = Progress(p.batches, loss_sum, int(correct), int(seen), p.seconds)
-    return PassResult(loss_sum / max(seen, 1), correct / max(seen, 1), int(seen), result.seconds, progress, result.complete)
+    return PassResult(
+        loss_sum / max(seen, 1), correct / max(seen, 1), int(seen), result.seconds, progress, result.complete
+    )
 
 
 def predictions(
@@ -285,8 +269,12 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, names: li
     if classes > 5:
         figures["top5_accuracy"] = (logits.topk(5, 1).indices == labels[:, None]).any(1).float().mean().item()
     figures["per_class"] = [
-        {"class": name, "precision": (hits[i] / picked[i]).item() if picked[i] else None,
-         "recall": (hits[i] / support[i]).item() if support[i] else None, "support": int(support[i])}
+        {
+            "class": name,
+            "precision": (hits[i] / picked[i]).item() if picked[i] else None,
+            "recall": (hits[i] / support[i]).item() if support[i] else None,
+            "support": int(support[i]),
+        }
         for i, name in enumerate(names)
     ]
     figures["confusion"] = confusion.tolist()
@@ -376,8 +364,9 @@ class StepProfiler:
             profile.export_chrome_trace(str(self.out_dir / "trace.json"))
             table = profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
             (self.out_dir / "ops.txt").write_text(table + "\n")
-            log.info("profile of %d steps in %s (open trace.json in Perfetto or chrome://tracing)",
-                     self.taken, self.out_dir)
+            log.info(
+                "profile of %d steps in %s (open trace.json in Perfetto or chrome://tracing)", self.taken, self.out_dir
+            )
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from app import folders, launch
+from app import files, launch
 from app.configs import EVALUATE_NAME, VERSION_BASE, EvaluateConfig, Split
 
 log = logging.getLogger("app.evaluate")
@@ -35,35 +35,55 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """The checkpoint's model on ``cfg.dataset``'s split: figures logged and written to ``output_dir``."""
     from hydra.utils import instantiate
 
-    from app import data, engine, loggers, models
+    from app import data, engine, models, plots
 
     trained = models.load(cfg.checkpoint)
     device = engine.resolve_device(cfg.device.value)
     precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
     step = engine.Step(device, engine.resolve_precision(precision, device))
     # the weights' preset of the model's extractor, if the images follow it, as in the run
-    run = OmegaConf.create({"dataset": cfg.dataset, "feature_extractor": OmegaConf.structured(trained.config.feature_extractor)})
+    run = OmegaConf.create(
+        {"dataset": cfg.dataset, "feature_extractor": OmegaConf.structured(trained.config.feature_extractor)}
+    )
     splits: data.Splits = instantiate(cfg.dataset, data.preset_for(run))
     images = splits.val if cfg.split is Split.val else splits.train
     if splits.names != trained.classes:
-        log.warning("the dataset's classes (%s) are not named as the checkpoint's (%s): matched by position",
-                    ", ".join(splits.names[:6]), ", ".join(trained.classes[:6]))
-    loader = data.loader(images, cfg.batch_size, data.EpochOrder(len(images), 0, False), cfg.num_workers,
-                         device.type == "cuda")
+        log.warning(
+            "the dataset's classes (%s) are not named as the checkpoint's (%s): matched by position",
+            ", ".join(splits.names[:6]),
+            ", ".join(trained.classes[:6]),
+        )
+    loader = data.loader(
+        images, cfg.batch_size, data.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
+    )
     with data.workers_released(loader):
         logits, labels = engine.predictions(trained.model.to(device), loader, step, f"{cfg.split.value} split")
-    figures = {"checkpoint": str(cfg.checkpoint), "split": cfg.split.value,
-               **engine.classification_metrics(logits, labels, trained.classes)}
+    figures = {
+        "checkpoint": str(cfg.checkpoint),
+        "split": cfg.split.value,
+        **engine.classification_metrics(logits, labels, trained.classes),
+    }
     output_dir.mkdir(parents=True, exist_ok=True)
-    engine.save_json(output_dir / folders.EVALUATION, figures)
-    loggers.plot_confusion(figures["confusion"], trained.classes, output_dir / folders.CONFUSION)
+    engine.save_json(output_dir / files.EVALUATION, figures)
+    plots.confusion(figures["confusion"], trained.classes, output_dir / files.CONFUSION)
     top5 = f", top-5 accuracy {figures['top5_accuracy']:.3f}" if "top5_accuracy" in figures else ""
-    log.info("%s split, %d images: loss %.4f, accuracy %.3f%s", cfg.split.value, figures["images"],
-             figures["loss"], figures["accuracy"], top5)
+    log.info(
+        "%s split, %d images: loss %.4f, accuracy %.3f%s",
+        cfg.split.value,
+        figures["images"],
+        figures["loss"],
+        figures["accuracy"],
+        top5,
+    )
     for row in figures["per_class"]:
-        log.info("  %-12s precision %s  recall %s  (%d images)", row["class"], _share(row["precision"]),
-                 _share(row["recall"]), row["support"])
-    log.info("%s and %s in %s", folders.EVALUATION, folders.CONFUSION, output_dir)
+        log.info(
+            "  %-12s precision %s  recall %s  (%d images)",
+            row["class"],
+            _share(row["precision"]),
+            _share(row["recall"]),
+            row["support"],
+        )
+    log.info("%s and %s in %s", files.EVALUATION, files.CONFUSION, output_dir)
     return figures
 
 
@@ -74,7 +94,7 @@ def _share(value: Any) -> str:
 @hydra.main(config_path=None, config_name=EVALUATE_NAME, version_base=VERSION_BASE)
 def hydra_main(cfg: DictConfig) -> None:
     """The job Hydra runs, after ``main`` checked it."""
-    from app.train import run_job
+    from app.training.runtime import run_job
 
     run_job(evaluate, cfg, log)
 

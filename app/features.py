@@ -19,7 +19,7 @@ from typing import Any, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from app import data, engine, folders
+from app import data, engine, files
 from app.configs import feature_cache_unused_because
 from app.models import ImageClassifier
 
@@ -57,7 +57,14 @@ def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: e
             found = [load(folder / f"{name}.pt", limit, size) for name, size in zip(SPLITS, sizes)]
             log.info("feature cache: reused %s (%s)", folder, _described(found))
             return splits._replace(train=found[0], val=found[1])
-        except (OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError) as error:  # torn, foreign
+        except (
+            OSError,
+            EOFError,
+            RuntimeError,
+            ValueError,
+            KeyError,
+            pickle.UnpicklingError,
+        ) as error:  # torn, foreign
             log.warning("feature cache: %s cannot be read (%s); computing the features again", folder, error)
     began = time.perf_counter()
     for name, split in zip(SPLITS, (splits.train, splits.val)):  # one split in memory at a time
@@ -69,7 +76,7 @@ def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: e
 
 
 def _write(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
-    folders.write_atomically(path, lambda tmp: torch.save({"features": features, "labels": labels}, tmp))
+    files.write_atomically(path, lambda tmp: torch.save({"features": features, "labels": labels}, tmp))
 
 
 def compute(
@@ -88,8 +95,8 @@ def compute(
                 batch = model.features(step.inputs(images)).cpu()
             if features is None:  # allocated once: a concatenation would hold every split twice
                 features = torch.empty((len(split), batch.shape[1]), dtype=batch.dtype)
-            features[done:done + len(batch)] = batch
-            labels[done:done + len(batch)] = targets
+            features[done : done + len(batch)] = batch
+            labels[done : done + len(batch)] = targets
             done += len(batch)
     assert features is not None, "an empty split"  # the launch check leaves an image in each
     return features, labels
@@ -168,5 +175,7 @@ def _key_of(folder: Path) -> Optional[dict[str, Any]]:
 
 def _described(found: list[Features]) -> str:
     width, dtype = found[0].images.shape[1], str(found[0].images.dtype).removeprefix("torch.")
-    where = "memory-mapped: larger than trainer.feature_cache_memory_gib" if any(f.mapped for f in found) else "in memory"
+    where = (
+        "memory-mapped: larger than trainer.feature_cache_memory_gib" if any(f.mapped for f in found) else "in memory"
+    )
     return f"{len(found[0])} train + {len(found[1])} val images x {width} {dtype} features, {where}"

@@ -13,9 +13,9 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, NoReturn, Optional
+from typing import Any, NamedTuple, NoReturn, Optional
 
 from hydra.conf import HelpConf, HydraConf, JobConf, RunDir, SweepDir
 from hydra_zen import ZenStore
@@ -27,17 +27,15 @@ from app.checks import (
     Targets,
     check_config,
     example,
-    field_hints,
     group_options,
-    is_path,
     render,
     rules_help,
     schema_rules,
     suggest,
     unknown_key,
 )
-from app.configs import CONFIG_NAME, EVALUATE_NAME, JOB_NAME, RESUME_AUTO, SEARCH_SWEEPER, VERSION_BASE, MainConfig
-from app.folders import checkpoint_config, next_job
+from app.configs import CONFIG_NAME, EVALUATE_NAME, JOB_NAME, SEARCH_SWEEPER, VERSION_BASE, MainConfig
+from app.files import checkpoint_config, next_job
 
 HELP_HEADER = """== app-train ==
 Fine-tune a classification head on a torchvision CNN. Every config is typed Python.
@@ -77,8 +75,9 @@ def _store_slurm_ddp() -> None:
     if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
         return
     from hydra.core.config_store import ConfigStore
-    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
     from omegaconf import II
+
+    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
 
     @dataclasses.dataclass
     class SlurmDDPConf(SlurmQueueConf):  # type: ignore[misc]
@@ -136,22 +135,47 @@ def parse_command(argv: Sequence[str]) -> Command:
     try:
         args = parser.parse_args(tokens)
     except argparse.ArgumentError as error:
-        raise ConfigError([Problem(
-            "command line", " ".join(tokens), f"what app-train's parser (Hydra's) takes: {error.message}",
-            "flags first, then overrides: app-train [-m] [--cfg job] key=value ...; --help lists the flags",
-        )]) from None
-    modes = [flag for flag, given in [("--run", args.run), ("--multirun", args.multirun), ("--cfg", args.cfg),
-                                      ("--info", args.info is not None), ("--shell-completion", args.shell_completion)]
-             if given]
+        raise ConfigError(
+            [
+                Problem(
+                    "command line",
+                    " ".join(tokens),
+                    f"what app-train's parser (Hydra's) takes: {error.message}",
+                    "flags first, then overrides: app-train [-m] [--cfg job] key=value ...; --help lists the flags",
+                )
+            ]
+        ) from None
+    modes = [
+        flag
+        for flag, given in [
+            ("--run", args.run),
+            ("--multirun", args.multirun),
+            ("--cfg", args.cfg),
+            ("--info", args.info is not None),
+            ("--shell-completion", args.shell_completion),
+        ]
+        if given
+    ]
     if len(modes) > 1:  # Hydra raises a ValueError with a traceback
-        raise ConfigError([Problem(
-            "command line", " ".join(modes), "one of --run, --multirun (-m), --cfg, --info and --shell-completion",
-            f"keep one: {modes[0]} or {modes[1]} (--cfg job shows one point of a sweep without -m)",
-        )])
+        raise ConfigError(
+            [
+                Problem(
+                    "command line",
+                    " ".join(modes),
+                    "one of --run, --multirun (-m), --cfg, --info and --shell-completion",
+                    f"keep one: {modes[0]} or {modes[1]} (--cfg job shows one point of a sweep without -m)",
+                )
+            ]
+        )
     return Command(
-        list(args.overrides), bool(args.multirun), args.config_name or CONFIG_NAME,
+        list(args.overrides),
+        bool(args.multirun),
+        args.config_name or CONFIG_NAME,
         any(getattr(args, flag, None) for flag in PRINT_ONLY),
-        args.config_dir, args.config_path, args.experimental_rerun, processes,
+        args.config_dir,
+        args.config_path,
+        args.experimental_rerun,
+        processes,
     )
 
 
@@ -159,8 +183,14 @@ def _torchrun(tokens: list[str]) -> tuple[int, list[str]]:
     """(processes, the app's own tokens) of ``torchrun [flags] -m app.train ...`` (or of the
     ``app-train`` script instead of ``-m app.train``): processes per
     node (``--nproc_per_node``; ``gpu``/``auto`` count as 1 here) x nodes (the most of a range)."""
-    end = next((i for i in range(len(tokens)) if tokens[i:i + 2] == ["-m", "app.train"]
-                or os.path.basename(tokens[i]) == "app-train"), len(tokens))
+    end = next(
+        (
+            i
+            for i in range(len(tokens))
+            if tokens[i : i + 2] == ["-m", "app.train"] or os.path.basename(tokens[i]) == "app-train"
+        ),
+        len(tokens),
+    )
     flags: dict[str, str] = {}
     words = iter(tokens[1:end])
     for word in words:
@@ -169,7 +199,10 @@ def _torchrun(tokens: list[str]) -> tuple[int, list[str]]:
     per_node = int(flags["nproc_per_node"]) if flags.get("nproc_per_node", "").isdigit() else 1
     nodes = flags.get("nnodes", "1").rpartition(":")[2]
     script = end < len(tokens) and tokens[end] != "-m"  # torchrun ... $(which app-train) ...
-    return per_node * (int(nodes) if nodes.isdigit() else 1), ["app-train" if script else "python", *tokens[end + script:]]
+    return per_node * (int(nodes) if nodes.isdigit() else 1), [
+        "app-train" if script else "python",
+        *tokens[end + script :],
+    ]
 
 
 @contextlib.contextmanager
@@ -241,14 +274,22 @@ def composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
         close = suggest(option, options)
         hint = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
         return Problem(
-            group.replace("/", "."), option, f"one of the options of group {group}: {', '.join(options)}",
-            hint + "list them with --help", error=error,
+            group.replace("/", "."),
+            option,
+            f"one of the options of group {group}: {', '.join(options)}",
+            hint + "list them with --help",
+            error=error,
         )
     key = re.sub(r"\[(\d+)\]", r".\1", str(getattr(cause, "full_key", "") or "?"))
     if isinstance(cause, ConfigIndexError):  # name the override, which reaches past the list
         key = next((_key(o) for o in overrides if _key(o).startswith(key + ".")), key)
-        return Problem(key, _override_value(overrides, key), "an index inside the list",
-                       "count from 0; --cfg job shows the list", error=error)
+        return Problem(
+            key,
+            _override_value(overrides, key),
+            "an index inside the list",
+            "count from 0; --cfg job shows the list",
+            error=error,
+        )
     if isinstance(cause, (ConfigKeyError, AttributeError)):
         schema = getattr(cause, "object_type", None)
         typed = schema if isinstance(schema, type) and dataclasses.is_dataclass(schema) else None
@@ -256,8 +297,13 @@ def composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
         problem.error = error
         return problem
     if isinstance(cause, ConfigTypeError) and "deletion" in str(cause):
-        return Problem(f"~{key}", "", "typed fields cannot be removed; ~ removes a group or a key added with +",
-                       f"set a value instead ({key}=...), or remove a group such as ~scheduler", error=error)
+        return Problem(
+            f"~{key}",
+            "",
+            "typed fields cannot be removed; ~ removes a group or a key added with +",
+            f"set a value instead ({key}=...), or remove a group such as ~scheduler",
+            error=error,
+        )
     if isinstance(cause, ValidationError):
         detail = str(cause).splitlines()[0]
         schema, leaf = getattr(cause, "object_type", None), key.rpartition(".")[2]
@@ -266,16 +312,30 @@ def composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
         return Problem(key, _override_value(overrides, key), detail, hint, error=error)
     if "An item is already at" in message:
         key = message.split("'")[1]
-        return Problem(f"+{key}", _override_value(overrides, key), "+ adds a key that does not exist yet",
-                       f"drop the +: {key}=...", error=error)
+        return Problem(
+            f"+{key}",
+            _override_value(overrides, key),
+            "+ adds a key that does not exist yet",
+            f"drop the +: {key}=...",
+            error=error,
+        )
     if "Ambiguous value for argument" in message:
         given = first.split("'")[1] if "'" in first else "override="
         key, _, value = given.partition("=")
-        return Problem(key, value,
-                       "a comma-separated value is a sweep, and sweeps need -m",
-                       "add -m (--multirun) to sweep, or write a list as key=[a,b]", error=error)
-    return Problem("override", " ".join(overrides), first,
-                   "see python -m app.train --help for the keys and the override grammar", error=error)
+        return Problem(
+            key,
+            value,
+            "a comma-separated value is a sweep, and sweeps need -m",
+            "add -m (--multirun) to sweep, or write a list as key=[a,b]",
+            error=error,
+        )
+    return Problem(
+        "override",
+        " ".join(overrides),
+        first,
+        "see python -m app.train --help for the keys and the override grammar",
+        error=error,
+    )
 
 
 def _compose(overrides: Sequence[str], config_name: str) -> tuple[Optional[DictConfig], list[Problem]]:
@@ -319,11 +379,15 @@ def _parse_each(overrides: Sequence[str]) -> tuple[list[Any], list[Problem]]:
             parsed.extend(parser.parse_overrides([text]))
         except OverrideParseException as error:
             detail = str(error).splitlines()[0]
-            problems.append(Problem(
-                text.partition("=")[0] or text, text.partition("=")[2],
-                f"Hydra's override grammar: key=value, +key=value, ~key, group=option ({detail})",
-                "quote values with spaces or special characters: key='a value'", error=error,
-            ))
+            problems.append(
+                Problem(
+                    text.partition("=")[0] or text,
+                    text.partition("=")[2],
+                    f"Hydra's override grammar: key=value, +key=value, ~key, group=option ({detail})",
+                    "quote values with spaces or special characters: key='a value'",
+                    error=error,
+                )
+            )
     return parsed, problems
 
 
@@ -359,11 +423,19 @@ def _interval_problems(texts: Sequence[str]) -> Iterator[Problem]:
         sweep = _interval(text)
         key = text.partition("=")[0]
         if sweep is not None and not sweep.start < sweep.end:
-            yield Problem(key, text.partition("=")[2], "interval(low, high) with low < high",
-                          f"swap the bounds: {key}=interval({sweep.end},{sweep.start})")
+            yield Problem(
+                key,
+                text.partition("=")[2],
+                "interval(low, high) with low < high",
+                f"swap the bounds: {key}=interval({sweep.end},{sweep.start})",
+            )
         elif sweep is not None and "log" in sweep.tags and sweep.start <= 0:
-            yield Problem(key, text.partition("=")[2], "a log-scale interval above 0",
-                          f"start it above 0, e.g. {key}=tag(log,interval({sweep.end / 1000:g},{sweep.end:g}))")
+            yield Problem(
+                key,
+                text.partition("=")[2],
+                "a log-scale interval above 0",
+                f"start it above 0, e.g. {key}=tag(log,interval({sweep.end / 1000:g},{sweep.end:g}))",
+            )
 
 
 def sweep_points(
@@ -389,21 +461,35 @@ def sweep_points(
             return [], problems
         return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch], []
     except Exception as error:  # a sweep the basic sweeper cannot expand
-        return [], [composition_problem(error, list(overrides)) if not isinstance(error, HydraException)
-                    or error.__cause__ else Problem(
-                        "-m", " ".join(overrides), str(error).splitlines()[0],
-                        "sweeps expand lists (a,b), range(), choice() and, with Optuna, interval()",
-                        error=error)]
+        return [], [
+            composition_problem(error, list(overrides))
+            if not isinstance(error, HydraException) or error.__cause__
+            else Problem(
+                "-m",
+                " ".join(overrides),
+                str(error).splitlines()[0],
+                "sweeps expand lists (a,b), range(), choice() and, with Optuna, interval()",
+                error=error,
+            )
+        ]
 
 
 def check_overrides(
-    overrides: Sequence[str], multirun: bool = False, config_name: str = CONFIG_NAME,
+    overrides: Sequence[str],
+    multirun: bool = False,
+    config_name: str = CONFIG_NAME,
     config_dir: Optional[str] = None,
 ) -> tuple[int, list[Problem]]:
     """Compose and check every point of the run (or ``-m`` sweep); (points, problems)."""
     if config_dir is not None and not os.path.isdir(config_dir):
-        return 1, [Problem("--config-dir", config_dir, "an existing directory of configs",
-                           f"check the path: it is read from {os.getcwd()}")]
+        return 1, [
+            Problem(
+                "--config-dir",
+                config_dir,
+                "an existing directory of configs",
+                f"check the path: it is read from {os.getcwd()}",
+            )
+        ]
     with app_hydra(config_dir):
         points, problems = sweep_points(overrides, multirun)
         if problems:
@@ -415,9 +501,14 @@ def check_overrides(
             params = sweeper_params(first[0], overrides)
             space = [o for o in [*overrides, *params] if _interval(o) is not None]
             if space and not _samples(first[0]):
-                return 1, [Problem(space[0].partition("=")[0], space[0].partition("=")[2],
-                                   "interval() needs a sweeper that samples from a range",
-                                   "add hydra/sweeper=optuna, or sweep a list: key=a,b,c")]
+                return 1, [
+                    Problem(
+                        space[0].partition("=")[0],
+                        space[0].partition("=")[2],
+                        "interval() needs a sweeper that samples from a range",
+                        "add hydra/sweeper=optuna, or sweep a list: key=a,b,c",
+                    )
+                ]
             if params:  # the sweeper adds keys to sweep: every point changes
                 points, problems = sweep_points(overrides, multirun, params)
                 first = None
@@ -447,10 +538,13 @@ def _minimises(cfg: Optional[DictConfig], overrides: Sequence[str]) -> Iterator[
     if str(getattr(direction, "name", direction)) == "minimize" and not any(
         _key(o) == "hydra.sweeper.direction" for o in overrides
     ):
-        yield Problem("hydra.sweeper.direction", "minimize",
-                      "maximize for a search of this app (the job returns the best validation accuracy); "
-                      "minimize only when the command line says so",
-                      "add hydra.sweeper.direction=maximize, or use a preset: +hparams_search=lr_wd")
+        yield Problem(
+            "hydra.sweeper.direction",
+            "minimize",
+            "maximize for a search of this app (the job returns the best validation accuracy); "
+            "minimize only when the command line says so",
+            "add hydra.sweeper.direction=maximize, or use a preset: +hparams_search=lr_wd",
+        )
 
 
 def _first_job(cfg: Optional[DictConfig]) -> int:
@@ -498,21 +592,6 @@ def report(problems: Sequence[Problem], points: int) -> None:
             if problem.error is not None:
                 raise problem.error
     sys.stderr.write(render(problems, points))
-
-
-# ------------------------------------------------------------------ parallel launchers
-def cores_per_job(launcher: Any, cores: int) -> Optional[int]:
-    """The cores each job may use under a launcher that runs jobs side by side (None: one at a
-    time, Hydra's basic launcher): joblib's ``n_jobs`` share the machine's cores (-1: one job a
-    core, as joblib counts), a submitit job has its ``cpus_per_task`` (null: 1, SLURM's default)."""
-    target = str(launcher.get("_target_", "")) if launcher is not None else ""
-    if target.endswith("JoblibLauncher"):
-        n_jobs = int(launcher.get("n_jobs") or -1)
-        parallel = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
-        return max(cores // parallel, 1)
-    if "submitit" in target:
-        return int(launcher.get("cpus_per_task") or 1)
-    return None
 
 
 # ------------------------------------------------------------ one run dir for many processes
@@ -572,26 +651,6 @@ def load_config(overrides: Sequence[str] = ()) -> MainConfig:
     return config
 
 
-def absolute_paths(cfg: DictConfig, launch_dir: str) -> None:
-    """Make every relative path of ``cfg`` absolute from ``launch_dir``, where the launch check
-    read it, so that a job that runs elsewhere (``hydra.job.chdir=true``) opens the same file."""
-    for node in _typed_nodes(cfg):
-        for name, hint in field_hints(OmegaConf.get_type(node)).items():  # type: ignore[arg-type]
-            value = node.get(name) if is_path(hint) else None
-            if isinstance(value, str) and not os.path.isabs(os.path.expanduser(value)) and value != RESUME_AUTO:
-                node[name] = os.path.join(launch_dir, value)
-            elif isinstance(value, str) and value.startswith("~"):
-                node[name] = os.path.expanduser(value)
-
-
-def _typed_nodes(node: Any) -> Iterator[DictConfig]:
-    if isinstance(node, DictConfig) and not node._is_none() and not node._is_missing():
-        if dataclasses.is_dataclass(OmegaConf.get_type(node)):
-            yield node
-        for key in node.keys():
-            yield from _typed_nodes(node._get_node(key))
-
-
 # ------------------------------------------------------------- app-evaluate, app-predict
 def _as_override(value: Any) -> str:
     """``value`` in Hydra's override grammar."""
@@ -628,21 +687,28 @@ def from_checkpoint(config_name: str, overrides: Sequence[str]) -> list[str]:
     if values is None or not isinstance(values.get("dataset"), dict):  # refused: the checkpoint says so
         return [*prefix, "dataset.seed=0"]  # and not the seed's interpolation, to a trainer it lacks
     dataset = values["dataset"]
-    option = next((name for group, name, node in group_options()
-                   if group == "dataset" and getattr(node, "_target_", None) == dataset.get("_target_")), None)
+    option = next(
+        (
+            name
+            for group, name, node in group_options()
+            if group == "dataset" and getattr(node, "_target_", None) == dataset.get("_target_")
+        ),
+        None,
+    )
     chosen = any(_key(o) == "dataset" for o in overrides)
     if option is None and not chosen:
         return prefix
     keep = ("image", "classes", "seed") if chosen else tuple(dataset)
     prefix += [] if chosen else [f"dataset={option}"]
     # not the run's augmentation: a split is evaluated as the run validated, image for image
-    return prefix + [f"{key}={_as_override(value)}" for key, value in _leaves(dataset, "dataset.")
-                     if key.split(".")[1] in keep and key != "dataset.augment"]
+    return prefix + [
+        f"{key}={_as_override(value)}"
+        for key, value in _leaves(dataset, "dataset.")
+        if key.split(".")[1] in keep and key != "dataset.augment"
+    ]
 
 
-def entry_main(
-    config_name: str, schema: type, usage: str, hydra_main: Callable[[], Any], argv: Sequence[str]
-) -> None:
+def entry_main(config_name: str, schema: type, usage: str, hydra_main: Callable[[], Any], argv: Sequence[str]) -> None:
     """``main()`` of ``app-evaluate`` and ``app-predict``: check the command as the job will
     see it (the checkpoint's settings first), then hand it to ``hydra_main``."""
     if list(argv[:1]) in (["-h"], ["--help"]):
@@ -653,7 +719,9 @@ def entry_main(
         try:
             command = parse_command(argv)
             prefix = from_checkpoint(config_name, command.overrides)
-            points, problems = check_command(command._replace(config_name=config_name, overrides=[*prefix, *command.overrides]))
+            points, problems = check_command(
+                command._replace(config_name=config_name, overrides=[*prefix, *command.overrides])
+            )
         except ConfigError as error:
             points, problems, prefix = error.points, error.problems, []
         if problems:
@@ -683,17 +751,23 @@ def check_command(command: Command) -> tuple[int, list[Problem]]:
     if command.prints_only:
         return 1, []
     if command.rerun is not None:
-        return 1, [Problem(
-            "--experimental-rerun", command.rerun,
-            "a run this app checks first: a rerun unpickles the file and runs its config unchecked",
-            "rerun with the overrides in that run's .hydra/overrides.yaml instead",
-        )]
+        return 1, [
+            Problem(
+                "--experimental-rerun",
+                command.rerun,
+                "a run this app checks first: a rerun unpickles the file and runs its config unchecked",
+                "rerun with the overrides in that run's .hydra/overrides.yaml instead",
+            )
+        ]
     if command.config_path is not None:
-        return 1, [Problem(
-            "--config-path", command.config_path,
-            "the primary config is the app's own (Python, in the ConfigStore)",
-            "add a directory of configs with --config-dir instead, or register yours in Python",
-        )]
+        return 1, [
+            Problem(
+                "--config-path",
+                command.config_path,
+                "the primary config is the app's own (Python, in the ConfigStore)",
+                "add a directory of configs with --config-dir instead, or register yours in Python",
+            )
+        ]
     with _world_of(command.processes):
         return check_overrides(command.overrides, command.multirun, command.config_name, command.config_dir)
 
@@ -725,7 +799,9 @@ def lint(paths: Sequence[str]) -> int:
                 continue
             expect_refusal = "# refused" in line
             try:
-                points, problems = check_command(parse_command(shlex.split(line.strip().removeprefix("$"), comments=True)))
+                points, problems = check_command(
+                    parse_command(shlex.split(line.strip().removeprefix("$"), comments=True))
+                )
                 result = render(problems, points) if problems else None
             except ConfigError as error:  # a command line Hydra's parser refuses
                 result = str(error)

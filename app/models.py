@@ -5,24 +5,30 @@ A backbone's facts (its width, smallest input, weight names) live on its config 
 its classifier, and check the width they get against the one the config declares.
 """
 
+from collections.abc import Callable
 from enum import Enum
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 from torch import nn
 
-from app.folders import CHECKPOINT_FORMAT
 from app.configs import (
-    AlexNetWeights, MainConfig, typed_config, ConvNeXtTinyWeights, EfficientNetB0Weights, MobileNetV3SmallWeights, ResNet18Weights,
-    ResNet50Weights, VGG11BNWeights, ViTB16Weights,
+    AlexNetWeights,
+    ConvNeXtTinyWeights,
+    EfficientNetB0Weights,
+    MainConfig,
+    MobileNetV3SmallWeights,
+    ResNet18Weights,
+    ResNet50Weights,
+    VGG11BNWeights,
+    ViTB16Weights,
+    typed_config,
 )
+from app.errors import CheckpointError, WeightsUnavailable
+from app.files import CHECKPOINT_FORMAT
 
 # The attribute that holds a torchvision classification model's classifier, by family.
 CLASSIFIER_ATTRIBUTES = ("classifier", "fc", "heads", "head")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read, was not written by this app, or does not fit the model."""
 
 
 def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
@@ -31,15 +37,19 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str)
     missing, extra = sorted(own.keys() - weights.keys()), sorted(weights.keys() - own.keys())
     differ = [k for k in own.keys() & weights.keys() if own[k].shape != weights[k].shape]
     if missing or extra or differ:
+
         def some(keys: list[str]) -> str:
             return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
-        parts = [f"{k}: the checkpoint has {list(weights[k].shape)}, this config builds {list(own[k].shape)}"
-                 for k in sorted(differ)[:3]]
+        parts = [
+            f"{k}: the checkpoint has {list(weights[k].shape)}, this config builds {list(own[k].shape)}"
+            for k in sorted(differ)[:3]
+        ]
         parts += [f"{len(missing)} not in the checkpoint ({some(missing)})"] if missing else []
         parts += [f"{len(extra)} in the checkpoint, not in this model ({some(extra)})"] if extra else []
         raise CheckpointError(
-            f"{what} does not fit the model this config builds: " + "; ".join(parts)
+            f"{what} does not fit the model this config builds: "
+            + "; ".join(parts)
             + "; use the model settings it was trained with (its config is saved beside it)"
         )
     module.load_state_dict(weights)
@@ -60,10 +70,6 @@ def load_checkpoint(path: str) -> dict[str, Any]:
             "feature_extractor.checkpoint=)"
         )
     return state
-
-
-class WeightsUnavailable(OSError):
-    """torchvision's weights are not on this machine and cannot be downloaded."""
 
 
 def downloaded(weights: Any, name: str) -> dict[str, torch.Tensor]:
@@ -87,7 +93,10 @@ def downloaded(weights: Any, name: str) -> dict[str, torch.Tensor]:
 
 
 def torchvision_body(
-    build: Callable[[], nn.Module], weights_enum: Any, weights: Optional[Enum], checkpoint: Optional[str],
+    build: Callable[[], nn.Module],
+    weights_enum: Any,
+    weights: Optional[Enum],
+    checkpoint: Optional[str],
     out_features: int,
 ) -> nn.Module:
     """``build()`` with its weights loaded and its classifier cut off, so that it returns the
@@ -121,7 +130,7 @@ def torchvision_body(
     if ours:
         assert isinstance(state, dict)
         prefix = "extractor."
-        load_weights(net, {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}, what)
+        load_weights(net, {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}, what)
     return net
 
 
@@ -131,9 +140,7 @@ def _torchvision(name: str, weights_enum: str) -> tuple[Callable[[], nn.Module],
     return getattr(torchvision.models, name), getattr(torchvision.models, weights_enum)
 
 
-def alexnet(
-    out_features: int, weights: Optional[AlexNetWeights] = None, checkpoint: Optional[str] = None
-) -> nn.Module:
+def alexnet(out_features: int, weights: Optional[AlexNetWeights] = None, checkpoint: Optional[str] = None) -> nn.Module:
     """AlexNet's convolutional body, pooled and flattened."""
     return torchvision_body(*_torchvision("alexnet", "AlexNet_Weights"), weights, checkpoint, out_features)
 
@@ -184,9 +191,7 @@ def convnext_tiny(
     return torchvision_body(*_torchvision("convnext_tiny", "ConvNeXt_Tiny_Weights"), weights, checkpoint, out_features)
 
 
-def vit_b_16(
-    out_features: int, weights: Optional[ViTB16Weights] = None, checkpoint: Optional[str] = None
-) -> nn.Module:
+def vit_b_16(out_features: int, weights: Optional[ViTB16Weights] = None, checkpoint: Optional[str] = None) -> nn.Module:
     """ViT-B/16 for 224-px images: its class token after the encoder."""
     return torchvision_body(*_torchvision("vit_b_16", "ViT_B_16_Weights"), weights, checkpoint, out_features)
 
@@ -248,7 +253,8 @@ def load(checkpoint: str, device: str = "cpu") -> Trained:
     if "weights" in extractor:
         extractor.weights = None
     model = ImageClassifier(
-        instantiate(extractor), instantiate(OmegaConf.create(values["classifier"])),
+        instantiate(extractor),
+        instantiate(OmegaConf.create(values["classifier"])),
         bool(values["trainer"]["freeze_extractor"]),
     )
     load_weights(model, state["model"], checkpoint)

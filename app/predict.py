@@ -16,7 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from app import folders, launch
+from app import files, launch
 from app.configs import PREDICT_NAME, VERSION_BASE, PredictConfig
 
 log = logging.getLogger("app.predict")
@@ -42,16 +42,17 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     device = engine.resolve_device(cfg.device.value)
     precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
     step = engine.Step(device, engine.resolve_precision(precision, device))
-    found = folders.image_files_under(cfg.input)
+    found = files.image_files_under(cfg.input)
     unreadable = data.unreadable(found)
-    files = [path for path in found if path not in unreadable]
+    readable = [path for path in found if path not in unreadable]
     for path, reason in unreadable.items():
         log.warning("left out %s: %s", path, reason)
-    if not files:
+    if not readable:
         raise ValueError(f"none of the {len(found)} images under input={cfg.input} can be read")
-    images = data.ImageList(files, data.image_transform(OmegaConf.structured(trained.config)))
-    loader = data.loader(images, cfg.batch_size, data.EpochOrder(len(images), 0, False), cfg.num_workers,
-                         device.type == "cuda")
+    images = data.ImageList(readable, data.image_transform(OmegaConf.structured(trained.config)))
+    loader = data.loader(
+        images, cfg.batch_size, data.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
+    )
     with data.workers_released(loader):
         logits, order = engine.predictions(trained.model.to(device), loader, step, "predict")
     top_k = cfg.top_k if cfg.top_k is not None else min(5, len(trained.classes))
@@ -59,7 +60,7 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     base = cfg.input if os.path.isdir(cfg.input) else os.path.dirname(cfg.input)
     rows = []
     for i, p, c in zip(order.tolist(), probabilities.tolist(), indices.tolist()):
-        row: dict[str, Any] = {"file": os.path.relpath(files[i], base)}
+        row: dict[str, Any] = {"file": os.path.relpath(readable[i], base)}
         for rank, (probability, label) in enumerate(zip(p, c), start=1):
             suffix = "" if rank == 1 else f"_{rank}"
             row[f"class{suffix}"], row[f"probability{suffix}"] = trained.classes[label], round(probability, 6)
@@ -69,16 +70,20 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     writer.writeheader()
     writer.writerows(rows)
     output_dir.mkdir(parents=True, exist_ok=True)
-    folders.write_atomically(output_dir / folders.PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
-    log.info("%d images classified%s: %s", len(rows),
-             f" ({len(unreadable)} unreadable left out)" if unreadable else "", output_dir / folders.PREDICTIONS)
+    files.write_atomically(output_dir / files.PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
+    log.info(
+        "%d images classified%s: %s",
+        len(rows),
+        f" ({len(unreadable)} unreadable left out)" if unreadable else "",
+        output_dir / files.PREDICTIONS,
+    )
     return rows
 
 
 @hydra.main(config_path=None, config_name=PREDICT_NAME, version_base=VERSION_BASE)
 def hydra_main(cfg: DictConfig) -> None:
     """The job Hydra runs, after ``main`` checked it."""
-    from app.train import run_job
+    from app.training.runtime import run_job
 
     run_job(predict, cfg, log)
 

@@ -11,7 +11,6 @@ No torch is imported: Hydra loads this module before the first job.
 import csv
 import io
 import json
-import math
 import os
 import shlex
 import sys
@@ -23,9 +22,9 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from app import plots
 from app.configs import JOB_NAME
-from app.folders import STATUS, SUMMARY, write_atomically
-from app.loggers import ticks
+from app.files import STATUS, SUMMARY, write_atomically
 
 CSV, MARKDOWN, PLOT = "summary.csv", "summary.md", "summary.png"
 COMPLETED = "completed"
@@ -128,7 +127,9 @@ def swept_keys(rows: Sequence[Row]) -> list[str]:
     keys: list[str] = []
     for row in rows:
         keys += [_key(o) for o in row.overrides if _key(o) not in keys]
-    return [key for key in keys if key != "tags" and len({row.value(key) for row in rows}) > 1]  # tags: a column already
+    return [
+        key for key in keys if key != "tags" and len({row.value(key) for row in rows}) > 1
+    ]  # tags: a column already
 
 
 def best_first(rows: Sequence[Row]) -> list[Row]:
@@ -143,8 +144,19 @@ def command(row: Row) -> str:
 
 def _columns(rows: Sequence[Row], where: Path) -> tuple[list[str], list[list[str]]]:
     keys = swept_keys(rows)
-    header = ["job", "status", "best_val_acc", "final_val_acc", "best_epoch", "seconds", *keys,
-              "tags", "overrides", "error", "run_dir"]
+    header = [
+        "job",
+        "status",
+        "best_val_acc",
+        "final_val_acc",
+        "best_epoch",
+        "seconds",
+        *keys,
+        "tags",
+        "overrides",
+        "error",
+        "run_dir",
+    ]
 
     def text(value: Optional[float], digits: int) -> str:
         return "" if value is None else f"{value:.{digits}f}"
@@ -153,9 +165,19 @@ def _columns(rows: Sequence[Row], where: Path) -> tuple[list[str], list[list[str
         return os.path.relpath(path, where) if path.resolve().is_relative_to(where.resolve()) else str(path)
 
     table = [
-        [str(r.job), r.status, text(r.best_val_acc, 4), text(r.final_val_acc, 4),
-         "" if r.best_epoch is None else str(r.best_epoch), text(r.seconds, 1),
-         *[r.value(key) or "" for key in keys], ",".join(r.tags), " ".join(r.overrides), r.error, run_dir(r.run_dir)]
+        [
+            str(r.job),
+            r.status,
+            text(r.best_val_acc, 4),
+            text(r.final_val_acc, 4),
+            "" if r.best_epoch is None else str(r.best_epoch),
+            text(r.seconds, 1),
+            *[r.value(key) or "" for key in keys],
+            ",".join(r.tags),
+            " ".join(r.overrides),
+            r.error,
+            run_dir(r.run_dir),
+        ]
         for r in rows
     ]
     return header, table
@@ -178,9 +200,15 @@ def to_markdown(rows: Sequence[Row], where: Path) -> str:
     lines = [f"# Sweep summary: {len(rows)} jobs, {len(rows) - len(failed)} completed, {len(failed)} not", ""]
     if ranked and ranked[0].best_val_acc is not None:
         winner = ranked[0]
-        lines += [f"Best: job {winner.job}, val acc {winner.best_val_acc:.4f} at epoch {winner.best_epoch}, run dir "
-                  f"`{os.path.relpath(winner.run_dir, where)}`. To run it again:", "",
-                  "```bash", command(winner), "```", ""]
+        lines += [
+            f"Best: job {winner.job}, val acc {winner.best_val_acc:.4f} at epoch {winner.best_epoch}, run dir "
+            f"`{os.path.relpath(winner.run_dir, where)}`. To run it again:",
+            "",
+            "```bash",
+            command(winner),
+            "```",
+            "",
+        ]
     else:
         lines += ["No job completed.", ""]
     header, table = _columns(ranked, where)
@@ -193,84 +221,11 @@ def to_markdown(rows: Sequence[Row], where: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _number(text: Optional[str]) -> Optional[float]:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and math.isfinite(value) else None
-
-
-def plot(rows: Sequence[Row], path: Path) -> None:
-    """``summary.png``: best val acc against each numeric swept key (a log axis where the values
-    span 10x or more, as learning rates do), or a bar per job where no swept key is numeric."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    s = 2  # drawn at twice the size, then downsampled: smooth lines without antialiasing
-    done = [r for r in rows if r.best_val_acc is not None]
-    numeric = [k for k in swept_keys(rows) if done and all(_number(r.value(k)) is not None for r in done)]
-    panels = numeric or ["job"]
-    width, height = 420 * s, 320 * s
-    image = Image.new("RGB", (width * len(panels), height), "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=11 * s)
-    ink, grid, blue, grey = (40, 40, 40), (228, 228, 228), (31, 119, 180), (170, 170, 170)
-    accs = [r.best_val_acc or 0.0 for r in done] or [0.0, 1.0]
-    low, high = min(0.0, min(accs)), max(accs) * 1.08 or 1.0
-    for index, key in enumerate(panels):
-        left = index * width
-        x0, x1, y0, y1 = left + 56 * s, left + width - 14 * s, 28 * s, height - 56 * s
-
-        def y_of(value: float) -> float:
-            return y1 - (value - low) / (high - low) * (y1 - y0)
-
-        for tick in ticks(low, high):
-            draw.line([(x0, y_of(tick)), (x1, y_of(tick))], fill=grid, width=s)
-            draw.text((x0 - 6 * s, y_of(tick)), f"{tick:.2g}", fill=ink, font=font, anchor="rm")
-        draw.rectangle([x0, y0, x1, y1], outline=ink, width=s)
-        draw.text(((x0 + x1) / 2, 8 * s), f"best val acc by {key}", fill=ink, font=font, anchor="ma")
-        if key == "job":  # a bar per job: failed ones as a grey stub
-            slot = (x1 - x0) / max(len(rows), 1)
-            for i, row in enumerate(rows):
-                bx = x0 + slot * (i + 0.2), x0 + slot * (i + 0.8)
-                value = row.best_val_acc
-                draw.rectangle([bx[0], y_of(value or low) if value is not None else y1 - 4 * s, bx[1], y1],
-                               fill=blue if value is not None else grey)
-                draw.text(((bx[0] + bx[1]) / 2, y1 + 6 * s), str(row.job), fill=ink, font=font, anchor="ma")
-            draw.text(((x0 + x1) / 2, y1 + 24 * s), "job (grey: not completed)", fill=ink, font=font, anchor="ma")
-            continue
-        values = [_number(r.value(key)) or 0.0 for r in done]
-        log = min(values) > 0 and (max(values) / min(values) >= 10 or len(set(values)) == 1)
-        axis = [math.log10(v) if log else v for v in values]
-        a, b = min(axis), max(axis)
-        a, b = (a - 0.5, b + 0.5) if a == b else (a - (b - a) * 0.06, b + (b - a) * 0.06)
-
-        def x_of(value: float) -> float:
-            return x0 + ((math.log10(value) if log else value) - a) / (b - a) * (x1 - x0)
-
-        for tick in ticks(a, b):
-            x = x0 + (tick - a) / (b - a) * (x1 - x0)
-            draw.line([(x, y0), (x, y1)], fill=grid, width=s)
-            draw.text((x, y1 + 6 * s), f"{10 ** tick:.2g}" if log else f"{tick:.3g}", fill=ink, font=font, anchor="ma")
-        best_at: dict[float, float] = {}
-        for v, r in zip(values, done):
-            best_at[v] = max(best_at.get(v, 0.0), r.best_val_acc or 0.0)
-        line = [(x_of(v), y_of(best_at[v])) for v in sorted(best_at)]
-        if len(line) > 1:  # the best of the jobs at each value
-            draw.line(line, fill=blue, width=2 * s)
-        for v, r in zip(values, done):
-            x, y = x_of(v), y_of(r.best_val_acc or 0.0)
-            draw.ellipse([x - 4 * s, y - 4 * s, x + 4 * s, y + 4 * s], fill=blue)
-        draw.text(((x0 + x1) / 2, y1 + 24 * s), key + (" (log scale)" if log else ""), fill=ink, font=font, anchor="ma")
-    small = image.resize((image.width // s, image.height // s), Image.Resampling.LANCZOS)
-    write_atomically(path, lambda tmp: small.save(tmp, format="PNG"))
-
-
 def write(rows: Sequence[Row], where: Path) -> None:
     """``summary.csv``, ``summary.md`` and ``summary.png`` of ``rows``, in the folder ``where``."""
     write_atomically(where / CSV, lambda tmp: tmp.write_bytes(to_csv(rows, where).encode()))
     write_atomically(where / MARKDOWN, lambda tmp: tmp.write_bytes(to_markdown(rows, where).encode()))
-    plot(rows, where / PLOT)
+    plots.sweep(rows, swept_keys(rows), where / PLOT)
 
 
 # Each sweep this process ran, with its rows: app-train's exit status reads the last one.
@@ -288,8 +243,7 @@ class SweepSummary(Callback):
         finished.append(rows)
         write(rows, sweep_dir)
         failed = [r for r in rows if r.status != COMPLETED]
-        print(f"sweep summary: {sweep_dir / MARKDOWN} ({len(rows)} jobs, {len(failed)} not completed)",
-              file=sys.stderr)
+        print(f"sweep summary: {sweep_dir / MARKDOWN} ({len(rows)} jobs, {len(failed)} not completed)", file=sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -301,7 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out: Optional[str] = None
     if "--out" in args:
         at = args.index("--out")
-        out, args = (args[at + 1] if at + 1 < len(args) else ""), args[:at] + args[at + 2:]
+        out, args = (args[at + 1] if at + 1 < len(args) else ""), args[:at] + args[at + 2 :]
     problem = next((f"{d}: not a directory" for d in args if not os.path.isdir(d)), None)
     if problem is None and out == "":
         problem = "--out needs a directory"
@@ -311,8 +265,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if problem is None and not rows:
         problem = f"no run dir (a folder with .hydra/overrides.yaml) under {', '.join(args)}"
     if problem is not None:
-        sys.stderr.write(f"app-summary refused: {problem}.\n  hint: app-summary SWEEP_DIR, or "
-                         "app-summary SWEEP_DIR SWEEP_DIR... --out DIR to merge sweeps\n")
+        sys.stderr.write(
+            f"app-summary refused: {problem}.\n  hint: app-summary SWEEP_DIR, or "
+            "app-summary SWEEP_DIR SWEEP_DIR... --out DIR to merge sweeps\n"
+        )
         return 1
     where = Path(out or args[0])
     write(rows, where)

@@ -8,7 +8,6 @@ pay for it.
 import contextlib
 import dataclasses
 import datetime
-import json
 import logging
 import math
 import os
@@ -18,16 +17,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from app import distributed, folders, launch, summary
+from app import distributed, files, launch, summary
 from app.checks import ConfigError, check_config
 from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE
+from app.errors import RankZeroFailed, RunDirTaken, Stopped
+from app.training.runtime import FAILED_JOB_VALUE, absolute_paths, cores_per_job, failure, record_status
 
 log = logging.getLogger("app.train")
 
@@ -84,24 +85,26 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
 
     device = distributed.device_of(engine.resolve_device(cfg.trainer.device.value))
     main = distributed.ranks().main
-    with distributed.process_group(device, cfg.trainer.process_group_timeout_min), \
-            (folders.run_lock(str(output_dir)) if main else contextlib.nullcontext()):
+    with (
+        distributed.process_group(device, cfg.trainer.process_group_timeout_min),
+        files.run_lock(str(output_dir)) if main else contextlib.nullcontext(),
+    ):
         resume = distributed.decided_by_rank0("run", lambda: _take_run_dir(cfg, output_dir))
         return fit(cfg, output_dir, Path(resume) if resume is not None else None)
 
 
 def _take_run_dir(cfg: DictConfig, output_dir: Path) -> Optional[str]:
     """The checkpoint the run continues from, or None; an earlier run is refused or replaced."""
-    left = folders.run_artefacts(str(output_dir))
-    resume = folders.checkpoint_to_resume(str(output_dir), cfg.trainer.resume)
+    left = files.run_artefacts(str(output_dir))
+    resume = files.checkpoint_to_resume(str(output_dir), cfg.trainer.resume)
     if left and not cfg.trainer.overwrite and resume is None:
-        raise FileExistsError(
+        raise RunDirTaken(
             f"{output_dir} holds an earlier run ({', '.join(left)}): choose another run dir, set "
             "trainer.resume=auto to continue it, or trainer.overwrite=true to replace it"
         )
     if left and cfg.trainer.overwrite:
         log.warning("replacing the earlier run in %s (trainer.overwrite=true)", output_dir)
-        folders.remove_run_artefacts(str(output_dir))
+        files.remove_run_artefacts(str(output_dir))
     return resume
 
 
@@ -122,7 +125,7 @@ def resume_command(output_dir: Path) -> str:
 def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> float:
     """The job, top to bottom: config -> data -> model -> optimizer -> resume -> epochs -> artefacts.
 
-    ``resume`` is the checkpoint to continue from (``folders.checkpoint_to_resume``).
+    ``resume`` is the checkpoint to continue from (``files.checkpoint_to_resume``).
     """
     import random
 
@@ -131,7 +134,8 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     from hydra.utils import instantiate
     from torch.nn.parallel import DistributedDataParallel
 
-    from app import data, engine, features, loggers
+    from app import data, engine, features, loggers, plots
+    from app.errors import NonFiniteLoss
     from app.models import ImageClassifier
 
     t = cfg.trainer
@@ -140,7 +144,7 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
     state = engine.load_checkpoint(str(resume)) if resume is not None else None  # refused before any work
     if t.resume is not None and resume is None:
-        log.info("trainer.resume=auto: no %s in %s yet, so the run starts from the beginning", folders.LAST, output_dir)
+        log.info("trainer.resume=auto: no %s in %s yet, so the run starts from the beginning", files.LAST, output_dir)
     if t.threads is not None:
         torch.set_num_threads(t.threads)
         log.info("%d torch thread%s", t.threads, "s" if t.threads > 1 else "")
@@ -168,9 +172,9 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     steps_per_epoch = math.ceil(batches_per_epoch / t.accumulate_batches)
 
     # Model: the extractor and the head are each built from their own config node
-    model = ImageClassifier(
-        instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor
-    ).to(device)
+    model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor).to(
+        device
+    )
     model.to(memory_format=step.memory_format)
     # Among processes, DDP averages the gradients; ``model`` stays the one checkpoints hold
     parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if r.many else model
@@ -184,9 +188,15 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     training = engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
     log.info(
         "%d train / %d val images%s, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s%s",
-        train_order.size, val_order.size, " (the same: trainer.overfit_batches)" if t.overfit_batches else "",
-        splits.classes, cfg.dataset.image.size, cfg.dataset.image.channels,
-        sum(p.numel() for p in head + body) / 1e6, device, step.precision,
+        train_order.size,
+        val_order.size,
+        " (the same: trainer.overfit_batches)" if t.overfit_batches else "",
+        splits.classes,
+        cfg.dataset.image.size,
+        cfg.dataset.image.channels,
+        sum(p.numel() for p in head + body) / 1e6,
+        device,
+        step.precision,
         f" | rank {r.rank} of {r.world} processes, {batch_size} images of each batch" if r.many else "",
     )
 
@@ -194,9 +204,18 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     done, progress, best, waited = 0, engine.Progress(), {}, 0
     if state is not None:
         engine.restore(state, model, training, step, f"trainer.resume={resume}")
-        done, progress, best, waited = state["epoch"], engine.Progress(**state["progress"]), state["best"], state["waited"]
-        log.info("resuming %s: %d epochs done%s", resume, done,
-                 f", and {progress.batches} batches of epoch {done + 1}" if progress.batches else "")
+        done, progress, best, waited = (
+            state["epoch"],
+            engine.Progress(**state["progress"]),
+            state["best"],
+            state["waited"],
+        )
+        log.info(
+            "resuming %s: %d epochs done%s",
+            resume,
+            done,
+            f", and {progress.batches} batches of epoch {done + 1}" if progress.batches else "",
+        )
 
     # Features: a frozen extractor's, computed once (or read from trainer.feature_cache_dir), stand
     # in for the images, and the model runs its head alone on them; checkpoints hold it whole.
@@ -204,22 +223,28 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
     waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
     splits = distributed.rank0_first("features", lambda: features.cached(cfg, splits, model, step), waited_for)
     train_loader = data.loader(splits.train, batch_size, train_order, t.num_workers, pin)
-    val_loader = data.loader(splits.train if t.overfit_batches else splits.val, batch_size, val_order,
-                             t.num_workers, pin)
+    val_loader = data.loader(
+        splits.train if t.overfit_batches else splits.val, batch_size, val_order, t.num_workers, pin
+    )
     if r.main:
-        folders.write_atomically(output_dir / folders.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
+        files.write_atomically(output_dir / files.CONFIG, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     forward = engine.compiled(parallel, next(iter(train_loader))[0], step) if t.compile else parallel
     # Validation runs on each process's share of the split, unpadded, and adds the sums up; the
     # module DDP wraps validates (DDP's forward would wait on the others at every batch)
     validation = model if r.many else forward
     metrics = engine.MetricsLog(
-        output_dir / folders.METRICS, engine.METRICS_FIELDS + (engine.EMA_FIELDS if ema else []), keep=done,
-        earlier=resume.parent.parent / folders.METRICS if resume is not None else None, write=r.main,
+        output_dir / files.METRICS,
+        engine.METRICS_FIELDS + (engine.EMA_FIELDS if ema else []),
+        keep=done,
+        earlier=resume.parent.parent / files.METRICS if resume is not None else None,
+        write=r.main,
     )
-    logger: loggers.Logger = instantiate(cfg.logger)(output_dir, training.steps) if r.main else loggers.Logger(output_dir)
+    logger: loggers.Logger = (
+        instantiate(cfg.logger)(output_dir, training.steps) if r.main else loggers.Logger(output_dir)
+    )
     training.on_step = lambda n, loss, lr: logger.step(n, loss.item(), lr) if logger.wants_step(n) else None  # noqa: E731
     if t.profile_steps and r.main:
-        training.profiler = engine.StepProfiler(t.profile_steps, output_dir / folders.PROFILE, device)
+        training.profiler = engine.StepProfiler(t.profile_steps, output_dir / files.PROFILE, device)
     if state is not None:  # each process's own; one the stopped run did not have draws a stream of its own
         saved = state.get("rng_ranks") or [state["rng"]]
         if r.rank < len(saved):
@@ -233,48 +258,71 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
         """``checkpoints/<name>`` from rank 0, with every process's random state (all call it)."""
         rngs = distributed.gathered(engine.rng_state())
         if r.main:
-            engine.save_checkpoint(checkpoints / name, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": step.scaler.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "steps": training.steps,
-                "progress": dataclasses.asdict(partial), "epoch_lr": lr, "best": best, "waited": waited,
-                "rng": rngs[0], "config": config, "classes": splits.names, **({"rng_ranks": rngs} if r.many else {}),
-            })
+            engine.save_checkpoint(
+                checkpoints / name,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": step.scaler.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "epoch": epoch,
+                    "steps": training.steps,
+                    "progress": dataclasses.asdict(partial),
+                    "epoch_lr": lr,
+                    "best": best,
+                    "waited": waited,
+                    "rng": rngs[0],
+                    "config": config,
+                    "classes": splits.names,
+                    **({"rng_ranks": rngs} if r.many else {}),
+                },
+            )
 
-    def stopped(stop: engine.GracefulStop, where: str) -> engine.Stopped:
+    def stopped(stop: engine.GracefulStop, where: str) -> Stopped:
         signum = stop.requested or signal.SIGTERM
-        return engine.Stopped(signum, (
-            f"{signal.Signals(signum).name}: stopped {where}; checkpoints/last.pt holds the run so far. "
-            f"To resume: {resume_command(output_dir)}"
-        ))
+        return Stopped(
+            signum,
+            (
+                f"{signal.Signals(signum).name}: stopped {where}; checkpoints/last.pt holds the run so far. "
+                f"To resume: {resume_command(output_dir)}"
+            ),
+        )
 
     # Epochs: train, validate, log one line, keep the last and the best checkpoint
     last: dict[str, Any] = metrics.rows[-1] if metrics.rows else {}
-    checkpoints = output_dir / folders.CHECKPOINTS
+    checkpoints = output_dir / files.CHECKPOINTS
     started, stopped_early = time.perf_counter(), None
     vote = distributed.StopVote(device) if r.many else None  # every process stops at the same step
     stop = engine.GracefulStop(vote)
-    with stop.installed(), engine.deterministic(t.deterministic), contextlib.closing(logger), \
-            data.workers_released(train_loader, val_loader), \
-            (contextlib.closing(vote) if vote is not None else contextlib.nullcontext()):
+    with (
+        stop.installed(),
+        engine.deterministic(t.deterministic),
+        contextlib.closing(logger),
+        data.workers_released(train_loader, val_loader),
+        contextlib.closing(vote) if vote is not None else contextlib.nullcontext(),
+    ):
         for epoch in range(done + 1, t.epochs + 1):
             train_order.set_epoch(epoch, skip=progress.batches * t.batch_size)
             lr = state["epoch_lr"] if state is not None and progress.batches else optimizer.param_groups[0]["lr"]
             # a stopped epoch's sums so far are the whole run's: rank 0 carries them on
             start = progress if r.main else engine.Progress(progress.batches, seconds=progress.seconds)
             try:
-                train_pass = engine.whole(engine.run_pass(
-                    forward, train_loader, step, training, f"epoch {epoch} train", start, stop
-                ), total)
-            except engine.NonFiniteLoss as error:
+                train_pass = engine.whole(
+                    engine.run_pass(forward, train_loader, step, training, f"epoch {epoch} train", start, stop), total
+                )
+            except NonFiniteLoss as error:
                 kept = f"checkpoints/last.pt holds epoch {done}" if done else "no checkpoint was written"
-                raise engine.NonFiniteLoss(f"epoch {epoch}: {error}; the run stopped ({kept})") from None
+                raise NonFiniteLoss(f"epoch {epoch}: {error}; the run stopped ({kept})") from None
             progress = engine.Progress()
             if not train_pass.complete:
                 save("last.pt", epoch - 1, train_pass.progress)
                 raise stopped(stop, f"at epoch {epoch}, batch {train_pass.progress.batches}/{batches_per_epoch}")
             val_pass = engine.whole(engine.run_pass(validation, val_loader, step, None, f"epoch {epoch} val"), total)
-            ema_pass = engine.whole(engine.run_pass(ema.module, val_loader, step, None, "EMA val"), total) \
-                if ema is not None else None
+            ema_pass = (
+                engine.whole(engine.run_pass(ema.module, val_loader, step, None, "EMA val"), total)
+                if ema is not None
+                else None
+            )
             last = engine.epoch_row(epoch, lr, train_pass, val_pass, ema_pass)
             metrics.append(last)
             logger.epoch(training.steps, last)
@@ -284,12 +332,19 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
             save("last.pt", epoch, progress)
             if r.main:
                 if improved:  # the same state: a second name for last.pt's file, which the next epoch replaces
-                    folders.link_atomically(checkpoints / "last.pt", checkpoints / "best.pt")
-                loggers.plot_curves(metrics.rows, output_dir / folders.CURVES, int(best["epoch"]))
+                    files.link_atomically(checkpoints / "last.pt", checkpoints / "best.pt")
+                plots.curves(metrics.rows, output_dir / files.CURVES, int(best["epoch"]))
             log.info(
                 "epoch %d/%d  train loss %.4f acc %.3f | val loss %.4f acc %.3f%s | lr %.3g | %.1fs, %.0f img/s",
-                epoch, t.epochs, last["train_loss"], last["train_acc"], last["val_loss"], last["val_acc"],
-                f" | EMA val acc {last['ema_val_acc']:.3f}" if ema is not None else "", lr, last["seconds"],
+                epoch,
+                t.epochs,
+                last["train_loss"],
+                last["train_acc"],
+                last["val_loss"],
+                last["val_acc"],
+                f" | EMA val acc {last['ema_val_acc']:.3f}" if ema is not None else "",
+                lr,
+                last["seconds"],
                 last["images_per_s"],
             )
             if epoch < t.epochs and stop.asked():
@@ -303,62 +358,17 @@ def fit(cfg: DictConfig, output_dir: Path, resume: Optional[Path] = None) -> flo
 
     if r.main:
         engine.save_json(
-            output_dir / folders.SUMMARY,
-            {"final": last, "best": best, "stopped_early": stopped_early,
-             "seconds": round(time.perf_counter() - started, 3), "tags": list(cfg.get("tags") or [])},
+            output_dir / files.SUMMARY,
+            {
+                "final": last,
+                "best": best,
+                "stopped_early": stopped_early,
+                "seconds": round(time.perf_counter() - started, 3),
+                "tags": list(cfg.get("tags") or []),
+            },
         )
     log.info("best val acc %.3f at epoch %d; artefacts in %s", float(best["val_acc"]), int(best["epoch"]), output_dir)
     return float(best["val_acc"])
-
-
-def failure(error: BaseException) -> str:
-    """What went wrong inside a job, as one paragraph: what failed and what to do."""
-    while type(error).__name__ == "InstantiationException" and error.__cause__ is not None:
-        error = error.__cause__  # what a factory raised, without Hydra's wrapping
-    message = str(error)
-    if "\nOriginal Traceback" in message:  # raised in a loader worker: its last line says what
-        message = message.strip().splitlines()[-1].partition(": ")[2]
-    text = " ".join(message.split()) or type(error).__name__
-    if distributed.peer_lost(error):  # gloo's "[.../pair.cc:561] Connection closed by peer [addr]. This is ..."
-        text = f"another process of this run ended ({text.rpartition('] ')[2].split('. ')[0]})"
-        hint = "its own error is above (torchrun names the rank that failed first) and in its train.rank<N>.log"
-    elif isinstance(error, folders.RunDirBusy):
-        hint = "wait for that run, or choose another hydra.run.dir"
-    elif isinstance(error, FileExistsError):
-        hint = "choose another hydra.run.dir, or add trainer.resume=auto or trainer.overwrite=true"
-    elif isinstance(error, FloatingPointError):  # app.engine.NonFiniteLoss
-        hint = ("lower optimizer.lr, or set trainer.clip_grad_norm (e.g. 1.0) or scheduler.warmup_epochs; "
-                "trainer.precision=fp32 rules out a bf16/fp16 overflow")
-    elif type(error).__name__ == "CheckpointError":
-        hint = "give trainer.resume a checkpoints/last.pt or best.pt this app wrote, for this model"
-    elif type(error).__name__ == "CorruptImages":
-        hint = "remove or replace those files, or set dataset.corrupt=skip to leave them out"
-    elif type(error).__name__ == "DownloadFailed":
-        hint = ("without the network, copy the cifar-10-batches-py folder into dataset.root and set "
-                "dataset.download=false")
-    elif type(error).__name__ == "WeightsUnavailable" or "URLError" in text or "urlopen error" in text:
-        hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
-    elif isinstance(error, MemoryError) or "out of memory" in text.lower() or "not enough memory" in text:
-        hint = "lower trainer.batch_size or dataset.image.size, or pick a smaller feature_extractor"
-    else:
-        hint = "set HYDRA_FULL_ERROR=1 to see where it failed"
-    return f"The run failed: {type(error).__name__}: {text}\n  hint: {hint}"
-
-
-def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: logging.Logger) -> None:
-    """``job(cfg, run dir)`` for ``app-evaluate`` and ``app-predict``, under Hydra: paths made
-    absolute, the run dir's lock held, and an error told as one paragraph (exit 1)."""
-    hydra_config = HydraConfig.get()
-    launch.absolute_paths(cfg, hydra_config.runtime.cwd)
-    output_dir = Path(hydra_config.runtime.output_dir)
-    try:
-        with folders.run_lock(str(output_dir)):
-            job(cfg, output_dir)
-    except Exception as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        job_log.error("%s", failure(error))
-        sys.exit(1)
 
 
 @hydra.main(config_path=None, config_name=CONFIG_NAME, version_base=VERSION_BASE)
@@ -372,8 +382,8 @@ def hydra_main(cfg: DictConfig) -> Optional[float]:
     distributed.from_submitit(str(hydra_config.launcher.get("_target_", "")))  # SLURM's ranks, as torchrun's
     main = distributed.ranks().main
     distributed.log_per_rank(str(output_dir), JOB_NAME)  # train.rank1.log, ...
-    launch.absolute_paths(cfg, hydra_config.runtime.cwd)  # the run dir may be the working dir now
-    share = launch.cores_per_job(hydra_config.launcher, os.cpu_count() or 1)
+    absolute_paths(cfg, hydra_config.runtime.cwd)  # the run dir may be the working dir now
+    share = cores_per_job(hydra_config.launcher, os.cpu_count() or 1)
     if share is not None:  # jobs side by side: 2 joblib jobs on 2 cores get a thread each, not 2
         cfg.trainer.threads = cfg.trainer.threads or share
         if cfg.trainer.num_workers is None:  # loky's workers cannot start DataLoader workers either
@@ -385,21 +395,23 @@ def hydra_main(cfg: DictConfig) -> Optional[float]:
             record_status(output_dir, status, time.perf_counter() - started, **more)
 
     if main:
-        (output_dir / folders.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
+        (output_dir / files.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
     try:
         best = run(cfg, output_dir)
-    except distributed.RankZeroFailed as error:  # rank 0 tells why, on the console and in train.log
+    except RankZeroFailed as error:  # rank 0 tells why, on the console and in train.log
         log.warning("%s: this process stops too", error)
         sys.exit(1)
     except Exception as error:
-        engine = sys.modules.get("app.engine")  # loaded by any run that got as far as a signal
-        if engine is not None and isinstance(error, engine.Stopped):
+        if isinstance(error, Stopped):
             log.warning("%s", error)
             record("stopped", error=str(error).splitlines()[0].partition(";")[0])
             sys.exit(128 + error.signum)  # 130 for SIGINT, 143 for SIGTERM: a sweep stops too
         paragraph = failure(error)
-        record("failed", error=paragraph.splitlines()[0].removeprefix("The run failed: "),
-               hint=paragraph.splitlines()[-1].strip().removeprefix("hint: "))
+        record(
+            "failed",
+            error=paragraph.splitlines()[0].removeprefix("The run failed: "),
+            hint=paragraph.splitlines()[-1].strip().removeprefix("hint: "),
+        )
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         log.error("%s", paragraph)  # on the console and in the run's log
@@ -408,30 +420,6 @@ def hydra_main(cfg: DictConfig) -> Optional[float]:
         sys.exit(1)
     record("completed")
     return best
-
-
-# What a failed sweep job returns to its sweeper. Not an exception: Hydra's basic sweeper and
-# Optuna's re-raise a job's exception once its batch ends, which stops the sweep (and skips the
-# summary). Not NaN: hydra-optuna-sweeper 1.3 tells Optuna 2.10 the NaN, which refuses it, and
-# then tells the trial FAIL with the same value, which raises and ends the search. Not a low
-# accuracy: Optuna would record a completed trial and steer away from a point that merely
-# crashed. None makes the sweeper's float() fail inside its own try, so Optuna records the
-# trial as FAIL (its sampler ignores it, a resumed study keeps it as failed) and the search goes
-# on; the plugin then logs "Failed ... with max_failure_rate" but cannot re-raise: the job
-# completed as far as Hydra knows.
-FAILED_JOB_VALUE = None
-
-
-def record_status(output_dir: Path, status: str, seconds: float, **more: str) -> None:
-    """``status.json`` in the run dir: how its job ended (``app.summary`` reads it)."""
-    data = {"status": status, "seconds": round(seconds, 3), **more}
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = output_dir / f"{folders.STATUS}.tmp"
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, output_dir / folders.STATUS)
-    except OSError as error:  # a run dir that cannot be written: the log says why the job ended
-        log.warning("could not write %s in %s: %s", folders.STATUS, output_dir, error)
 
 
 def main() -> None:
@@ -484,7 +472,7 @@ def _as_rank0_says(command: Optional[launch.Command]) -> None:
         return
     try:
         overrides = distributed.decided_by_rank0("launch", lambda: launch.pinned_dirs(command) if command else None)
-    except distributed.RankZeroFailed:  # rank 0 shows its own error
+    except RankZeroFailed:  # rank 0 shows its own error
         overrides = None
     if overrides is None or command is None:
         sys.exit(1)
@@ -493,7 +481,7 @@ def _as_rank0_says(command: Optional[launch.Command]) -> None:
 
 def _run_with(command: launch.Command, overrides: list[str]) -> None:
     """``sys.argv`` with ``overrides`` in place of the command's own (they end the command line)."""
-    sys.argv = [*sys.argv[:len(sys.argv) - len(command.overrides)], *overrides]
+    sys.argv = [*sys.argv[: len(sys.argv) - len(command.overrides)], *overrides]
 
 
 if __name__ == "__main__":

@@ -24,17 +24,33 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(processes: int, device: str, overrides: list[str], where: Path) -> dict[str, float]:
     """One run with ``processes`` processes: its last epoch's throughput and the wall time."""
     threads = [] if device == "cuda" else [f"trainer.threads={max(1, (os.cpu_count() or 1) // processes)}"]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", "app.train", *overrides, *threads, f"trainer.device={device}", f"hydra.run.dir={where}"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        "app.train",
+        *overrides,
+        *threads,
+        f"trainer.device={device}",
+        f"hydra.run.dir={where}",
+    ]
     began = time.perf_counter()
-    result = subprocess.run(command, cwd=where.parent, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = subprocess.run(
+        command, cwd=where.parent, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     if result.returncode != 0:
         sys.exit(f"{processes} processes failed:\n{result.stdout}{result.stderr}")
     with (where / "metrics.csv").open() as f:
         last = list(csv.DictReader(f))[-1]
-    return {"processes": processes, "images_per_s": float(last["images_per_s"]),
-            "epoch_seconds": float(last["seconds"]), "wall_seconds": round(time.perf_counter() - began, 1)}
+    return {
+        "processes": processes,
+        "images_per_s": float(last["images_per_s"]),
+        "epoch_seconds": float(last["seconds"]),
+        "wall_seconds": round(time.perf_counter() - began, 1),
+    }
 
 
 def main() -> None:
@@ -44,8 +60,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("overrides", nargs="*", help="app-train overrides (default: digits, AlexNet, 3 epochs)")
     args = parser.parse_args()
-    overrides = args.overrides or ["trainer.epochs=3", "trainer.batch_size=64", "trainer.num_workers=0",
-                                   "trainer.feature_cache=false"]
+    overrides = args.overrides or [
+        "trainer.epochs=3",
+        "trainer.batch_size=64",
+        "trainer.num_workers=0",
+        "trainer.feature_cache=false",
+    ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.processes:
@@ -55,7 +75,10 @@ def main() -> None:
     print(f"\n{'processes':>9} {'images/s':>9} {'speed-up':>8} {'efficiency':>10}")
     for row in rows:
         speedup = row["images_per_s"] / rows[0]["images_per_s"]
-        print(f"{row['processes']:>9} {row['images_per_s']:>9.1f} {speedup:>7.2f}x {row['images_per_s'] / row['processes'] / base:>9.0%}")
+        print(
+            f"{row['processes']:>9} {row['images_per_s']:>9.1f} {speedup:>7.2f}x "
+            f"{row['images_per_s'] / row['processes'] / base:>9.0%}"
+        )
     if args.json:
         args.json.write_text(json.dumps({"device": args.device, "overrides": overrides, "runs": rows}, indent=2) + "\n")
 

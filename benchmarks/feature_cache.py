@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
+from throughput import machine
 
 from app import data, engine, features
 from app.launch import compose_config
 from app.models import ImageClassifier
-from throughput import machine
 
 HERE = Path(__file__).resolve().parent
 TARGET = 10.0  # issue #10: cached epochs at least 10x faster than recomputed ones on this CPU
@@ -48,8 +48,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def epoch(model: torch.nn.Module, train: data.ImageDataset, val: data.ImageDataset, step: engine.Step,
-          optimizer: torch.optim.Optimizer, batch_size: int, number: int) -> float:
+def epoch(
+    model: torch.nn.Module,
+    train: data.ImageDataset,
+    val: data.ImageDataset,
+    step: engine.Step,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    number: int,
+) -> float:
     """Seconds of one epoch: a training pass over ``train`` in epoch ``number``'s order, then validation."""
     order = data.EpochOrder(len(train), 0, True)
     order.set_epoch(number)
@@ -63,8 +70,12 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     overrides = [
-        f"feature_extractor={args.extractor}", f"dataset.image.size={args.size}", f"trainer.batch_size={args.batch_size}",
-        f"trainer.precision={args.precision}", "trainer.freeze_extractor=true", "trainer.device=cpu",
+        f"feature_extractor={args.extractor}",
+        f"dataset.image.size={args.size}",
+        f"trainer.batch_size={args.batch_size}",
+        f"trainer.precision={args.precision}",
+        "trainer.freeze_extractor=true",
+        "trainer.device=cpu",
     ] + ([f"dataset.train_size={args.train_size}"] if args.train_size else [])
     load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory() as cache:
@@ -86,30 +97,47 @@ def main() -> None:
         seconds: dict[str, list[float]] = {"recomputed": [], "cached": []}
         splits = {"recomputed": images, "cached": cached}
         for round_ in range(args.repeats + 1):  # round 0 warms up allocators and oneDNN's kernels
-            for name in (["recomputed", "cached"] if round_ % 2 else ["cached", "recomputed"]):
+            for name in ["recomputed", "cached"] if round_ % 2 else ["cached", "recomputed"]:
                 s = epoch(model, splits[name].train, splits[name].val, step, optimizer, args.batch_size, round_)
                 if round_:
                     seconds[name].append(s)
     recomputed, cached_s = statistics.median(seconds["recomputed"]), statistics.median(seconds["cached"])
     report: dict[str, Any] = {
-        "settings": {k: str(v) for k, v in vars(args).items()}, "machine": machine("cpu"),
-        "precision": step.precision, "train_images": len(images.train), "val_images": len(images.val),
-        "load_average_before": load_before, "load_average_after": round(os.getloadavg()[0], 2),
-        "build_seconds": round(build, 3), "reuse_seconds": round(reuse, 3),
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "machine": machine("cpu"),
+        "precision": step.precision,
+        "train_images": len(images.train),
+        "val_images": len(images.val),
+        "load_average_before": load_before,
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "build_seconds": round(build, 3),
+        "reuse_seconds": round(reuse, 3),
         "recomputed_epoch_seconds": [round(s, 4) for s in seconds["recomputed"]],
         "cached_epoch_seconds": [round(s, 4) for s in seconds["cached"]],
-        "ratio": round(recomputed / cached_s, 1), "target": f">= {TARGET}", "met": recomputed / cached_s >= TARGET,
+        "ratio": round(recomputed / cached_s, 1),
+        "target": f">= {TARGET}",
+        "met": recomputed / cached_s >= TARGET,
     }
-    print(f"\n{report['machine']['cpu']}, {report['machine']['threads']} threads, load average "
-          f"{report['load_average_before']} -> {report['load_average_after']}")
-    print(f"{args.extractor} frozen, {args.size} px, {len(images.train)} train + {len(images.val)} val images, "
-          f"batch {args.batch_size}, {step.precision}, {args.repeats} epochs each\n")
-    print(f"{'epoch, features recomputed':<34}{recomputed:>8.3f} s  (range {min(seconds['recomputed']):.3f}-"
-          f"{max(seconds['recomputed']):.3f})")
-    print(f"{'epoch, features cached':<34}{cached_s:>8.3f} s  (range {min(seconds['cached']):.3f}-"
-          f"{max(seconds['cached']):.3f})")
-    print(f"{'recomputed / cached':<34}{report['ratio']:>8.1f} x  target {report['target']} "
-          f"{'met' if report['met'] else 'MISSED'}")
+    print(
+        f"\n{report['machine']['cpu']}, {report['machine']['threads']} threads, load average "
+        f"{report['load_average_before']} -> {report['load_average_after']}"
+    )
+    print(
+        f"{args.extractor} frozen, {args.size} px, {len(images.train)} train + {len(images.val)} val images, "
+        f"batch {args.batch_size}, {step.precision}, {args.repeats} epochs each\n"
+    )
+    print(
+        f"{'epoch, features recomputed':<34}{recomputed:>8.3f} s  (range {min(seconds['recomputed']):.3f}-"
+        f"{max(seconds['recomputed']):.3f})"
+    )
+    print(
+        f"{'epoch, features cached':<34}{cached_s:>8.3f} s  (range {min(seconds['cached']):.3f}-"
+        f"{max(seconds['cached']):.3f})"
+    )
+    print(
+        f"{'recomputed / cached':<34}{report['ratio']:>8.1f} x  target {report['target']} "
+        f"{'met' if report['met'] else 'MISSED'}"
+    )
     print(f"{'building the cache (once)':<34}{build:>8.3f} s")
     print(f"{'reading it back (a second run)':<34}{reuse:>8.3f} s")
     args.json.parent.mkdir(parents=True, exist_ok=True)

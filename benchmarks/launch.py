@@ -153,18 +153,24 @@ def main() -> None:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"\n{report['machine']}, {report['repeats']} runs each, load average "
-          f"{report['load_average_before']} -> {report['load_average_after']}\n")
-    print(f"{'command':<42}{'median s':>9}{'min-max s':>14}{'RSS MiB':>9}{'torch s':>9}"
-          f"{'ratio':>7}  {'(range)':<12}target {TARGET}")
+    print(
+        f"\n{report['machine']}, {report['repeats']} runs each, load average "
+        f"{report['load_average_before']} -> {report['load_average_after']}\n"
+    )
+    print(
+        f"{'command':<42}{'median s':>9}{'min-max s':>14}{'RSS MiB':>9}{'torch s':>9}"
+        f"{'ratio':>7}  {'(range)':<12}target {TARGET}"
+    )
     for r in report["rows"]:
         if r["status"] != "ok":
             print(f"{r['command']:<42}{r['status']}")
             continue
         s, t = r["seconds"], r["torch_seconds"]
         lo, hi = r["ratio_range"]
-        print(f"{r['command']:<42}{s['median']:>9.3f}{s['min']:>7.3f}-{s['max']:<6.3f}{r['max_rss_mib']:>9.0f}"
-              f"{t['median']:>9.2f}{r['ratio']:>7.3f}  {lo:.3f}-{hi:<6.3f}{'met' if r['met'] else 'MISSED'}")
+        print(
+            f"{r['command']:<42}{s['median']:>9.3f}{s['min']:>7.3f}-{s['max']:<6.3f}{r['max_rss_mib']:>9.0f}"
+            f"{t['median']:>9.2f}{r['ratio']:>7.3f}  {lo:.3f}-{hi:<6.3f}{'met' if r['met'] else 'MISSED'}"
+        )
     print(f"\n{report['seconds']:.0f} s in all")
 
 

@@ -168,8 +168,12 @@ def main() -> None:
         acc = plain.accuracy(val)
         seconds = time.perf_counter() - start
         print(f"epoch {epoch}: val acc {acc:.3f}, {seconds:.1f}s, {seen / seconds:.0f} img/s")
-        state = {"body": plain.body.state_dict(), "head": plain.head.state_dict(),
-                 "optimizer": plain.optimizer.state_dict(), "epoch": epoch}
+        state = {
+            "body": plain.body.state_dict(),
+            "head": plain.head.state_dict(),
+            "optimizer": plain.optimizer.state_dict(),
+            "epoch": epoch,
+        }
         torch.save(state, args.out / "last.pt")
 
 

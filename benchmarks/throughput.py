@@ -25,16 +25,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, cast
-
-import torch
-from hydra.utils import instantiate
-from torch.utils.data import DataLoader
+from typing import Any, cast
 
 import plain_loop
+import torch
+from hydra.utils import instantiate
 from launch import cpu_model
+from torch.utils.data import DataLoader
+
 from app import data, engine
 from app.launch import compose_config
 from app.models import ImageClassifier
@@ -52,10 +53,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per implementation")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                        help="the app's trainer.precision (default auto, the app's default)")
-    parser.add_argument("--plain-precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                        help="the hand-written loop's (default fp32: what one writes by hand)")
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="the app's trainer.precision (default auto, the app's default)",
+    )
+    parser.add_argument(
+        "--plain-precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="the hand-written loop's (default fp32: what one writes by hand)",
+    )
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--modes", default="full,frozen", help="comma list of full, frozen")
     parser.add_argument("--memory-repeats", type=int, default=2, help="whole-process runs each; 0 skips")
@@ -93,11 +102,16 @@ def build_app(args: argparse.Namespace, frozen: bool) -> AppJob:
     device = engine.resolve_device(t.device.value)
     step = engine.Step(device, engine.resolve_precision(t.precision.value, device), t.channels_last)
     splits: data.Splits = instantiate(cfg.dataset)
-    loader = data.loader(splits.train, t.batch_size, data.EpochOrder(len(splits.train), t.seed, True), t.num_workers,
-                         device.type == "cuda")
-    model = ImageClassifier(
-        instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor
-    ).to(device)
+    loader = data.loader(
+        splits.train,
+        t.batch_size,
+        data.EpochOrder(len(splits.train), t.seed, True),
+        t.num_workers,
+        device.type == "cuda",
+    )
+    model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor).to(
+        device
+    )
     model.to(memory_format=step.memory_format)
     optimizer = instantiate(cfg.optimizer)([p for p in model.parameters() if p.requires_grad])
     return AppJob(model, loader, step, optimizer)
@@ -142,9 +156,13 @@ class Series:
         return statistics.median(self.images_per_s)
 
     def summary(self) -> dict[str, Any]:
-        return {"median": round(self.median, 1), "min": round(min(self.images_per_s), 1),
-                "max": round(max(self.images_per_s), 1), "runs": [round(x, 1) for x in self.images_per_s],
-                "cuda_peak_mib": round(self.cuda_peak_mib, 1)}
+        return {
+            "median": round(self.median, 1),
+            "min": round(min(self.images_per_s), 1),
+            "max": round(max(self.images_per_s), 1),
+            "runs": [round(x, 1) for x in self.images_per_s],
+            "cuda_peak_mib": round(self.cuda_peak_mib, 1),
+        }
 
 
 def compare(args: argparse.Namespace, frozen: bool) -> dict[str, Any]:
@@ -220,8 +238,9 @@ def step_overhead(args: argparse.Namespace) -> dict[str, Any]:
         return engine.run_pass(app_model, cast(Batches, batches), job.step, engine.Training(app_optimizer)).images
 
     def run_plain() -> int:
-        return plain_loop.train_pass(plain_model, plain_optimizer, batches, device, job.step.dtype,
-                                     job.step.memory_format, plain_scaler)
+        return plain_loop.train_pass(
+            plain_model, plain_optimizer, batches, device, job.step.dtype, job.step.memory_format, plain_scaler
+        )
 
     us: dict[str, list[float]] = {"app": [], "plain": []}
     for round_ in range(2 * args.repeats + 1):
@@ -230,8 +249,12 @@ def step_overhead(args: argparse.Namespace) -> dict[str, Any]:
             if round_ > 0:
                 us[name].append(1e6 * args.batch_size / ips)
     app_us, plain_us = statistics.median(us["app"]), statistics.median(us["plain"])
-    return {"steps_per_pass": len(batches), "app_us_per_step": round(app_us, 1),
-            "plain_us_per_step": round(plain_us, 1), "extra_us_per_step": round(app_us - plain_us, 1)}
+    return {
+        "steps_per_pass": len(batches),
+        "app_us_per_step": round(app_us, 1),
+        "plain_us_per_step": round(plain_us, 1),
+        "extra_us_per_step": round(app_us - plain_us, 1),
+    }
 
 
 def loader_alone(args: argparse.Namespace) -> Series:
@@ -273,8 +296,7 @@ def peak_rss(command: list[str], cwd: Path, threads: int) -> tuple[float, float]
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["OMP_NUM_THREADS"] = str(threads)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", LAUNCHER, *command], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *command], cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     kib, rc = done.stdout.split()
     if done.returncode != 0 or rc != "0":
@@ -284,13 +306,32 @@ def peak_rss(command: list[str], cwd: Path, threads: int) -> tuple[float, float]
 
 def peak_memory(args: argparse.Namespace) -> dict[str, Any]:
     """A whole default-style run of each (full digits, checkpoints), alternated; median max RSS."""
-    app_cmd = [sys.executable, "-m", "app.train", *app_overrides(args, frozen=False),
-               f"trainer.epochs={args.memory_epochs}", "hydra.run.dir=app_run"]
-    plain_cmd = [sys.executable, str(HERE / "plain_loop.py"), "--extractor", args.extractor,
-                 "--size", str(args.size), "--batch-size", str(args.batch_size),
-                 "--epochs", str(args.memory_epochs), "--device", args.device,
-                 "--precision", engine.resolve_precision(args.precision, torch.device(args.device)),
-                 "--out", "plain_run"]
+    app_cmd = [
+        sys.executable,
+        "-m",
+        "app.train",
+        *app_overrides(args, frozen=False),
+        f"trainer.epochs={args.memory_epochs}",
+        "hydra.run.dir=app_run",
+    ]
+    plain_cmd = [
+        sys.executable,
+        str(HERE / "plain_loop.py"),
+        "--extractor",
+        args.extractor,
+        "--size",
+        str(args.size),
+        "--batch-size",
+        str(args.batch_size),
+        "--epochs",
+        str(args.memory_epochs),
+        "--device",
+        args.device,
+        "--precision",
+        engine.resolve_precision(args.precision, torch.device(args.device)),
+        "--out",
+        "plain_run",
+    ]
     plain_cmd += ["--channels-last"] if args.channels_last else []
     rss: dict[str, list[float]] = {"app": [], "plain": []}
     seconds: dict[str, list[float]] = {"app": [], "plain": []}
@@ -317,8 +358,13 @@ def peak_memory(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def machine(device: str) -> dict[str, Any]:
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -360,27 +406,38 @@ def main() -> None:
 def print_table(report: dict[str, Any]) -> None:
     s = report["settings"]
     print(f"\n{report['machine']}, load average {report['load_average_before']} -> {report['load_average_after']}")
-    print(f"{s['extractor']}, {s['size']} px, batch {s['batch_size']}, {s['batches']} batches/pass, "
-          f"{s['repeats']} rounds, {s['device']}, app {report['comparisons'][0]['app_precision']} "
-          f"vs plain {s['plain_precision']}"
-          f"{' channels_last' if s['channels_last'] == 'True' else ''}, {s['threads']} threads\n")
+    print(
+        f"{s['extractor']}, {s['size']} px, batch {s['batch_size']}, {s['batches']} batches/pass, "
+        f"{s['repeats']} rounds, {s['device']}, app {report['comparisons'][0]['app_precision']} "
+        f"vs plain {s['plain_precision']}"
+        f"{' channels_last' if s['channels_last'] == 'True' else ''}, {s['threads']} threads\n"
+    )
     print(f"{'':28}{'app img/s':>11}{'plain img/s':>13}{'app/plain':>11}  {'(range)':<14}target")
     for c in report["comparisons"]:
         verdict = "met" if c["met"] else "MISSED"
         fair = "" if c["same_weights_and_data"] else "  (weights or data differ!)"
-        print(f"{c['mode']:<28}{c['app']['median']:>11.1f}{c['plain']['median']:>13.1f}{c['ratio']:>11.3f}"
-              f"  {c['ratio_min']:.2f}-{c['ratio_max']:.2f}{'':4}{c['target']} {verdict}{fair}")
+        print(
+            f"{c['mode']:<28}{c['app']['median']:>11.1f}{c['plain']['median']:>13.1f}{c['ratio']:>11.3f}"
+            f"  {c['ratio_min']:.2f}-{c['ratio_max']:.2f}{'':4}{c['target']} {verdict}{fair}"
+        )
     lo = report["loader"]
-    print(f"{'data loader alone':<28}{lo['median']:>11.1f}{'':13}{lo['vs_model']:>10.1f}x"
-          f"  {'vs fastest':<14}{lo['target']} {'met' if lo['met'] else 'MISSED'}")
+    print(
+        f"{'data loader alone':<28}{lo['median']:>11.1f}{'':13}{lo['vs_model']:>10.1f}x"
+        f"  {'vs fastest':<14}{lo['target']} {'met' if lo['met'] else 'MISSED'}"
+    )
     o = report["step_overhead"]
-    print(f"{'loop only, tiny model, us':<28}{o['app_us_per_step']:>11.1f}{o['plain_us_per_step']:>13.1f}"
-          f"{o['extra_us_per_step']:>+11.1f}  per step = {100 * o['share_of_model_step']:.2f}% of a {report['comparisons'][0]['mode']} step")
+    print(
+        f"{'loop only, tiny model, us':<28}{o['app_us_per_step']:>11.1f}{o['plain_us_per_step']:>13.1f}"
+        f"{o['extra_us_per_step']:>+11.1f}  per step = {100 * o['share_of_model_step']:.2f}% of a "
+        f"{report['comparisons'][0]['mode']} step"
+    )
     if "memory" in report:
         m = report["memory"]
         app_rss, plain_rss = statistics.median(m["app_max_rss_mib"]), statistics.median(m["plain_max_rss_mib"])
-        print(f"{'peak RSS, whole run (MiB)':<28}{app_rss:>11.0f}{plain_rss:>13.0f}{m['ratio']:>11.3f}"
-              f"  {'':<14}{m['target']} {'met' if m['met'] else 'MISSED'}")
+        print(
+            f"{'peak RSS, whole run (MiB)':<28}{app_rss:>11.0f}{plain_rss:>13.0f}{m['ratio']:>11.3f}"
+            f"  {'':<14}{m['target']} {'met' if m['met'] else 'MISSED'}"
+        )
     print(f"\n{report['seconds']:.0f} s in all")
 
 

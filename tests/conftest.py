@@ -25,9 +25,7 @@ def run_cli(*args: str, cwd: Path, program: list[str] | None = None) -> subproce
     """``python -m app.train ARGS`` in ``cwd``, as a user would type it (no full Hydra errors)."""
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     command = program or [sys.executable, "-m", "app.train"]
-    return subprocess.run(
-        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
 def refused_in_process(
@@ -87,15 +85,15 @@ def cifar10_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     import numpy as np
 
-    from app import folders
+    from app import files
 
     root = tmp_path_factory.mktemp("cifar10")
-    (root / folders.CIFAR10_FOLDER).mkdir()
+    (root / files.CIFAR10_FOLDER).mkdir()
     rng = np.random.default_rng(0)
-    for name in [*folders.CIFAR10_TRAIN, folders.CIFAR10_TEST]:
+    for name in [*files.CIFAR10_TRAIN, files.CIFAR10_TEST]:
         batch = {"data": rng.integers(0, 256, (10, 3 * 32 * 32), dtype=np.uint8), "labels": list(range(10))}
-        (root / folders.CIFAR10_FOLDER / name).write_bytes(pickle.dumps(batch))
-    (root / folders.CIFAR10_FOLDER / folders.CIFAR10_META).write_bytes(pickle.dumps({"label_names": CIFAR10_NAMES}))
+        (root / files.CIFAR10_FOLDER / name).write_bytes(pickle.dumps(batch))
+    (root / files.CIFAR10_FOLDER / files.CIFAR10_META).write_bytes(pickle.dumps({"label_names": CIFAR10_NAMES}))
     return root
 
 

@@ -17,8 +17,14 @@ from tests.test_engine import metrics, weights
 # Three batches of 16, a head with dropout (the random state matters) and an EMA (its validation
 # runs the head alone on the features too).
 BASE = [
-    "+debug=fast", "dataset.train_size=48", "trainer.epochs=2", "trainer.freeze_extractor=true",
-    "classifier=large", "scheduler=constant", "trainer.ema_decay=0.9", "trainer.deterministic=true",
+    "+debug=fast",
+    "dataset.train_size=48",
+    "trainer.epochs=2",
+    "trainer.freeze_extractor=true",
+    "classifier=large",
+    "scheduler=constant",
+    "trainer.ema_decay=0.9",
+    "trainer.deterministic=true",
 ]
 
 
@@ -105,12 +111,14 @@ def test_the_cache_is_used_only_for_a_frozen_extractor_and_fixed_images() -> Non
     cfg = compose_config(["trainer.freeze_extractor=true"])
     assert unused_because(cfg) is None
     assert "freeze_extractor=false" in str(unused_because(compose_config([])))
-    assert "feature_cache=false" in str(unused_because(compose_config(["trainer.freeze_extractor=true",
-                                                                       "trainer.feature_cache=false"])))
+    assert "feature_cache=false" in str(
+        unused_because(compose_config(["trainer.freeze_extractor=true", "trainer.feature_cache=false"]))
+    )
     # dataset.augment (folder and cifar10): random crops and flips make new images every epoch
     for augment, used in (("none", True), ("light", False)):
-        node = OmegaConf.create({"trainer": {"freeze_extractor": True, "feature_cache": True},
-                                 "dataset": {"augment": augment}})
+        node = OmegaConf.create(
+            {"trainer": {"freeze_extractor": True, "feature_cache": True}, "dataset": {"augment": augment}}
+        )
         assert (unused_because(node) is None) == used, augment
 
 

@@ -13,9 +13,7 @@ import yaml
 
 from tests.conftest import TINY, console_script, run_cli
 
-EPOCH_COLUMNS = [
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"
-]
+EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
@@ -68,8 +66,14 @@ def console_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproc
     """One run through the installed console script, with a + and a ~ override and a relative
     hydra.run.dir; returns (the launch dir, the result)."""
     cwd = tmp_path_factory.mktemp("console")
-    result = run_cli("+debug=fast", "~scheduler", "dataset=fake", "hydra.run.dir=outputs/custom_folder", cwd=cwd,
-                     program=[console_script("app-train")])
+    result = run_cli(
+        "+debug=fast",
+        "~scheduler",
+        "dataset=fake",
+        "hydra.run.dir=outputs/custom_folder",
+        cwd=cwd,
+        program=[console_script("app-train")],
+    )
     return cwd, result
 
 
@@ -162,17 +166,21 @@ def test_console_script_runs_the_same_app(console_run: tuple[Path, subprocess.Co
 def test_shell_completion_suggests_group_options(tmp_path: Path) -> None:
     app_train = console_script("app-train")
     env = {**os.environ, "COMP_LINE": "app-train classifier="}
-    result = subprocess.run(
-        [app_train, "-sc", "query=bash"], env=env, cwd=tmp_path, capture_output=True, text=True
-    )
+    result = subprocess.run([app_train, "-sc", "query=bash"], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.split()) == {"classifier=large", "classifier=small"}
 
 
 def test_folder_dataset_trains_from_disk(tmp_path: Path, image_folder: Path) -> None:
     result = run_cli(
-        "dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.size=64",
-        "trainer.epochs=1", "trainer.batch_size=4", "hydra.run.dir=out", cwd=tmp_path,
+        "dataset=folder",
+        f"dataset.root={image_folder}",
+        "dataset.classes=3",
+        "dataset.image.size=64",
+        "trainer.epochs=1",
+        "trainer.batch_size=4",
+        "hydra.run.dir=out",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     rows = read_metrics(tmp_path / "out")

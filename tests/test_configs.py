@@ -47,7 +47,14 @@ def choose(group: str, option: str, *overrides: str) -> DictConfig:
 def test_every_group_has_options() -> None:
     assert options("dataset") == ["cifar10", "digits", "fake", "folder"]
     assert options("feature_extractor") == [
-        "alexnet", "convnext_tiny", "efficientnet_b0", "mobilenet_v3_small", "resnet18", "resnet50", "vgg11_bn", "vit_b_16"
+        "alexnet",
+        "convnext_tiny",
+        "efficientnet_b0",
+        "mobilenet_v3_small",
+        "resnet18",
+        "resnet50",
+        "vgg11_bn",
+        "vit_b_16",
     ]
     assert options("classifier") == ["large", "small"]
     assert options("optimizer") == ["adam", "adamw", "sgd"]
@@ -198,7 +205,7 @@ def test_config_matches_target_signature(name: str, node: DictConfig) -> None:
     if node._target_.startswith("app."):
         # The app's own factories: the config covers the whole signature, with the same types
         # and defaults, so nothing can be set in Python that the CLI cannot set.
-        target_hints = typing.get_type_hints(getattr(target, "__init__") if isinstance(target, type) else target)
+        target_hints = typing.get_type_hints(getattr(target, "__init__") if isinstance(target, type) else target)  # noqa: B009 (mypy: __init__ on an instance)
         assert set(fields) == set(params)
         for key, param in params.items():
             assert hints[key] == target_hints[key], key

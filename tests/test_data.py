@@ -14,13 +14,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from app import data, folders
+from app import data, files
 from app.checks import ConfigError, group_options
 from app.data import EpochOrder, ImageFiles, Splits, image_transform, loader, preset_for
 from app.launch import compose_config
-from app.train import failure, train
+from app.train import train
+from app.training.runtime import failure
 from tests.conftest import CIFAR10_NAMES
 from tests.test_engine import weights
+
 
 def write_pngs(root: Path, counts: dict[str, int], size: int = 12) -> list[Path]:
     """``counts[path]`` PNGs of ``size`` px under ``root/path`` (a class folder, or one inside it),
@@ -60,12 +62,14 @@ def nested(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # ------------------------------------------------------------------ ImageFolder semantics
 def test_the_extensions_are_torchvisions() -> None:
-    assert folders.IMG_EXTENSIONS == torchvision.datasets.folder.IMG_EXTENSIONS
+    assert files.IMG_EXTENSIONS == torchvision.datasets.folder.IMG_EXTENSIONS
 
 
 def test_folder_reads_what_torchvisions_imagefolder_reads(nested: Path) -> None:
     splits = folder_splits(nested, "dataset.classes=3")
-    ours = sorted((path, splits.names[label]) for path, label in files_and_labels(splits.train) + files_and_labels(splits.val))
+    ours = sorted(
+        (path, splits.names[label]) for path, label in files_and_labels(splits.train) + files_and_labels(splits.val)
+    )
     theirs = torchvision.datasets.ImageFolder(str(nested), allow_empty=True)
     # the same files and classes; a hidden folder is no class here (torchvision's would be class 0)
     assert ours == sorted((path, theirs.classes[label]) for path, label in theirs.samples if ".hidden" not in path)
@@ -85,14 +89,18 @@ def test_a_val_root_with_other_classes_is_refused_naming_them(nested: Path, tmp_
     write_pngs(tmp_path, {"ant": 1, "bee": 1, "dog": 1})
     (tmp_path / "cow").mkdir()  # there, but empty
     with pytest.raises(ConfigError) as refused:
-        compose_config(["dataset=folder", f"dataset.root={nested}", "dataset.classes=3", f"dataset.val_root={tmp_path}"])
+        compose_config(
+            ["dataset=folder", f"dataset.root={nested}", "dataset.classes=3", f"dataset.val_root={tmp_path}"]
+        )
     [problem] = refused.value.problems
     assert problem.key == "dataset.val_root" and "ant, bee, cow" in problem.rule
     assert "dog is not in dataset.root" in problem.hint
     (tmp_path / "dog" / "0.png").unlink()
     (tmp_path / "dog").rmdir()
     with pytest.raises(ConfigError) as empty:
-        compose_config(["dataset=folder", f"dataset.root={nested}", "dataset.classes=3", f"dataset.val_root={tmp_path}"])
+        compose_config(
+            ["dataset=folder", f"dataset.root={nested}", "dataset.classes=3", f"dataset.val_root={tmp_path}"]
+        )
     assert [(p.key, p.hint) for p in empty.value.problems] == [("dataset.val_root", "add images to, or remove: cow")]
 
 
@@ -106,8 +114,9 @@ def with_corrupt(tmp_path: Path) -> tuple[Path, list[Path]]:
     return tmp_path / "data", [cut, junk]
 
 
-def test_corrupt_files_are_skipped_with_a_warning(with_corrupt: tuple[Path, list[Path]],
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_files_are_skipped_with_a_warning(
+    with_corrupt: tuple[Path, list[Path]], caplog: pytest.LogCaptureFixture
+) -> None:
     root, bad = with_corrupt
     with caplog.at_level(logging.WARNING, logger="app.data"):
         splits = folder_splits(root, "dataset.classes=2", "dataset.corrupt=skip")
@@ -133,8 +142,10 @@ def test_a_file_broken_after_the_scan_is_named_not_a_worker_traceback(with_corru
     train_split = folder_splits(root, "dataset.classes=2", "dataset.corrupt=skip").train
     broken = train_split.files[0]  # type: ignore[attr-defined]
     Path(broken).write_bytes(b"")  # overwritten while the run reads its folder
-    with pytest.raises(OSError) as failed, data.workers_released(batches := loader(
-            train_split, 2, EpochOrder(len(train_split), 0, False), 1, False)):
+    with (
+        pytest.raises(OSError) as failed,
+        data.workers_released(batches := loader(train_split, 2, EpochOrder(len(train_split), 0, False), 1, False)),
+    ):
         list(batches)
     text = failure(failed.value)
     assert text.startswith(f"The run failed: OSError: {broken} cannot be read") and "Traceback" not in text
@@ -168,9 +179,20 @@ def test_an_epoch_skipped_into_gives_the_same_augmented_batches_in_any_worker(ne
 def test_a_resumed_augmented_folder_run_ends_as_a_straight_one(image_folder: Path, tmp_path: Path) -> None:
     # In-process decoding (the workers' case is the test above): the augmentation must leave
     # torch's global generator, which the dropout of the large head draws from, as it was.
-    recipe = ["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.size=64",
-              "dataset.augment=light", "trainer.batch_size=8", "trainer.epochs=2", "trainer.num_workers=0",
-              "trainer.deterministic=true", "trainer.freeze_extractor=true", "classifier=large", "scheduler=step"]
+    recipe = [
+        "dataset=folder",
+        f"dataset.root={image_folder}",
+        "dataset.classes=3",
+        "dataset.image.size=64",
+        "dataset.augment=light",
+        "trainer.batch_size=8",
+        "trainer.epochs=2",
+        "trainer.num_workers=0",
+        "trainer.deterministic=true",
+        "trainer.freeze_extractor=true",
+        "classifier=large",
+        "scheduler=step",
+    ]
     train(compose_config(recipe), tmp_path / "straight")
     train(compose_config([*recipe, "trainer.epochs=1"]), tmp_path / "resumed")
     train(compose_config([*recipe, "trainer.resume=auto"]), tmp_path / "resumed")
@@ -195,8 +217,15 @@ def test_cifar10_absent_offline_is_refused_at_launch(tmp_path: Path) -> None:
 
 
 def test_cifar10_reads_its_batches(cifar10_root: Path) -> None:
-    cfg = compose_config(["dataset=cifar10", f"dataset.root={cifar10_root}", "dataset.image.size=64", "dataset.classes=3",
-                          "dataset.augment=light"])
+    cfg = compose_config(
+        [
+            "dataset=cifar10",
+            f"dataset.root={cifar10_root}",
+            "dataset.image.size=64",
+            "dataset.classes=3",
+            "dataset.augment=light",
+        ]
+    )
     splits: Splits = instantiate(cfg.dataset, preset_for(cfg))
     assert splits.names == CIFAR10_NAMES[:3] and splits.classes == 3
     assert (len(splits.train), len(splits.val)) == (15, 3)  # 3 of each batch's 10 images are classes 0-2
@@ -211,7 +240,9 @@ def test_cifar10_download_offline_fails_in_one_paragraph(tmp_path: Path, monkeyp
         raise URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
-    cfg = compose_config(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.image.size=64", "dataset.download=true"])
+    cfg = compose_config(
+        ["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.image.size=64", "dataset.download=true"]
+    )
     with pytest.raises(Exception) as failed:  # DownloadFailed, in Hydra's InstantiationException
         train(cfg, tmp_path / "run")
     text = failure(failed.value)
@@ -239,10 +270,21 @@ def test_each_recorded_preset_is_torchvisions(option: str, node: Any) -> None:
 def test_weights_set_the_images_to_their_preset(nested: Path) -> None:
     # At 224 px the run's images are exactly what torchvision's own preset makes of them.
     picture = Image.open(next((nested / "bee").glob("*.png"))).convert("RGB").resize((300, 260))
-    for extractor, name in [("efficientnet_b0", "IMAGENET1K_V1"), ("resnet50", "IMAGENET1K_V2"),
-                            ("vit_b_16", "IMAGENET1K_SWAG_LINEAR_V1")]:
-        cfg = compose_config(["dataset=folder", f"dataset.root={nested}", "dataset.classes=3", "dataset.image.size=224",
-                              f"feature_extractor={extractor}", f"feature_extractor.weights={name}"])
+    for extractor, name in [
+        ("efficientnet_b0", "IMAGENET1K_V1"),
+        ("resnet50", "IMAGENET1K_V2"),
+        ("vit_b_16", "IMAGENET1K_SWAG_LINEAR_V1"),
+    ]:
+        cfg = compose_config(
+            [
+                "dataset=folder",
+                f"dataset.root={nested}",
+                "dataset.classes=3",
+                "dataset.image.size=224",
+                f"feature_extractor={extractor}",
+                f"feature_extractor.weights={name}",
+            ]
+        )
         expected = torchvision.models.get_model_weights(extractor)[name].transforms()(picture)
         assert torch.allclose(image_transform(cfg)(picture), expected, atol=1e-6), extractor
 
@@ -271,8 +313,15 @@ def test_splits_name_their_classes(tmp_path: Path) -> None:
 
 def test_image_transform_is_the_folder_runs_validation_transform(nested: Path) -> None:
     for channels in ("3", "1"):
-        cfg = compose_config(["dataset=folder", f"dataset.root={nested}", "dataset.classes=3",
-                              "dataset.image.size=64", f"dataset.image.channels={channels}"])
+        cfg = compose_config(
+            [
+                "dataset=folder",
+                f"dataset.root={nested}",
+                "dataset.classes=3",
+                "dataset.image.size=64",
+                f"dataset.image.channels={channels}",
+            ]
+        )
         val: ImageFiles = instantiate(cfg.dataset, preset_for(cfg)).val
         saved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))  # a checkpoint's config
         assert isinstance(saved, DictConfig)

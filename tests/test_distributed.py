@@ -29,11 +29,21 @@ from app.train import train
 # keeps the same schedule), a global batch of 8 that divides the 32 training images, and 11
 # validation images (6 + 5: no padding in the sums).
 RUN = [
-    "dataset=fake", "dataset.image.size=64", "dataset.train_size=32", "dataset.val_size=11",
-    "trainer.epochs=2", "trainer.batch_size=8", "trainer.precision=fp32", "scheduler=constant", "optimizer=sgd",
-    "optimizer.lr=0.05", "trainer.num_workers=0",
+    "dataset=fake",
+    "dataset.image.size=64",
+    "dataset.train_size=32",
+    "dataset.val_size=11",
+    "trainer.epochs=2",
+    "trainer.batch_size=8",
+    "trainer.precision=fp32",
+    "scheduler=constant",
+    "optimizer=sgd",
+    "optimizer.lr=0.05",
+    "trainer.num_workers=0",
     # the engine's features, each of which must see the processes' batches as one
-    "trainer.accumulate_batches=2", "trainer.clip_grad_norm=1.0", "trainer.ema_decay=0.9",
+    "trainer.accumulate_batches=2",
+    "trainer.clip_grad_norm=1.0",
+    "trainer.ema_decay=0.9",
 ]  # the weights move by ~0.1 over the run: a process training on its own half alone would show
 
 
@@ -41,8 +51,16 @@ def torchrun(*args: str, cwd: Path, module: str = "app.train", processes: int = 
     """``torchrun --standalone --nproc_per_node=N -m MODULE ARGS`` as a user runs it."""
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "RANK", "WORLD_SIZE")}
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-               "-m", module, *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={processes}",
+        "-m",
+        module,
+        *args,
+    ]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
 
 
@@ -75,8 +93,17 @@ def test_a_two_process_run_writes_one_run_dir_from_rank_0_and_a_log_per_rank(two
     run_dir = two_processes["dir"]
     assert len(list((two_processes["root"] / "outputs").glob("*/*"))) == 1  # not a dir per rank
     names = {p.name for p in run_dir.iterdir()}
-    assert {"metrics.csv", "summary.json", "config.yaml", "curves.png", "checkpoints", ".hydra", "train.log",
-            "train.rank1.log", "status.json"} <= names
+    assert {
+        "metrics.csv",
+        "summary.json",
+        "config.yaml",
+        "curves.png",
+        "checkpoints",
+        ".hydra",
+        "train.log",
+        "train.rank1.log",
+        "status.json",
+    } <= names
     assert not {"train.rank0.log", ".lock"} & names
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.pt", "best.pt"}
     assert len(rows(run_dir)) == 2  # one line per epoch: rank 0 alone writes it
@@ -110,7 +137,10 @@ def test_a_two_process_run_resumes_with_one_process(two_processes: dict[str, Any
     longer = [o for o in RUN if not o.startswith("trainer.epochs=")] + ["trainer.epochs=3"]
     result = subprocess.run(
         [sys.executable, "-m", "app.train", *longer, "trainer.resume=auto", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr
     assert [int(r["epoch"]) for r in rows(run_dir)] == [1, 2, 3]
@@ -151,14 +181,21 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) 
     args = [*RUN, "dataset.train_size=400", "trainer.ema_decay=null", "hydra.run.dir=out"]  # 50 steps an epoch
     child = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "app.train", *args],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     log = tmp_path / "out" / "train.rank1.log"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (log.exists() and "epoch 1/2" in log.read_text()):
         time.sleep(0.05)
-    workers = [int(pid) for task in Path(f"/proc/{child.pid}/task").iterdir()
-               for pid in (task / "children").read_text().split()]
+    workers = [
+        int(pid)
+        for task in Path(f"/proc/{child.pid}/task").iterdir()
+        for pid in (task / "children").read_text().split()
+    ]
     (rank1,) = [pid for pid in workers if b"\0RANK=1\0" in b"\0" + Path(f"/proc/{pid}/environ").read_bytes()]
     os.kill(rank1, signal.SIGTERM)  # rank 0 gets no signal: it learns from rank 1 at the next step
     output, _ = child.communicate(timeout=120)
@@ -171,11 +208,29 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) 
 def test_a_submitit_job_of_two_tasks_is_one_run_and_rank_0_fills_the_feature_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     result = subprocess.run(
-        [sys.executable, "-m", "app.train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.tasks_per_node=2",
-         "dataset=fake", "dataset.image.size=64", "dataset.train_size=32", "dataset.val_size=11",
-         "trainer.epochs=3", "trainer.batch_size=8", "trainer.freeze_extractor=true", f"trainer.feature_cache_dir={cache}",
-         "trainer.early_stopping_patience=1", "trainer.precision=bf16", "optimizer.lr=1e-6"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "app.train",
+            "-m",
+            "hydra/launcher=submitit_local",
+            "hydra.launcher.tasks_per_node=2",
+            "dataset=fake",
+            "dataset.image.size=64",
+            "dataset.train_size=32",
+            "dataset.val_size=11",
+            "trainer.epochs=3",
+            "trainer.batch_size=8",
+            "trainer.freeze_extractor=true",
+            f"trainer.feature_cache_dir={cache}",
+            "trainer.early_stopping_patience=1",
+            "trainer.precision=bf16",
+            "optimizer.lr=1e-6",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     (job,) = (tmp_path / "multirun").glob("*/*/0")  # both tasks in the sweep dir resolved at launch
@@ -208,8 +263,8 @@ def test_the_processes_batches_together_are_one_process_batch_and_resume_skips_i
         order.set_epoch(2, skip=16)  # two steps of a global batch of 8 done
         shares.append(list(order))
         assert len(order) == 8
-    batches = [sorted(shares[0][i:i + 4] + shares[1][i:i + 4]) for i in range(0, 8, 4)]
-    assert batches == [sorted(list(one)[i:i + 8]) for i in range(0, 16, 8)]
+    batches = [sorted(shares[0][i : i + 4] + shares[1][i : i + 4]) for i in range(0, 8, 4)]
+    assert batches == [sorted(list(one)[i : i + 8]) for i in range(0, 16, 8)]
     unpadded = [list(data.EpochOrder(11, 0, False, rank, 2, pad=False)) for rank in range(2)]
     assert sorted(unpadded[0] + unpadded[1]) == list(range(11))  # validation counts each image once
 
@@ -227,7 +282,16 @@ def test_the_global_batch_must_divide_over_the_processes(monkeypatch: pytest.Mon
 
 def test_app_check_reads_a_torchrun_command_as_its_processes_will_check_it() -> None:
     command = launch.parse_command(
-        ["torchrun", "--standalone", "--nnodes=1:2", "--nproc-per-node", "4", "-m", "app.train", "trainer.batch_size=60"]
+        [
+            "torchrun",
+            "--standalone",
+            "--nnodes=1:2",
+            "--nproc-per-node",
+            "4",
+            "-m",
+            "app.train",
+            "trainer.batch_size=60",
+        ]
     )
     assert command.processes == 8 and command.overrides == ["trainer.batch_size=60"]
     assert [p.key for p in launch.check_command(command)[1]] == ["trainer.batch_size"]
@@ -250,9 +314,16 @@ def test_a_slurm_task_exports_its_place_from_slurm_variables(monkeypatch: pytest
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     # what srun gives task 5 of a job of 2 nodes x 4 tasks (submitit reads SUBMITIT_EXECUTOR)
-    for name, value in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "8",
-                        "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]",
-                        "SLURM_PROCID": "5", "SLURM_LOCALID": "1"}.items():
+    for name, value in {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_NTASKS": "8",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_NODEID": "1",
+        "SLURM_JOB_NODELIST": "gpu[07-08]",
+        "SLURM_PROCID": "5",
+        "SLURM_LOCALID": "1",
+    }.items():
         monkeypatch.setenv(name, value)
     distributed.from_submitit("hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")
     assert distributed.ranks() == distributed.Ranks(5, 1, 8)
@@ -269,13 +340,30 @@ def test_slurm_ddp_submits_one_job_of_nodes_x_tasks_with_a_gpu_each(tmp_path: Pa
         (bin_dir / name).chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(
-        [sys.executable, "-m", "app.train", "-m", "hydra/launcher=slurm_ddp", "hydra.launcher.nodes=2",
-         "hydra.launcher.tasks_per_node=4", "hydra.launcher.partition=gpu", "trainer.batch_size=64"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "app.train",
+            "-m",
+            "hydra/launcher=slurm_ddp",
+            "hydra.launcher.nodes=2",
+            "hydra.launcher.tasks_per_node=4",
+            "hydra.launcher.partition=gpu",
+            "trainer.batch_size=64",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     script = (tmp_path / "job.sh").read_text()
-    for line in ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
-                 "#SBATCH --partition=gpu"]:
+    for line in [
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=4",
+        "#SBATCH --gpus-per-node=4",
+        "#SBATCH --partition=gpu",
+    ]:
         assert line in script
     assert "--kill-on-bad-exit=1" in next(line for line in script.splitlines() if line.startswith("srun"))
 

@@ -55,7 +55,11 @@ for index, block in enumerate(json.load(sys.stdin)):
 def test_python_examples_run(tmp_path: Path) -> None:
     blocks = code_blocks("python")
     result = subprocess.run(
-        [sys.executable, "-c", RUN_BLOCKS], input=json.dumps(blocks), cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-c", RUN_BLOCKS],
+        input=json.dumps(blocks),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     failed = re.search(r"README_BLOCK_FAILED (\d+)", result.stderr)
@@ -78,6 +82,9 @@ def test_python_examples_type_check(tmp_path: Path) -> None:
         files.append(str(path))
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", *files],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr

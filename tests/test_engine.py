@@ -16,19 +16,29 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from app import engine
+from app import engine, errors
 from app.checks import ConfigError, group_options
 from app.data import EpochOrder, ImageTensorDataset, loader
 from app.launch import compose_config
-from app.train import failure, train
+from app.train import train
+from app.training.runtime import failure
 from tests.conftest import run_cli
 
 # Three batches of 16 per epoch, a head with dropout (so the random state matters), and every
 # knob that carries state across a resume: a warmed-up step schedule, EMA, clipping, smoothing.
 RECIPE = [
-    "+debug=fast", "dataset.train_size=48", "classifier=large", "trainer.epochs=3",
-    "scheduler=step", "scheduler.warmup_epochs=1", "trainer.ema_decay=0.9", "trainer.clip_grad_norm=1.0",
-    "trainer.label_smoothing=0.1", "trainer.deterministic=true", "logger=tensorboard", "logger.every_n_steps=1",
+    "+debug=fast",
+    "dataset.train_size=48",
+    "classifier=large",
+    "trainer.epochs=3",
+    "scheduler=step",
+    "scheduler.warmup_epochs=1",
+    "trainer.ema_decay=0.9",
+    "trainer.clip_grad_norm=1.0",
+    "trainer.label_smoothing=0.1",
+    "trainer.deterministic=true",
+    "logger=tensorboard",
+    "logger.every_n_steps=1",
 ]
 
 
@@ -84,19 +94,22 @@ def test_a_checkpoint_cut_short_or_foreign_is_refused(straight: Path, tmp_path: 
     with pytest.raises(ConfigError, match=r"trainer\.resume") as refused:  # at launch, without torch
         compose_config([*RECIPE, f"trainer.resume={cut}"])
     assert "written by torch.save" in str(refused.value)
-    with pytest.raises(engine.CheckpointError, match="cannot be read as a checkpoint"):  # in the job
+    with pytest.raises(errors.CheckpointError, match="cannot be read as a checkpoint"):  # in the job
         engine.load_checkpoint(str(cut))
     foreign = tmp_path / "state_dict.pt"
     torch.save(torch.nn.Linear(2, 2).state_dict(), foreign)
-    with pytest.raises(engine.CheckpointError, match="not written by app-train"):
+    with pytest.raises(errors.CheckpointError, match="not written by app-train"):
         train(compose_config([*RECIPE, f"trainer.resume={foreign}"]), tmp_path / "run")
     assert engine.load_checkpoint(str(straight / "checkpoints/last.pt"))["epoch"] == 3  # the whole one loads
 
 
 def test_resuming_into_another_model_names_the_mismatch(straight: Path, tmp_path: Path) -> None:
     small = [o for o in RECIPE if o != "classifier=large"]
-    with pytest.raises(engine.CheckpointError, match=r"head\.0\.weight: the checkpoint has \[512, 9216\], "
-                                                     r"this config builds \[100, 9216\]") as refused:
+    with pytest.raises(
+        errors.CheckpointError,
+        match=r"head\.0\.weight: the checkpoint has \[512, 9216\], "
+        r"this config builds \[100, 9216\]",
+    ) as refused:
         train(compose_config([*small, f"trainer.resume={straight / 'checkpoints/last.pt'}"]), tmp_path)
     assert "hint: give trainer.resume" in failure(refused.value)
     assert not (tmp_path / "metrics.csv").exists()  # refused before anything was written
@@ -111,8 +124,15 @@ def test_resume_and_overwrite_are_not_both_given(tmp_path: Path) -> None:
 def started(args: list[str], cwd: Path, logged: str, new_session: bool = False) -> "subprocess.Popen[str]":
     """``python -m app.train ARGS hydra.run.dir=out`` in ``cwd``, once its ``train.log`` holds ``logged``."""
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    child = subprocess.Popen([sys.executable, "-m", "app.train", *args, "hydra.run.dir=out"], cwd=cwd, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=new_session)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "app.train", *args, "hydra.run.dir=out"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=new_session,
+    )
     log = cwd / "out" / "train.log"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (log.exists() and logged in log.read_text()):
@@ -137,15 +157,28 @@ def test_sigterm_mid_epoch_then_resume_auto_ends_as_a_straight_run(tmp_path: Pat
     train(compose_config(args), tmp_path / "straight")  # the same computation in this process
     ours, theirs = weights(tmp_path / "out/checkpoints/last.pt"), weights(tmp_path / "straight/checkpoints/last.pt")
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
-    assert [r["train_loss"] for r in metrics(tmp_path / "out")] == [r["train_loss"] for r in metrics(tmp_path / "straight")]
+    assert [r["train_loss"] for r in metrics(tmp_path / "out")] == [
+        r["train_loss"] for r in metrics(tmp_path / "straight")
+    ]
 
 
 def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers(tmp_path: Path, image_folder: Path) -> None:
     # scancel and a terminal's Ctrl-C signal every process of the group: the loader workers
     # leave the stop to the run, which shuts them down (no worker error, no hang at exit).
-    child = started(["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.size=64",
-                     "trainer.batch_size=2", "trainer.num_workers=2", "trainer.epochs=100"],
-                    tmp_path, "epoch 1/100", new_session=True)
+    child = started(
+        [
+            "dataset=folder",
+            f"dataset.root={image_folder}",
+            "dataset.classes=3",
+            "dataset.image.size=64",
+            "trainer.batch_size=2",
+            "trainer.num_workers=2",
+            "trainer.epochs=100",
+        ],
+        tmp_path,
+        "epoch 1/100",
+        new_session=True,
+    )
     os.killpg(child.pid, signal.SIGTERM)
     output, _ = child.communicate(timeout=60)
     assert child.returncode == 143 and "Traceback" not in output and "DataLoader worker" not in output, output
@@ -167,9 +200,17 @@ def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- non-finite losses
 def test_a_nan_loss_stops_the_run_with_its_epoch_and_batch(tmp_path: Path) -> None:
     # SGD at 0.01 for epoch 1, then a million times that: the loss blows up after epoch 1.
-    absurd = ["+debug=fast", "trainer.epochs=3", "optimizer=sgd", "optimizer.lr=0.01", "scheduler=step",
-              "scheduler.gamma=1e6"]
-    with pytest.raises(engine.NonFiniteLoss, match=r"epoch [23]: the training loss is (nan|inf) at batch \d+/4") as stop:
+    absurd = [
+        "+debug=fast",
+        "trainer.epochs=3",
+        "optimizer=sgd",
+        "optimizer.lr=0.01",
+        "scheduler=step",
+        "scheduler.gamma=1e6",
+    ]
+    with pytest.raises(
+        errors.NonFiniteLoss, match=r"epoch [23]: the training loss is (nan|inf) at batch \d+/4"
+    ) as stop:
         train(compose_config(absurd), tmp_path)
     assert "lower optimizer.lr" in failure(stop.value)
     kept = engine.load_checkpoint(str(tmp_path / "checkpoints/last.pt"))
@@ -204,8 +245,9 @@ def test_each_schedule_warms_up_then_follows_its_shape() -> None:
     decay = [0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(8)]
     assert cosine == pytest.approx(ramp + decay)
 
-    step = trace("step", 4, "trainer.epochs=3", "scheduler.warmup_epochs=1", "scheduler.step_size=1",
-                 "scheduler.gamma=0.5")
+    step = trace(
+        "step", 4, "trainer.epochs=3", "scheduler.warmup_epochs=1", "scheduler.step_size=1", "scheduler.gamma=0.5"
+    )
     assert step == pytest.approx(ramp + [0.1] * 4 + [0.05] * 4)
 
     one = trace("onecycle", 5, "trainer.epochs=2", "scheduler.warmup_epochs=0.4")
@@ -224,22 +266,26 @@ class Net(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                                        torch.nn.Linear(4 * 6 * 6, 10))
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 10)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)  # type: ignore[no-any-return]
 
 
 def test_two_accumulated_batches_of_16_step_as_one_of_32() -> None:
-    data = ImageTensorDataset(torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)),
-                              torch.arange(64) % 10, 3)
+    data = ImageTensorDataset(
+        torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 10, 3
+    )
     results = []
     for batch, accumulate in [(32, 1), (16, 2)]:
         torch.manual_seed(0)
         net = Net()
         training = engine.Training(torch.optim.SGD(net.parameters(), lr=0.5), accumulate_batches=accumulate)
-        engine.run_pass(net, loader(data, batch, EpochOrder(64, 0, True), 0, False), engine.Step(torch.device("cpu")), training)
+        engine.run_pass(
+            net, loader(data, batch, EpochOrder(64, 0, True), 0, False), engine.Step(torch.device("cpu")), training
+        )
         results.append((training.steps, net.state_dict()))
     (steps_one, one), (steps_two, two) = results
     assert steps_one == steps_two == 2
@@ -248,8 +294,10 @@ def test_two_accumulated_batches_of_16_step_as_one_of_32() -> None:
 
 
 def test_early_stopping_stops_when_val_acc_stalls(tmp_path: Path) -> None:
-    train(compose_config(["+debug=fast", "trainer.epochs=6", "optimizer.lr=1e-12", "trainer.early_stopping_patience=2"]),
-          tmp_path)
+    train(
+        compose_config(["+debug=fast", "trainer.epochs=6", "optimizer.lr=1e-12", "trainer.early_stopping_patience=2"]),
+        tmp_path,
+    )
     assert len(metrics(tmp_path)) == 3  # epoch 1 is the best; two more without a better val acc
     assert json.loads((tmp_path / "summary.json").read_text())["stopped_early"] == 3
 
@@ -318,7 +366,8 @@ def test_tensorboard_holds_the_scalars(straight: Path) -> None:
     assert {"step/train_loss", "step/lr", "epoch/val_acc", "epoch/train_loss", "epoch/images_per_s"} <= tags
     assert [e.step for e in events.Scalars("epoch/val_acc")] == [3, 6, 9]
     assert [e.value for e in events.Scalars("epoch/val_acc")] == pytest.approx(
-        [float(r["val_acc"]) for r in metrics(straight)])
+        [float(r["val_acc"]) for r in metrics(straight)]
+    )
     assert len(events.Scalars("step/train_loss")) == 9  # every_n_steps=1
 
 
@@ -343,14 +392,21 @@ SLOW_BACKBONES = {"resnet50", "vgg11_bn", "convnext_tiny", "vit_b_16"}  # second
 NEEDS = {"vit_b_16": ["dataset.image.size=224", "dataset.train_size=4", "dataset.val_size=2", "trainer.batch_size=2"]}
 
 
-@pytest.mark.parametrize(("group", "option"), [
-    pytest.param(g, o, marks=[pytest.mark.slow] if o in SLOW_BACKBONES else [])
-    for g, o, _ in group_options() if g not in ("debug", "experiment", "hparams_search")  # those: test_experiments
-])
+@pytest.mark.parametrize(
+    ("group", "option"),
+    [
+        pytest.param(g, o, marks=[pytest.mark.slow] if o in SLOW_BACKBONES else [])
+        for g, o, _ in group_options()
+        if g not in ("debug", "experiment", "hparams_search")  # those: test_experiments
+    ],
+)
 def test_fast_preset_runs_every_group_option(
     group: str, option: str, tmp_path: Path, image_folder: Path, cifar10_root: Path
 ) -> None:
-    roots = {"folder": [f"dataset.root={image_folder}", "dataset.classes=3"], "cifar10": [f"dataset.root={cifar10_root}"]}
+    roots = {
+        "folder": [f"dataset.root={image_folder}", "dataset.classes=3"],
+        "cifar10": [f"dataset.root={cifar10_root}"],
+    }
     needs = roots.get(option, NEEDS.get(option, []))
     assert 0 <= train(compose_config(["+debug=fast", f"{group}={option}", *needs]), tmp_path) <= 1
     assert len(metrics(tmp_path)) == 1

@@ -17,15 +17,25 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from app import data, folders, launch, models
+from app import data, files, launch, models
 from app.configs import EVALUATE_NAME, PREDICT_NAME, ImageFolderConfig
 from app.evaluate import evaluate
 from app.train import train
 from tests.conftest import console_script, run_cli
 
 # fp32 (which app-evaluate then uses too), so that its loss is the run's to the last digits.
-RECIPE = ["+debug=fast", "dataset=folder", "dataset.augment=light", "dataset.classes=3", "dataset.val_fraction=0.3", "trainer.epochs=3",
-          "optimizer.lr=1e-3", "trainer.precision=fp32", "trainer.batch_size=4", "trainer.num_workers=0"]
+RECIPE = [
+    "+debug=fast",
+    "dataset=folder",
+    "dataset.augment=light",
+    "dataset.classes=3",
+    "dataset.val_fraction=0.3",
+    "trainer.epochs=3",
+    "optimizer.lr=1e-3",
+    "trainer.precision=fp32",
+    "trainer.batch_size=4",
+    "trainer.num_workers=0",
+]
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +59,9 @@ def refusals(config_name: str, *overrides: str) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------- evaluate
 def test_evaluate_reproduces_the_runs_validation_figures(trained: Path, tmp_path: Path) -> None:
-    result = run_cli(f"checkpoint={trained}", "hydra.run.dir=out", cwd=tmp_path, program=[console_script("app-evaluate")])
+    result = run_cli(
+        f"checkpoint={trained}", "hydra.run.dir=out", cwd=tmp_path, program=[console_script("app-evaluate")]
+    )
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "out/metrics.json").read_text())
     summary = json.loads((trained.parent.parent / "summary.json").read_text())["best"]
@@ -63,7 +75,9 @@ def test_evaluate_reproduces_the_runs_validation_figures(trained: Path, tmp_path
     assert "accuracy" in (tmp_path / "out/evaluate.log").read_text()
     # the run's .hydra/overrides.yaml holds the checkpoint's dataset, put first, for a rerun
     assert "dataset=folder" in (tmp_path / "out/.hydra/overrides.yaml").read_text()
-    again = run_cli(f"checkpoint={trained}", "hydra.run.dir=out", cwd=tmp_path, program=[console_script("app-evaluate")])
+    again = run_cli(
+        f"checkpoint={trained}", "hydra.run.dir=out", cwd=tmp_path, program=[console_script("app-evaluate")]
+    )
     assert again.returncode == 1 and "holds an earlier run (metrics.json, confusion.png)" in again.stderr
 
 
@@ -84,7 +98,8 @@ def test_evaluate_refuses_what_does_not_fit_the_checkpoint(trained: Path, tmp_pa
     state_dict = tmp_path / "resnet18.pt"
     torch.save({"conv1.weight": torch.zeros(1)}, state_dict)
     assert refusals(EVALUATE_NAME, f"checkpoint={trained}", "dataset=fake", "dataset.classes=5") == {
-        "dataset.classes": "equals the checkpoint's classes (3): the model scores that many"}
+        "dataset.classes": "equals the checkpoint's classes (3): the model scores that many"
+    }
     assert set(refusals(EVALUATE_NAME, f"checkpoint={state_dict}")) == {"checkpoint"}  # not this app's
     assert set(refusals(EVALUATE_NAME, f"checkpoint={tmp_path / 'none.pt'}", "split=test")) == {"checkpoint", "split"}
     result = entry("evaluate", f"checkpoint={trained}", "dataset.classes=2", "hydra.run.dir=out", cwd=tmp_path)
@@ -110,10 +125,10 @@ def test_predict_classifies_every_image_under_a_folder_as_the_model_does(
     loaded = models.load(str(trained))
     splits: data.Splits = instantiate(OmegaConf.structured(loaded.config).dataset)
     dogs = splits.train if "dog" in str(splits.train.files[0]) else splits.val  # type: ignore[attr-defined]
-    files = [f for f in dogs.files if "/dog/" in f]  # type: ignore[attr-defined]
+    dog_files = [f for f in dogs.files if "/dog/" in f]  # type: ignore[attr-defined]
     expected = {}
     with torch.no_grad():
-        for path in files:
+        for path in dog_files:
             index = dogs.files.index(path)  # type: ignore[attr-defined]
             probabilities = loaded.model(dogs[index][0][None]).softmax(1)[0]
             expected[os.path.basename(path)] = (loaded.classes[int(probabilities.argmax())], float(probabilities.max()))
@@ -149,9 +164,11 @@ def test_models_load_gives_a_ready_model_its_typed_config_and_class_names(traine
     assert all(torch.equal(v, state[k]) for k, v in loaded.model.state_dict().items())
 
 
-def test_a_checkpoints_config_is_read_without_torch_and_without_running_its_pickle(trained: Path, tmp_path: Path) -> None:
+def test_a_checkpoints_config_is_read_without_torch_and_without_running_its_pickle(
+    trained: Path, tmp_path: Path
+) -> None:
     code = (
-        "import sys\nfrom app.folders import checkpoint_config\n"
+        "import sys\nfrom app.files import checkpoint_config\n"
         f"print(checkpoint_config({str(trained)!r})['dataset']['classes'])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
     )
@@ -164,7 +181,7 @@ def test_a_checkpoints_config_is_read_without_torch_and_without_running_its_pick
 
     hostile = tmp_path / "hostile.pt"
     with zipfile.ZipFile(hostile, "w") as archive:
-        archive.writestr("x/data.pkl", pickle.dumps({"format": folders.CHECKPOINT_FORMAT, "config": Payload()}))
-    assert folders.checkpoint_config(str(hostile)) is None and not (tmp_path / "ran").exists()
-    assert folders.checkpoint_config(str(tmp_path / "missing.pt")) is None
-    assert folders.checkpoint_config(io.__file__) is None
+        archive.writestr("x/data.pkl", pickle.dumps({"format": files.CHECKPOINT_FORMAT, "config": Payload()}))
+    assert files.checkpoint_config(str(hostile)) is None and not (tmp_path / "ran").exists()
+    assert files.checkpoint_config(str(tmp_path / "missing.pt")) is None
+    assert files.checkpoint_config(io.__file__) is None

@@ -13,8 +13,16 @@ from tests.conftest import TINY, image_folder, run_cli  # noqa: F401  (image_fol
 def test_each_experiment_composes_and_runs_fast(name: str, tmp_path: Path) -> None:
     from app.train import train
 
-    cfg = compose_config([f"+experiment={name}", "+debug=fast", "dataset.train_size=24", "dataset.val_size=8",
-                          "trainer.batch_size=8", f"trainer.feature_cache_dir={tmp_path / 'cache'}"])
+    cfg = compose_config(
+        [
+            f"+experiment={name}",
+            "+debug=fast",
+            "dataset.train_size=24",
+            "dataset.val_size=8",
+            "trainer.batch_size=8",
+            f"trainer.feature_cache_dir={tmp_path / 'cache'}",
+        ]
+    )
     assert cfg.trainer.epochs == 1  # +debug=fast, after the experiment, wins
     assert 0.0 <= train(cfg, tmp_path / "run") <= 1.0
     assert (tmp_path / "run" / "summary.json").exists()
@@ -26,8 +34,9 @@ def test_experiments_pick_group_options(image_folder: Path) -> None:  # noqa: F8
     finetune = compose_config(["+experiment=digits_alexnet_finetune", "optimizer.lr=1e-3"])
     assert finetune.scheduler._target_ == "app.schedules.onecycle" and finetune.optimizer.lr == 1e-3
     # on your own images: a dataset option after the experiment wins, its other settings stay
-    folder = compose_config(["+experiment=digits_resnet18_finetune", "dataset=folder", f"dataset.root={image_folder}",
-                             "dataset.classes=3"])
+    folder = compose_config(
+        ["+experiment=digits_resnet18_finetune", "dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3"]
+    )
     assert folder.dataset._target_ == "app.data.image_folder" and folder.dataset.image.size == 64
     assert folder.trainer.ema_decay == 0.99 and folder.trainer.extractor_lr_scale == 0.1
 
@@ -38,7 +47,9 @@ def test_glob_runs_every_experiment() -> None:
 
 def test_search_preset_space_is_checked_like_the_command_line() -> None:
     assert check_overrides(["+hparams_search=lr_wd", "+debug=fast"], multirun=True) == (4, [])  # 2 bounds x 2 bounds
-    points, problems = check_overrides(["+hparams_search=lr_wd", "optimizer.weight_decay=interval(-1,0.1)"], multirun=True)
+    points, problems = check_overrides(
+        ["+hparams_search=lr_wd", "optimizer.weight_decay=interval(-1,0.1)"], multirun=True
+    )
     assert points == 4 and {(p.key, p.value, p.rule) for p in problems} == {("optimizer.weight_decay", "-1.0", ">= 0")}
     _, reversed_bounds = check_overrides(["+hparams_search=lr_wd", "optimizer.lr=interval(1e-2,1e-5)"], multirun=True)
     assert [p.rule for p in reversed_bounds] == ["interval(low, high) with low < high"]
@@ -48,7 +59,8 @@ def test_bare_optuna_sweeper_must_say_minimize_to_minimise() -> None:
     space = ["hydra/sweeper=optuna", "optimizer.lr=tag(log,interval(1e-5,1e-3))"]
     _, problems = check_overrides(space, multirun=True)
     assert [(p.key, p.hint) for p in problems] == [
-        ("hydra.sweeper.direction", "add hydra.sweeper.direction=maximize, or use a preset: +hparams_search=lr_wd")]
+        ("hydra.sweeper.direction", "add hydra.sweeper.direction=maximize, or use a preset: +hparams_search=lr_wd")
+    ]
     _, both = check_overrides([*space, "optimizer.weight_decay=-1"], multirun=True)  # every problem at once
     assert {p.key for p in both} == {"hydra.sweeper.direction", "optimizer.weight_decay"}
     assert check_overrides([*space, "hydra.sweeper.direction=minimize"], multirun=True) == (2, [])
@@ -76,13 +88,22 @@ def test_interrupted_search_resumes_with_the_same_command(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launcher_sweep_leaves_complete_run_dirs(launcher: str, tmp_path: Path) -> None:
-    result = run_cli("-m", f"hydra/launcher={launcher}", "classifier=small,large", *TINY, "trainer.epochs=1",
-                     "hydra.sweep.dir=sweep", cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        f"hydra/launcher={launcher}",
+        "classifier=small,large",
+        *TINY,
+        "trainer.epochs=1",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     for job in ("0", "1"):
         run = tmp_path / "sweep" / job
         assert {"summary.json", "metrics.csv", "curves.png", "config.yaml"} <= {p.name for p in run.iterdir()}
-        assert "1 torch thread" in (run / "train.log").read_text()  # 2 cores: joblib's 2 jobs, or submitit's 1 cpu a task
+        assert (
+            "1 torch thread" in (run / "train.log").read_text()
+        )  # 2 cores: joblib's 2 jobs, or submitit's 1 cpu a task
 
 
 def test_launcher_settings_are_checked_before_any_job(tmp_path: Path) -> None:
@@ -91,10 +112,15 @@ def test_launcher_settings_are_checked_before_any_job(tmp_path: Path) -> None:
     _, problems = check_overrides([*slurm, "hydra.launcher.gpus_per_nod=1", "classifier=small,large"], multirun=True)
     assert {p.key for p in problems} == {"hydra.launcher.gpus_per_nod"}
     _, limits = check_overrides([*slurm, "hydra.launcher.timeout_min=0", "hydra.launcher.gpus_per_node=-1"])
-    assert {(p.key, p.rule) for p in limits} == {("hydra.launcher.timeout_min", ">= 1"), ("hydra.launcher.gpus_per_node", ">= 0")}
+    assert {(p.key, p.rule) for p in limits} == {
+        ("hydra.launcher.timeout_min", ">= 1"),
+        ("hydra.launcher.gpus_per_node", ">= 0"),
+    }
     _, joblib = check_overrides(["hydra/launcher=joblib", "hydra.launcher.n_jobs=0"])
     assert [p.key for p in joblib] == ["hydra.launcher.n_jobs"]
-    result = run_cli("-m", "hydra/launcher=joblib", "optimizer.lr=1e-3,-1", *TINY, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    result = run_cli(
+        "-m", "hydra/launcher=joblib", "optimizer.lr=1e-3,-1", *TINY, "hydra.sweep.dir=sweep", cwd=tmp_path
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "1 problem in 1 of 2 sweep points" in result.stderr and not (tmp_path / "sweep").exists()
 
@@ -102,7 +128,7 @@ def test_launcher_settings_are_checked_before_any_job(tmp_path: Path) -> None:
 def test_cores_per_job_follows_the_launcher() -> None:
     from omegaconf import OmegaConf
 
-    from app.launch import cores_per_job
+    from app.training.runtime import cores_per_job
 
     def launcher(**values: object) -> object:
         return OmegaConf.create(values)

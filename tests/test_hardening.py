@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import folders
+from app import errors, files
 from app.checks import ConfigError
 from app.launch import check_command, check_overrides, compose_config, parse_command
 from tests.conftest import TINY, run_cli
@@ -57,13 +57,17 @@ ROUTES: dict[str, list[str]] = {
     "Hydra callback": [f"+hydra.callbacks.evil={CANARY}"],
     "oc.create as a Hydra callback": [f"+hydra.callbacks.evil='${{oc.create:{CANARY}}}'"],
     "${hydra:} naming a callback's target": [
-        "hydra.job.name=os.makedirs", "+hydra.callbacks.evil={_target_:'${hydra:job.name}',name:canary}"],
+        "hydra.job.name=os.makedirs",
+        "+hydra.callbacks.evil={_target_:'${hydra:job.name}',name:canary}",
+    ],
     "launcher": ["hydra.launcher._target_=os.makedirs"],
     "-cd with a preset": ["-cd", "CONF", "+debug=evil"],
     "hydra.searchpath with a preset": ["hydra.searchpath=[file://CONF]", "+debug=evil"],
     "logging config with ()": ["-cd", "CONF", "hydra/job_logging=evil"],
-    "logging handler class": ["+hydra.job_logging.handlers.evil={class:os.makedirs,name:canary}",
-                              "hydra.job_logging.root.handlers=[console,evil]"],
+    "logging handler class": [
+        "+hydra.job_logging.handlers.evil={class:os.makedirs,name:canary}",
+        "hydra.job_logging.root.handlers=[console,evil]",
+    ],
     "--experimental-rerun": ["--experimental-rerun", "evil.pkl"],
 }
 
@@ -106,10 +110,24 @@ def test_the_canary_would_be_built_without_the_check(tmp_path: Path, monkeypatch
 
 IMPORT_ROUTES_IN_PROCESS = [
     (["hydra.job_logging.handlers.console.stream=ext://antigravity.fly"], "hydra.job_logging.handlers.console.stream"),
-    (["-m", "hydra/sweeper=optuna", "hydra.sweeper.custom_search_space=os.makedirs",
-      "optimizer.lr=interval(1e-5,1e-3)"], "hydra.sweeper.custom_search_space"),
-    (["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler._target_=os.makedirs",
-      "optimizer.lr=interval(1e-5,1e-3)"], "hydra.sweeper.sampler._target_"),
+    (
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra.sweeper.custom_search_space=os.makedirs",
+            "optimizer.lr=interval(1e-5,1e-3)",
+        ],
+        "hydra.sweeper.custom_search_space",
+    ),
+    (
+        [
+            "-m",
+            "hydra/sweeper=optuna",
+            "hydra.sweeper.sampler._target_=os.makedirs",
+            "optimizer.lr=interval(1e-5,1e-3)",
+        ],
+        "hydra.sweeper.sampler._target_",
+    ),
     (["-cp", "/tmp"], "--config-path"),
 ]
 
@@ -128,8 +146,11 @@ VALUES = [
     (["scheduler._partial_=false"], "scheduler._partial_", "_partial_=true"),
     (["trainer.seed=4294967296"], "trainer.seed", "< 4294967296"),
     (["hydra.run.dir="], "hydra.run.dir", "a directory for the run's files"),
-    (["trainer.epochs=${trainer.batch_size}", "trainer.batch_size=${trainer.epochs}"], "trainer.epochs",
-     "interpolations that end in a value"),
+    (
+        ["trainer.epochs=${trainer.batch_size}", "trainer.batch_size=${trainer.epochs}"],
+        "trainer.epochs",
+        "interpolations that end in a value",
+    ),
 ]
 
 
@@ -141,13 +162,22 @@ def test_what_the_job_cannot_use_is_refused_with_its_reason(overrides: list[str]
 
 SWEEPS = [
     (["hydra/sweeper=optuna", "optimizer.lr=interval(1e-3,1e-5)"], "optimizer.lr", "low < high"),
-    (["hydra/sweeper=optuna", "optimizer.weight_decay=tag(log,interval(0,0.1))"], "optimizer.weight_decay",
-     "log-scale interval above 0"),
+    (
+        ["hydra/sweeper=optuna", "optimizer.weight_decay=tag(log,interval(0,0.1))"],
+        "optimizer.weight_decay",
+        "log-scale interval above 0",
+    ),
     (["optimizer.lr=interval(1e-5,1e-3)"], "optimizer.lr", "needs a sweeper that samples"),
-    (["hydra/sweeper=optuna", "hydra.sweeper.n_trials=0", "optimizer.lr=interval(1e-5,1e-3)"],
-     "hydra.sweeper.n_trials", ">= 1"),
-    (["hydra/sweeper=optuna", "hydra.sweeper.direction=maximise", "optimizer.lr=interval(1e-5,1e-3)"],
-     "hydra.sweeper.direction", "one of minimize, maximize"),
+    (
+        ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=0", "optimizer.lr=interval(1e-5,1e-3)"],
+        "hydra.sweeper.n_trials",
+        ">= 1",
+    ),
+    (
+        ["hydra/sweeper=optuna", "hydra.sweeper.direction=maximise", "optimizer.lr=interval(1e-5,1e-3)"],
+        "hydra.sweeper.direction",
+        "one of minimize, maximize",
+    ),
 ]
 
 
@@ -161,7 +191,9 @@ def test_hints_fit_the_case() -> None:
     _, cycle = check_overrides(["trainer.epochs=${trainer.batch_size}", "trainer.batch_size=${trainer.epochs}"])
     assert [p.key for p in cycle] == ["trainer.epochs", "trainer.batch_size"]  # not T_max as well
     assert all("a cycle" in p.hint for p in cycle)
-    _, floats = check_overrides(["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "trainer.epochs=interval(1,5)"], multirun=True)
+    _, floats = check_overrides(
+        ["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "trainer.epochs=interval(1,5)"], multirun=True
+    )
     assert floats and all("int(interval(" in p.hint for p in floats)
     _, resolver = check_overrides(["trainer.epochs=${oc.nev:EPOCHS}"])
     assert "did you mean oc.env?" in resolver[0].hint
@@ -182,8 +214,9 @@ def test_hydra_interpolations_resolve_as_in_the_job(
 
 def test_one_mistake_over_a_large_sweep_is_one_paragraph() -> None:
     # 20 points (each one a composition, ~0.1 s): the report is one paragraph whatever their number
-    points, problems = check_overrides(["optimizer.lr=0", "trainer.epochs=range(1,11)", "classifier=small,large"],
-                                       multirun=True)
+    points, problems = check_overrides(
+        ["optimizer.lr=0", "trainer.epochs=range(1,11)", "classifier=small,large"], multirun=True
+    )
     from app.checks import render
 
     report = render(problems, points)
@@ -191,21 +224,64 @@ def test_one_mistake_over_a_large_sweep_is_one_paragraph() -> None:
     assert "[20 sweep points, the first:" in report and report.count("rule: ") == 1  # one paragraph
 
 
-ANY_COMMAND = given(argv=st.lists(st.one_of(
-    st.sampled_from([
-        "classifier._args_.1='${oc.create:{_target_:os.makedirs,name:canary}}'",
-        "+hydra.callbacks.x={_target_:os.makedirs,name:canary}", "hydra.job.name=os.makedirs",
-        "+hydra.callbacks.y={_target_:'${hydra:job.name}',name:canary}", "hydra.run.dir=", "hydra.run.dir=out",
-        "trainer.epochs=${trainer.seed}", "dataset.classes=${oc.env:NOPE,3}", "optimizer.lr=${oc.decode:'0.1'}",
-        "optimizer.lr=nan", "hydra.job.chdir=true", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=0",
-        "hydra/job_logging=stdout", "hydra.job_logging.handlers.console.class=os.makedirs", "-m", "--cfg=job",
-        "trainer.overwrite=true", "dataset.image.size=${trainer.batch_size}", "+debug=fast", "~scheduler",
-    ]),
-    st.tuples(st.sampled_from(["trainer.epochs", "dataset.classes", "classifier._args_.0.out_features",
-                               "hydra.job.name", "hydra.run.dir", "optimizer.lr"]),
-              st.sampled_from(["${trainer.seed}", "${oc.create:{a:1}}", "${hydra:job.num}", "${now:%H}",
-                               "${oc.select:nope,2}", "${..x}", "3", "-1", "1e9"])).map(lambda kv: f"{kv[0]}={kv[1]}"),
-), min_size=1, max_size=4))
+ANY_COMMAND = given(
+    argv=st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "classifier._args_.1='${oc.create:{_target_:os.makedirs,name:canary}}'",
+                    "+hydra.callbacks.x={_target_:os.makedirs,name:canary}",
+                    "hydra.job.name=os.makedirs",
+                    "+hydra.callbacks.y={_target_:'${hydra:job.name}',name:canary}",
+                    "hydra.run.dir=",
+                    "hydra.run.dir=out",
+                    "trainer.epochs=${trainer.seed}",
+                    "dataset.classes=${oc.env:NOPE,3}",
+                    "optimizer.lr=${oc.decode:'0.1'}",
+                    "optimizer.lr=nan",
+                    "hydra.job.chdir=true",
+                    "hydra/sweeper=optuna",
+                    "hydra.sweeper.n_trials=0",
+                    "hydra/job_logging=stdout",
+                    "hydra.job_logging.handlers.console.class=os.makedirs",
+                    "-m",
+                    "--cfg=job",
+                    "trainer.overwrite=true",
+                    "dataset.image.size=${trainer.batch_size}",
+                    "+debug=fast",
+                    "~scheduler",
+                ]
+            ),
+            st.tuples(
+                st.sampled_from(
+                    [
+                        "trainer.epochs",
+                        "dataset.classes",
+                        "classifier._args_.0.out_features",
+                        "hydra.job.name",
+                        "hydra.run.dir",
+                        "optimizer.lr",
+                    ]
+                ),
+                st.sampled_from(
+                    [
+                        "${trainer.seed}",
+                        "${oc.create:{a:1}}",
+                        "${hydra:job.num}",
+                        "${now:%H}",
+                        "${oc.select:nope,2}",
+                        "${..x}",
+                        "3",
+                        "-1",
+                        "1e9",
+                    ]
+                ),
+            ).map(lambda kv: f"{kv[0]}={kv[1]}"),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
 FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 
@@ -257,18 +333,18 @@ def test_a_run_dir_with_an_earlier_run_is_refused_unless_overwritten(tmp_path: P
 
 
 def test_a_run_dir_a_live_run_holds_is_refused(tmp_path: Path) -> None:
-    with folders.run_lock(str(tmp_path / "out")):
+    with files.run_lock(str(tmp_path / "out")):
         _, problems = check_overrides([f"hydra.run.dir={tmp_path / 'out'}", "trainer.overwrite=true"])
         assert [p.key for p in problems] == ["hydra.run.dir"] and str(os.getpid()) in problems[0].hint
-        with pytest.raises(folders.RunDirBusy):
+        with pytest.raises(errors.RunDirBusy):
             from app.train import run
 
             run(compose_config(["+debug=fast"]), tmp_path / "out")
-    assert folders.lock_holder(str(tmp_path / "out")) is None  # let go with the run
+    assert files.lock_holder(str(tmp_path / "out")) is None  # let go with the run
 
 
 def test_default_run_dirs_differ_for_runs_started_in_the_same_second() -> None:
-    from app.launch import app_hydra, _compose
+    from app.launch import _compose, app_hydra
 
     with app_hydra():
         first, second = (str(_compose([], "config")[0].hydra.run.dir) for _ in range(2))  # type: ignore[union-attr]
@@ -276,7 +352,7 @@ def test_default_run_dirs_differ_for_runs_started_in_the_same_second() -> None:
 
 
 def test_temporary_files_are_this_processs_own(tmp_path: Path) -> None:
-    from app.folders import write_atomically
+    from app.files import write_atomically
 
     seen: list[Path] = []
 
@@ -300,7 +376,12 @@ def test_an_error_inside_the_job_is_one_paragraph(tmp_path: Path) -> None:
 
 def test_app_check_takes_every_flag_app_train_takes(tmp_path: Path) -> None:
     conf = yaml_dir(tmp_path)
-    for argv in (["-cd", str(conf), "+debug=fast"], ["--cfg=job"], ["--info", "searchpath"], ["--resolve", "-c", "job"]):
+    for argv in (
+        ["-cd", str(conf), "+debug=fast"],
+        ["--cfg=job"],
+        ["--info", "searchpath"],
+        ["--resolve", "-c", "job"],
+    ):
         assert check_command(parse_command(argv)) == (1, []), argv
 
 
@@ -315,7 +396,10 @@ def test_a_killed_run_keeps_every_finished_epoch(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     child = subprocess.Popen(
         [sys.executable, "-m", "app.train", *TINY, "trainer.epochs=200", "hydra.run.dir=out"],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     log = tmp_path / "out" / "train.log"
     deadline = time.monotonic() + 120
@@ -337,11 +421,20 @@ def torch_load_ok(path: Path) -> bool:
 
 
 CLI_PIECES = [
-    "trainer.epochs=${trainer.seed}", "dataset.classes=${trainer.epochs}", "optimizer.lr=nan",
-    "classifier._args_.1='${oc.create:{_target_:os.makedirs,name:canary}}'", "hydra.job.chdir=true",
-    "+hydra.callbacks.x={_target_:os.makedirs,name:canary}", "hydra.run.dir=", "~scheduler",
-    "optimizer=sgd", "trainer.overwrite=true", "dataset.train_size=${hydra:job.num}", "--cfg=job",
-    "hydra/job_logging=stdout", "dataset.val_size=${oc.env:VAL_SIZE,8}",
+    "trainer.epochs=${trainer.seed}",
+    "dataset.classes=${trainer.epochs}",
+    "optimizer.lr=nan",
+    "classifier._args_.1='${oc.create:{_target_:os.makedirs,name:canary}}'",
+    "hydra.job.chdir=true",
+    "+hydra.callbacks.x={_target_:os.makedirs,name:canary}",
+    "hydra.run.dir=",
+    "~scheduler",
+    "optimizer=sgd",
+    "trainer.overwrite=true",
+    "dataset.train_size=${hydra:job.num}",
+    "--cfg=job",
+    "hydra/job_logging=stdout",
+    "dataset.val_size=${oc.env:VAL_SIZE,8}",
 ]
 
 
@@ -351,7 +444,9 @@ CLI_COMMANDS = given(pieces=st.lists(st.sampled_from(CLI_PIECES), min_size=1, ma
 # A process a command (~0.6 s refused, ~6 s run): 3 in the default tier, 25 in the slow tier.
 @settings(max_examples=3, deadline=None, suppress_health_check=FUZZ_HEALTH)
 @CLI_COMMANDS
-def test_the_real_cli_refuses_cleanly_or_runs_cleanly(pieces: list[str], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_the_real_cli_refuses_cleanly_or_runs_cleanly(
+    pieces: list[str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     refuses_cleanly_or_runs_cleanly(pieces, tmp_path_factory)
 
 
@@ -367,8 +462,9 @@ def test_the_real_cli_refuses_cleanly_or_runs_cleanly_thoroughly(
 def refuses_cleanly_or_runs_cleanly(pieces: list[str], tmp_path_factory: pytest.TempPathFactory) -> None:
     workdir = tmp_path_factory.mktemp("fuzz")
     flags = [p for p in pieces if p.startswith("--")]
-    result = run_cli(*flags, *TINY, "trainer.epochs=1", "hydra.run.dir=out", *[p for p in pieces if p not in flags],
-                     cwd=workdir)
+    result = run_cli(
+        *flags, *TINY, "trainer.epochs=1", "hydra.run.dir=out", *[p for p in pieces if p not in flags], cwd=workdir
+    )
     assert "Traceback" not in result.stdout + result.stderr
     assert not (workdir / "canary").exists()
     if result.returncode != 0:

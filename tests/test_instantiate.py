@@ -12,11 +12,17 @@ from omegaconf import DictConfig
 
 from app.checks import field_hints, group_options, unwrap
 from app.configs import (
-    AlexNetConfig, ConvNeXtTinyConfig, EfficientNetB0Config, MobileNetV3SmallConfig, ResNet18Config, ResNet50Config,
-    VGG11BNConfig, ViTB16Config,
+    AlexNetConfig,
+    ConvNeXtTinyConfig,
+    EfficientNetB0Config,
+    MobileNetV3SmallConfig,
+    ResNet18Config,
+    ResNet50Config,
+    VGG11BNConfig,
+    ViTB16Config,
 )
-from app.launch import compose_config
 from app.data import Splits
+from app.launch import compose_config
 from app.models import ImageClassifier
 
 
@@ -62,8 +68,13 @@ def test_grey_images_are_repeated_for_an_rgb_backbone(alexnet_features: torch.Te
 @pytest.mark.parametrize("option", ["digits", "fake"])
 def test_dataset_nodes_build_splits(option: str) -> None:
     cfg = compose_config(
-        [f"dataset={option}", "dataset.image.size=32", "dataset.train_size=20", "dataset.val_size=6",
-         "dataset.classes=4"],
+        [
+            f"dataset={option}",
+            "dataset.image.size=32",
+            "dataset.train_size=20",
+            "dataset.val_size=6",
+            "dataset.classes=4",
+        ],
         validate=False,  # images smaller than AlexNet takes: only the dataset is built here
     )
     splits = instantiate(cfg.dataset)
@@ -99,9 +110,10 @@ def test_optimizer_nodes_are_partials_of_torch_optimizers(option: str) -> None:
     assert optimizer.param_groups[0]["lr"] == 0.5
 
 
-@pytest.mark.parametrize(("option", "kind"), [
-    ("constant", "ConstantLR"), ("cosine", "CosineAnnealingLR"), ("onecycle", "OneCycleLR"), ("step", "StepLR")
-])
+@pytest.mark.parametrize(
+    ("option", "kind"),
+    [("constant", "ConstantLR"), ("cosine", "CosineAnnealingLR"), ("onecycle", "OneCycleLR"), ("step", "StepLR")],
+)
 def test_scheduler_nodes_wrap_the_optimizer(option: str, kind: str) -> None:
     cfg = compose_config([f"scheduler={option}"])
     optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
@@ -144,9 +156,7 @@ def test_every_backbone_is_tested() -> None:
 
 
 @pytest.mark.parametrize(("option", "config", "weights"), BACKBONES)
-def test_a_backbones_facts_on_its_config_hold_for_the_torchvision_model(
-    option: str, config: Any, weights: Any
-) -> None:
+def test_a_backbones_facts_on_its_config_hold_for_the_torchvision_model(option: str, config: Any, weights: Any) -> None:
     weight_names = set(unwrap(field_hints(config)["weights"])[0].__members__)
     # all of torchvision's names, but the ViT weights made for 384-px inputs
     assert weight_names == set(weights.__members__) - {"IMAGENET1K_SWAG_E2E_V1"}
@@ -169,8 +179,11 @@ def test_a_checkpoint_of_this_app_starts_an_extractor(tiny_run: dict[str, Any]) 
     extractor = instantiate(compose_config([f"feature_extractor.checkpoint={best}"]).feature_extractor)
     assert all(torch.equal(value, saved[f"extractor.{key}"]) for key, value in extractor.state_dict().items())
     resnet = compose_config(["feature_extractor=resnet18", f"feature_extractor.checkpoint={best}"]).feature_extractor
-    with pytest.raises(InstantiationException, match=r"\d+ not in the checkpoint \(bn1\.bias, .*\); "
-                       r"10 in the checkpoint, not in this model \(features\.0\.bias"):  # an AlexNet's, into a ResNet
+    with pytest.raises(
+        InstantiationException,
+        match=r"\d+ not in the checkpoint \(bn1\.bias, .*\); "
+        r"10 in the checkpoint, not in this model \(features\.0\.bias",
+    ):  # an AlexNet's, into a ResNet
         instantiate(resnet)
 
 
@@ -189,10 +202,18 @@ def test_folder_dataset_reads_images_from_disk(image_folder: Path) -> None:
     assert len(splits.train) + len(splits.val) == 18  # notes.txt is not an image
     image, label = splits.val[0]
     assert image.shape == (3, 32, 32) and 0 <= int(label) < 3
-    grey = instantiate(compose_config([
-        "dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3", "dataset.image.channels=1",
-        "dataset.image.size=16",
-    ], validate=False).dataset)
+    grey = instantiate(
+        compose_config(
+            [
+                "dataset=folder",
+                f"dataset.root={image_folder}",
+                "dataset.classes=3",
+                "dataset.image.channels=1",
+                "dataset.image.size=16",
+            ],
+            validate=False,
+        ).dataset
+    )
     assert grey.train[0][0].shape == (1, 16, 16)
 
 
@@ -224,7 +245,7 @@ def test_the_digits_facts_on_its_config_are_sklearns() -> None:
 def test_weights_that_cannot_be_downloaded_end_in_one_paragraph_that_says_what_to_do(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.train import failure
+    from app.training.runtime import failure
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache: torchvision must download
     for proxy in ("https_proxy", "HTTPS_PROXY"):
@@ -233,6 +254,8 @@ def test_weights_that_cannot_be_downloaded_end_in_one_paragraph_that_says_what_t
     with pytest.raises(InstantiationException) as raised:
         instantiate(cfg.feature_extractor)
     text = failure(raised.value)
-    assert text.startswith("The run failed: WeightsUnavailable: feature_extractor.weights=DEFAULT: torchvision could not")
+    assert text.startswith(
+        "The run failed: WeightsUnavailable: feature_extractor.weights=DEFAULT: torchvision could not"
+    )
     assert str(tmp_path / "hub" / "checkpoints") in text and "feature_extractor.checkpoint=PATH" in text
     assert not list((tmp_path / "hub" / "checkpoints").glob("*.pth"))  # nothing half-downloaded left

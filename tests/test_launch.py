@@ -73,10 +73,16 @@ def test_a_wrong_group_option_takes_its_keys_along() -> None:
 
 
 LAYER_PROBLEMS = [
-    ("{_target_:torch.nn.Linear,in_features:9216,out_features:10,bogus:1}", "classifier._args_.0.bogus",
-     "a key of LinearConfig: in_features, out_features, bias"),
-    ("{_target_:torch.nn.Linear,in_features:9216,out_features:'10'}", "classifier._args_.0.out_features",
-     "a value of type int, >= 1"),
+    (
+        "{_target_:torch.nn.Linear,in_features:9216,out_features:10,bogus:1}",
+        "classifier._args_.0.bogus",
+        "a key of LinearConfig: in_features, out_features, bias",
+    ),
+    (
+        "{_target_:torch.nn.Linear,in_features:9216,out_features:'10'}",
+        "classifier._args_.0.out_features",
+        "a value of type int, >= 1",
+    ),
     ("{_target_:torch.nn.Linear,in_features:9216}", "classifier._args_.0.out_features", "LinearConfig needs it"),
     ("{_target_:torch.nn.Dropout,p:1.5}", "classifier._args_.1.p", "0 <= value < 1"),
     ("{_target_:torch.nn.ReLU,inplace:1}", "classifier._args_.1.inplace", "a value of type bool"),
@@ -93,12 +99,18 @@ def test_a_layer_written_as_a_dict_is_checked_as_its_config(layer: str, key: str
 
 def test_the_same_unknown_key_mistake_reads_the_same_wherever_it_is_found() -> None:
     _, composed = check_overrides(["optimizer.bettas=[0.9,0.99]"])  # found by Hydra's composition
-    _, walked = check_overrides(["classifier._args_=[{_target_:torch.nn.Dropout,pp:0.1},"
-                                 "{_target_:torch.nn.Linear,in_features:9216,out_features:10}]"])
+    _, walked = check_overrides(
+        [
+            "classifier._args_=[{_target_:torch.nn.Dropout,pp:0.1},"
+            "{_target_:torch.nn.Linear,in_features:9216,out_features:10}]"
+        ]
+    )
     assert [(p.rule, p.hint) for p in composed] == [
-        ("a key of AdamConfig: lr, weight_decay, betas, eps, amsgrad", "did you mean optimizer.betas?")]
+        ("a key of AdamConfig: lr, weight_decay, betas, eps, amsgrad", "did you mean optimizer.betas?")
+    ]
     assert [(p.rule, p.hint) for p in walked] == [
-        ("a key of DropoutConfig: p, inplace", "did you mean classifier._args_.0.p?")]
+        ("a key of DropoutConfig: p, inplace", "did you mean classifier._args_.0.p?")
+    ]
 
 
 # ------------------------------------------------------------------------- from Python
@@ -176,8 +188,15 @@ def test_cuda_is_refused_before_any_run_dir_where_there_is_none(
 ) -> None:
     single = run_cli("trainer.device=cuda", "hydra.run.dir=out", cwd=tmp_path)  # a real process (imports torch)
     # the sweep through the same entry point in this process (torch is imported already)
-    code, _, sweep = refused_in_process("-m", "trainer.device=cpu,cuda", *TINY, "hydra.sweep.dir=sweep", cwd=tmp_path,
-                                        monkeypatch=monkeypatch, capsys=capsys)
+    code, _, sweep = refused_in_process(
+        "-m",
+        "trainer.device=cpu,cuda",
+        *TINY,
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+        monkeypatch=monkeypatch,
+        capsys=capsys,
+    )
     for status, stderr in ((single.returncode, single.stderr), (code, sweep)):
         assert status == 1 and "Traceback" not in stderr
         assert "trainer.device=cuda" in stderr and "torch sees no CUDA device" in stderr
@@ -190,9 +209,17 @@ def test_relative_paths_are_read_from_the_launch_dir_even_when_the_job_changes_d
 ) -> None:
     shutil.copytree(image_folder, tmp_path / "images")
     result = run_cli(
-        "hydra.job.chdir=true", "dataset=folder", "dataset.root=images", "dataset.classes=3",
-        "dataset.image.size=64", "trainer.epochs=1", "trainer.batch_size=4", "hydra.run.dir=out",
-        "trainer.freeze_extractor=true", "trainer.feature_cache_dir=features", cwd=tmp_path,
+        "hydra.job.chdir=true",
+        "dataset=folder",
+        "dataset.root=images",
+        "dataset.classes=3",
+        "dataset.image.size=64",
+        "trainer.epochs=1",
+        "trainer.batch_size=4",
+        "hydra.run.dir=out",
+        "trainer.freeze_extractor=true",
+        "trainer.feature_cache_dir=features",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     checkpoint = torch.load(tmp_path / "out/checkpoints/last.pt", weights_only=True)

@@ -17,8 +17,19 @@ ALLOWED = {
     "folders": {"configs"},
     "checks": {"configs", "folders"},
     "launch": {"configs", "checks", "folders"},
-    "train": {"configs", "checks", "launch", "data", "distributed", "engine", "features", "loggers", "models", "folders",
-              "summary"},
+    "train": {
+        "configs",
+        "checks",
+        "launch",
+        "data",
+        "distributed",
+        "engine",
+        "features",
+        "loggers",
+        "models",
+        "folders",
+        "summary",
+    },
     "data": {"configs", "folders"},
     "models": {"configs", "folders"},
     "evaluate": {"configs", "launch", "train", "folders", "data", "engine", "loggers", "models"},
@@ -28,7 +39,7 @@ ALLOWED = {
     "features": {"configs", "data", "engine", "folders", "models"},  # the frozen extractor's feature cache
     "loggers": {"folders"},
     "summary": {"configs", "folders", "loggers"},
-    "distributed": set(),  # torchrun's and SLURM's ranks, the process group, what rank 0 decides  # the sweep's summary: read from run dirs, torch-free (Hydra loads it first)
+    "distributed": set(),  # torchrun's and SLURM's ranks, the process group, what rank 0 decides
 }
 
 
@@ -67,9 +78,10 @@ def test_the_schema_imports_no_other_app_module() -> None:
 
 
 def test_importing_the_app_leaves_hydra_unpatched() -> None:
-    import app.train  # noqa: F401  (everything a notebook or a test might import)
     from hydra.core.config_store import ConfigStore
     from hydra.core.singleton import Singleton
+
+    import app.train  # noqa: F401  (everything a notebook or a test might import)
 
     assert "__deepcopy__" not in vars(ConfigStore)
     # Hydra's own snapshot and restore of its singletons still restores the store.

@@ -29,10 +29,19 @@ def test_a_folder_of_digit_pngs_learns(tmp_path: Path) -> None:
     digits = load_digits(n_class=3)
     for index, (values, label) in enumerate(zip(digits.images, digits.target)):
         (tmp_path / "images" / f"digit_{label}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.round(values * 255 / 16).astype(np.uint8)).save(tmp_path / "images" / f"digit_{label}" / f"{index}.png")
-    cfg = compose_config([
-        "dataset=folder", f"dataset.root={tmp_path / 'images'}", "dataset.classes=3", "dataset.image.size=64",
-        "optimizer.lr=3e-4", "trainer.batch_size=16", "trainer.epochs=2",  # 0.88-0.98 after one epoch, seeds 0 and 1
-    ])
+        Image.fromarray(np.round(values * 255 / 16).astype(np.uint8)).save(
+            tmp_path / "images" / f"digit_{label}" / f"{index}.png"
+        )
+    cfg = compose_config(
+        [
+            "dataset=folder",
+            f"dataset.root={tmp_path / 'images'}",
+            "dataset.classes=3",
+            "dataset.image.size=64",
+            "optimizer.lr=3e-4",
+            "trainer.batch_size=16",
+            "trainer.epochs=2",  # 0.88-0.98 after one epoch, seeds 0 and 1
+        ]
+    )
     best = train(cfg, tmp_path / "run")
     assert best > 0.8, best  # three classes: chance is 0.33

@@ -33,16 +33,24 @@ def markdown_rows(path: Path) -> list[dict[str, str]]:
 
 
 def app_summary(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.summary", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app.summary", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A 2x2 basic sweep of tiny runs, tagged."""
     cwd = tmp_path_factory.mktemp("grid")
-    result = run_cli("-m", "optimizer.lr=1e-4,1e-3", "trainer.seed=0,1", *ONE_BATCH, "tags=[grid,tiny]",
-                     "hydra.sweep.dir=sweep", cwd=cwd)
+    result = run_cli(
+        "-m",
+        "optimizer.lr=1e-4,1e-3",
+        "trainer.seed=0,1",
+        *ONE_BATCH,
+        "tags=[grid,tiny]",
+        "hydra.sweep.dir=sweep",
+        cwd=cwd,
+    )
     return {"cwd": cwd, "dir": cwd / "sweep", "result": result}
 
 
@@ -60,7 +68,11 @@ def test_a_2x2_sweep_writes_its_summary(grid: dict[str, Any]) -> None:
     rows = read_csv(sweep / "summary.csv")
     assert [r["job"] for r in rows] == ["0", "1", "2", "3"]  # in job order
     assert [(r["optimizer.lr"], r["trainer.seed"]) for r in rows] == [
-        ("0.0001", "0"), ("0.0001", "1"), ("0.001", "0"), ("0.001", "1")]
+        ("0.0001", "0"),
+        ("0.0001", "1"),
+        ("0.001", "0"),
+        ("0.001", "1"),
+    ]
     for row in rows:
         assert row["status"] == "completed" and row["error"] == ""
         run = json.loads((sweep / row["run_dir"] / "summary.json").read_text())
@@ -116,9 +128,18 @@ def test_optuna_records_a_failed_trial_and_searches_on(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     # seed 0 draws 1e-4, then 1e30. (Not the grid sampler: hydra-optuna-sweeper 1.3 crashes when
     # the grid's last trial fails, raised or not: GridSampler calls Study.stop() outside a trial.)
-    result = run_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=0", "hydra.sweeper.n_trials=2",
-                     "hydra.sweeper.n_jobs=1", "hydra.sweeper.direction=maximize", "optimizer.lr=choice(1e30,1e-4)",
-                     *ONE_EPOCH, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    result = run_cli(
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.sampler.seed=0",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=1",
+        "hydra.sweeper.direction=maximize",
+        "optimizer.lr=choice(1e30,1e-4)",
+        *ONE_EPOCH,
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     assert "Failed experiment: Return value must be float-castable. Got 'None'." in result.stdout  # a FAIL trial
     rows = read_csv(tmp_path / "sweep/summary.csv")
@@ -131,9 +152,22 @@ def test_optuna_records_a_failed_trial_and_searches_on(tmp_path: Path) -> None:
 def test_ctrl_c_in_a_sweep_job_stops_the_whole_sweep(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     child = subprocess.Popen(
-        [sys.executable, "-m", "app.train", "-m", "trainer.seed=0,1",
-         *[o for o in TINY if not o.startswith("trainer.epochs=")], "trainer.epochs=200", "hydra.sweep.dir=sweep"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "app.train",
+            "-m",
+            "trainer.seed=0,1",
+            *[o for o in TINY if not o.startswith("trainer.epochs=")],
+            "trainer.epochs=200",
+            "hydra.sweep.dir=sweep",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     log, deadline = tmp_path / "sweep/0/train.log", time.monotonic() + 120
     while time.monotonic() < deadline and not (log.exists() and "epoch 1/200" in log.read_text()):
         time.sleep(0.05)
@@ -147,8 +181,9 @@ def test_ctrl_c_in_a_sweep_job_stops_the_whole_sweep(tmp_path: Path) -> None:
     assert read_csv(tmp_path / "sweep/summary.csv")[0]["status"] == "stopped"
 
 
-def test_app_summary_rebuilds_a_sweep_and_merges_two(grid: dict[str, Any], failing: dict[str, Any],
-                                                     tmp_path: Path) -> None:
+def test_app_summary_rebuilds_a_sweep_and_merges_two(
+    grid: dict[str, Any], failing: dict[str, Any], tmp_path: Path
+) -> None:
     sweep: Path = grid["dir"]
     written = {name: (sweep / name).read_bytes() for name in ["summary.csv", "summary.md", "summary.png"]}
     for name in written:

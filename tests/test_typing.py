@@ -14,7 +14,10 @@ MUST_FAIL = sorted((ROOT / "tests" / "typing_must_fail").glob("*.py"))
 def mypy(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

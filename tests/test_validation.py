@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import pytest
+from annotated_types import Ge, Gt, Interval, Le, Lt, Timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from annotated_types import Ge, Gt, Interval, Le, Lt, Timezone
 from omegaconf import OmegaConf
 
 from app.checks import (
@@ -88,20 +88,26 @@ BAD = [
     (["classifier._args_.2.out_features=3"], "classifier._args_.2.out_features"),
     (["classifier._args_=[]"], "classifier._args_"),
     (["optimizer=sgd", "optimizer.nesterov=true", "optimizer.momentum=0"], "optimizer.nesterov"),
-    (["feature_extractor.weights=DEFAULT", f"feature_extractor.checkpoint={EXISTING_FILE}"],
-     "feature_extractor.checkpoint"),
+    (
+        ["feature_extractor.weights=DEFAULT", f"feature_extractor.checkpoint={EXISTING_FILE}"],
+        "feature_extractor.checkpoint",
+    ),
     (["dataset.classes=${nope}"], "dataset.classes"),
     (["dataset=folder", "dataset.root=no/such/dir", "dataset.classes=3"], "dataset.root"),
-    (["dataset=folder", f"dataset.root={ROOT / 'tests' / 'typing_must_fail'}", "dataset.classes=3"],
-     "dataset.classes"),  # no class folders there: 0 != 3
+    (
+        ["dataset=folder", f"dataset.root={ROOT / 'tests' / 'typing_must_fail'}", "dataset.classes=3"],
+        "dataset.classes",
+    ),  # no class folders there: 0 != 3
     # unknown keys
     (["dataset.clases=3"], "did you mean dataset.classes"),
     (["trainer.epoch=3"], "did you mean trainer.epochs"),
     (["+trainer.foo=1"], "trainer.foo"),
     (["optimizer.learning_rate=0.1"], "optimizer.learning_rate"),
     (["classifier._args_.9.p=0.1"], "classifier._args_.9"),
-    (["classifier._args_=[{_target_:torch.nn.Linear,in_features:9216,out_features:10,bogus:1}]"],
-     "classifier._args_.0.bogus"),
+    (
+        ["classifier._args_=[{_target_:torch.nn.Linear,in_features:9216,out_features:10,bogus:1}]"],
+        "classifier._args_.0.bogus",
+    ),
     # group options
     (["classifier=medium"], "classifier"),
     (["dataset=cifar"], "dataset"),
@@ -147,7 +153,9 @@ def refuse(case: tuple[list[str], str], base: Path) -> tuple[list[str], str, sub
 
 
 @pytest.fixture(scope="module")
-def refusals(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[list[str], str, subprocess.CompletedProcess[str], Path]]:
+def refusals(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> list[tuple[list[str], str, subprocess.CompletedProcess[str], Path]]:
     """The REAL_CLI cases through the real CLI, two at a time (each process refuses in ~0.5 s)."""
     base = tmp_path_factory.mktemp("refused")
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -183,8 +191,9 @@ def test_bad_override_is_refused_at_launch(
     index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     overrides, key = BAD[index]
-    code, stdout, stderr = refused_in_process(*overrides, "hydra.run.dir=out", cwd=tmp_path,
-                                              monkeypatch=monkeypatch, capsys=capsys)
+    code, stdout, stderr = refused_in_process(
+        *overrides, "hydra.run.dir=out", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
     assert_refused(code, stdout, stderr, key, tmp_path)
 
 
@@ -192,7 +201,10 @@ def test_full_error_shows_the_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "app.train", "dataset.classes=0.5"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 1 and "Traceback" in result.stderr
 
@@ -200,7 +212,11 @@ def test_full_error_shows_the_traceback(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- sweeps
 def test_one_bad_point_stops_the_whole_sweep(tmp_path: Path) -> None:
     result = run_cli(
-        "-m", "classifier=small,large", "dataset.classes=5,-5", *TINY[1:], "hydra.sweep.dir=sweep",
+        "-m",
+        "classifier=small,large",
+        "dataset.classes=5,-5",
+        *TINY[1:],
+        "hydra.sweep.dir=sweep",
         cwd=tmp_path,
     )
     assert result.returncode == 1
@@ -212,19 +228,33 @@ def test_one_bad_point_stops_the_whole_sweep(tmp_path: Path) -> None:
 
 def test_optuna_search_space_bounds_follow_the_same_rules() -> None:
     points, problems = check_overrides(
-        ["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "optimizer.lr=interval(0,1e-3)", "classifier=choice(small,large)"],
+        [
+            "hydra/sweeper=optuna",
+            "hydra.sweeper.direction=maximize",
+            "optimizer.lr=interval(0,1e-3)",
+            "classifier=choice(small,large)",
+        ],
         multirun=True,
     )
     assert points == 4  # each bound with each choice
     assert {(p.key, p.value, p.rule) for p in problems} == {("optimizer.lr", "0.0", "> 0")}
-    ok = check_overrides(["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "optimizer.lr=tag(log,interval(1e-5,1e-3))"], multirun=True)
+    ok = check_overrides(
+        ["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "optimizer.lr=tag(log,interval(1e-5,1e-3))"],
+        multirun=True,
+    )
     assert ok == (2, [])
 
 
 def test_real_optuna_sweep_runs_after_its_check(tmp_path: Path) -> None:
     result = run_cli(
-        "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.direction=maximize",
-        "optimizer.lr=tag(log,interval(1e-5,1e-3))", *TINY, "trainer.epochs=1", "hydra.sweep.dir=sweep",
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.direction=maximize",
+        "optimizer.lr=tag(log,interval(1e-5,1e-3))",
+        *TINY,
+        "trainer.epochs=1",
+        "hydra.sweep.dir=sweep",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -249,8 +279,9 @@ def test_check_validates_a_sweep_without_running_or_importing_torch() -> None:
 def test_check_console_script_exit_status(tmp_path: Path) -> None:
     app_check = console_script("app-check")
     ok = subprocess.run([app_check, "classifier=large"], cwd=tmp_path, capture_output=True, text=True)
-    bad = subprocess.run([app_check, "dataset.classes=-5", "optimizer.lr=0"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [app_check, "dataset.classes=-5", "optimizer.lr=0"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert ok.returncode == 0 and "OK: 1 configuration valid." in ok.stdout
     assert bad.returncode == 1 and "Refused: 2 problems" in bad.stderr  # every problem at once
 
@@ -277,8 +308,11 @@ def test_rules_are_documented_in_help_and_readme(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("group", "option", "node"), group_options(), ids=lambda v: str(v)[:20])
 def test_every_stored_option_is_valid(group: str, option: str, node: object, image_folder: Path) -> None:
     plus = "+" if group in ("debug", "experiment", "hparams_search") else ""  # groups not in the defaults
-    needs = {"folder": [f"dataset.root={image_folder}", "dataset.classes=3"], "vit_b_16": ["dataset.image.size=224"],
-             "cifar10": ["dataset.download=true"]}
+    needs = {
+        "folder": [f"dataset.root={image_folder}", "dataset.classes=3"],
+        "vit_b_16": ["dataset.image.size=224"],
+        "cifar10": ["dataset.download=true"],
+    }
     search = group == "hparams_search"  # a search preset is a sweep: its space's bounds are its points
     points, problems = check_overrides([f"{plus}{group}={option}", *needs.get(option, [])], multirun=search)
     assert problems == [] and (points > 1 if search else points == 1)
@@ -294,20 +328,61 @@ def test_a_config_broken_after_composition_is_refused_by_the_job(tmp_path: Path)
 
 # --------------------------------------------------------- property: never a traceback
 LEAF_KEYS = [
-    "dataset.classes", "dataset.image.size", "dataset.image.channels", "dataset.train_size",
-    "dataset.val_size", "dataset.val_fraction", "feature_extractor.out_features",
-    "feature_extractor.checkpoint", "feature_extractor.weights", "classifier._args_.0.out_features",
-    "classifier._args_.2.in_features", "classifier._target_", "optimizer.lr", "optimizer.betas",
-    "optimizer.weight_decay", "scheduler.T_max", "trainer.epochs", "trainer.batch_size",
-    "trainer.seed", "trainer.device", "trainer.num_workers", "trainer.freeze_extractor",
-    "trainer.precision", "dataset.clases", "dataset", "classifier", "optimizer", "scheduler",
+    "dataset.classes",
+    "dataset.image.size",
+    "dataset.image.channels",
+    "dataset.train_size",
+    "dataset.val_size",
+    "dataset.val_fraction",
+    "feature_extractor.out_features",
+    "feature_extractor.checkpoint",
+    "feature_extractor.weights",
+    "classifier._args_.0.out_features",
+    "classifier._args_.2.in_features",
+    "classifier._target_",
+    "optimizer.lr",
+    "optimizer.betas",
+    "optimizer.weight_decay",
+    "scheduler.T_max",
+    "trainer.epochs",
+    "trainer.batch_size",
+    "trainer.seed",
+    "trainer.device",
+    "trainer.num_workers",
+    "trainer.freeze_extractor",
+    "trainer.precision",
+    "dataset.clases",
+    "dataset",
+    "classifier",
+    "optimizer",
+    "scheduler",
 ]
 VALUES = st.one_of(
     st.integers(-20, 20000).map(str),
     st.floats(-10, 10, allow_nan=False).map(repr),
-    st.sampled_from(["null", "true", "maybe", "[0.9,0.999]", "[]", "small", "large", "fake",
-                     "sgd", "cosine", "auto", "cuda", "bf16", "os.system", "${trainer.seed}",
-                     "${nope}", "'a b'", "[1,2", "IMAGENET1K_V1"]),
+    st.sampled_from(
+        [
+            "null",
+            "true",
+            "maybe",
+            "[0.9,0.999]",
+            "[]",
+            "small",
+            "large",
+            "fake",
+            "sgd",
+            "cosine",
+            "auto",
+            "cuda",
+            "bf16",
+            "os.system",
+            "${trainer.seed}",
+            "${nope}",
+            "'a b'",
+            "[1,2",
+            "IMAGENET1K_V1",
+        ]
+    ),
     st.text(alphabet="abc019._-=,[]{}$~+' ", max_size=8),
 )
 OVERRIDE = st.tuples(st.sampled_from(["", "+", "~", "++"]), st.sampled_from(LEAF_KEYS), VALUES).map(
@@ -401,7 +476,14 @@ def test_every_bound_in_the_annotations_is_enforced(overrides: list[str], key: s
 
 def test_bounds_are_tested_for_every_group() -> None:
     assert {key.split(".")[0] for _, key in bound_cases()} == {
-        "dataset", "feature_extractor", "classifier", "optimizer", "scheduler", "trainer", "logger"}
+        "dataset",
+        "feature_extractor",
+        "classifier",
+        "optimizer",
+        "scheduler",
+        "trainer",
+        "logger",
+    }
 
 
 # ------------------------------------- the launch validator agrees with pydantic's TypeAdapter
@@ -424,10 +506,43 @@ def every_field_hint() -> list[Any]:
 
 
 PROBES: list[object] = [
-    None, True, False, 0, 1, -1, 2, 3, 10, 11, 63, 512, 9216, 0.0, 0.5, 1.0, -0.5, 1e-8,
-    float("nan"), float("inf"), float("-inf"), "", "3", "x", str(ROOT), EXISTING_FILE,
-    [], [0.5], [0.9, 0.999], [0.5, 1.5], [float("nan"), 0.1], [0.5, 0.5, 0.5], ["a", "b"],
-    Device.cuda, AlexNetWeights.DEFAULT, ResNet18Weights.DEFAULT, Precision.bf16,
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2,
+    3,
+    10,
+    11,
+    63,
+    512,
+    9216,
+    0.0,
+    0.5,
+    1.0,
+    -0.5,
+    1e-8,
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    "",
+    "3",
+    "x",
+    str(ROOT),
+    EXISTING_FILE,
+    [],
+    [0.5],
+    [0.9, 0.999],
+    [0.5, 1.5],
+    [float("nan"), 0.1],
+    [0.5, 0.5, 0.5],
+    ["a", "b"],
+    Device.cuda,
+    AlexNetWeights.DEFAULT,
+    ResNet18Weights.DEFAULT,
+    Precision.bf16,
 ]
 
 

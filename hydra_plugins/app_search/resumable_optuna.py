@@ -9,7 +9,7 @@ import logging
 import os
 from typing import Any
 
-from app.folders import next_job
+from app.files import next_job
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from app.configs import RESUME_AUTO
+from app.errors import RunDirBusy
 
 # torchvision.datasets.folder.IMG_EXTENSIONS (0.29), copied so that the launch check stays
 # torch-free; a test compares the two.
@@ -119,10 +120,22 @@ def checkpoint_config(path: str) -> Optional[dict[str, Any]]:
         with zipfile.ZipFile(path) as archive:
             name = next(n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1)
             state = _ConfigReader(io.BytesIO(archive.read(name))).load()
-    except (OSError, StopIteration, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, ValueError, TypeError,
-            AttributeError):
+    except (
+        OSError,
+        StopIteration,
+        zipfile.BadZipFile,
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+    ):
         return None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or not isinstance(state.get("config"), dict):
+    if (
+        not isinstance(state, dict)
+        or state.get("format") != CHECKPOINT_FORMAT
+        or not isinstance(state.get("config"), dict)
+    ):
         return None
     return dict(state["config"])
 
@@ -160,10 +173,6 @@ def remove_run_artefacts(run_dir: str) -> None:
     for name in run_artefacts(run_dir):
         path = os.path.join(run_dir, name)
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-
-
-class RunDirBusy(RuntimeError):
-    """Another live run writes in this run dir."""
 
 
 def lock_holder(run_dir: str) -> Optional[int]:

@@ -1,0 +1,92 @@
+"""Every exception the app raises on purpose, each carrying the hint a person acts on.
+
+``app.training.runtime.failure`` turns any of them into the one paragraph a failed job prints:
+what failed (the message) and what to do (``hint``). Code asks the type (``isinstance``), never
+the class name or the message. A torch-free leaf: the launch side, the job side and the
+commands all raise these. (``app.checks.ConfigError``, the launch check's refusal, is one too.)
+"""
+
+from typing import ClassVar
+
+
+class AppError(Exception):
+    """An error of the app whose remedy is known: ``hint`` says it."""
+
+    hint: ClassVar[str] = "set HYDRA_FULL_ERROR=1 to see where it failed"
+
+
+class CheckpointError(AppError, ValueError):
+    """A checkpoint that cannot be read, was not written by this app, or does not fit the model."""
+
+    hint = "give trainer.resume a checkpoints/last.pt or best.pt this app wrote, for this model"
+
+
+class WeightsUnavailable(AppError, OSError):
+    """torchvision's weights are not on this machine and cannot be downloaded."""
+
+    hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
+
+
+class DownloadFailed(AppError, OSError):
+    """A dataset could not be downloaded (offline, say)."""
+
+    hint = "without the network, copy the cifar-10-batches-py folder into dataset.root and set dataset.download=false"
+
+
+class CorruptImages(AppError, ValueError):
+    """Image files the scan before training could not decode (``dataset.corrupt=fail``)."""
+
+    hint = "remove or replace those files, or set dataset.corrupt=skip to leave them out"
+
+
+class NonFiniteLoss(AppError, FloatingPointError):
+    """The training loss became nan or inf: the run stops without saving what followed."""
+
+    hint = (
+        "lower optimizer.lr, or set trainer.clip_grad_norm (e.g. 1.0) or scheduler.warmup_epochs; "
+        "trainer.precision=fp32 rules out a bf16/fp16 overflow"
+    )
+
+
+class RunDirBusy(AppError, RuntimeError):
+    """Another live run writes in this run dir."""
+
+    hint = "wait for that run, or choose another hydra.run.dir"
+
+
+class RunDirTaken(AppError, FileExistsError):
+    """The run dir holds an earlier run that this one neither continues nor replaces."""
+
+    hint = "choose another hydra.run.dir, or add trainer.resume=auto or trainer.overwrite=true"
+
+
+class PeerLost(AppError, RuntimeError):
+    """A collective failed because another process of the run ended (its own error is the one to read)."""
+
+    hint = "its own error is above (torchrun names the rank that failed first) and in its train.rank<N>.log"
+
+
+class RankZeroFailed(AppError, RuntimeError):
+    """Rank 0 failed at a step the other processes wait on; its own error says why."""
+
+    hint = "rank 0's error is above and in the run dir's train.log"
+
+
+class Stopped(AppError):
+    """The run stopped on a signal after writing ``checkpoints/last.pt``; the message holds the
+    command that resumes it."""
+
+    hint = "run the command above to continue where it stopped"
+
+    def __init__(self, signum: int, message: str) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second signal: the run stops where it is (its last checkpoint stays as it was). A
+    ``KeyboardInterrupt``, so that nothing on the way catches it as an error."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -1,0 +1,129 @@
+"""What every ``hydra_main`` shares (app-train's, app-evaluate's, app-predict's): paths made
+absolute, cores shared under a parallel launcher, an error told as one paragraph, and the run
+dir's ``status.json``. Torch-free until an error is told."""
+
+import json
+import logging
+import os
+import sys
+import urllib.error
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from app import files
+from app.configs import JOBLIB_LAUNCHER, RESUME_AUTO, SUBMITIT_LAUNCHERS, path_fields
+from app.errors import AppError
+
+log = logging.getLogger("app.train")
+
+# What a failed sweep job returns to its sweeper. Not an exception: Hydra's basic sweeper and
+# Optuna's re-raise a job's exception once its batch ends, which stops the sweep (and skips the
+# summary). Not NaN: hydra-optuna-sweeper 1.3 tells Optuna 2.10 the NaN, which refuses it, and
+# then tells the trial FAIL with the same value, which raises and ends the search. Not a low
+# accuracy: Optuna would record a completed trial and steer away from a point that merely
+# crashed. None makes the sweeper's float() fail inside its own try, so Optuna records the
+# trial as FAIL (its sampler ignores it, a resumed study keeps it as failed) and the search goes
+# on; the plugin then logs "Failed ... with max_failure_rate" but cannot re-raise: the job
+# completed as far as Hydra knows.
+FAILED_JOB_VALUE = None
+
+
+def failure(error: BaseException) -> str:
+    """What went wrong inside a job, as one paragraph: what failed and what to do."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__  # what a factory raised, without Hydra's wrapping
+    message = str(error)
+    if "\nOriginal Traceback" in message:  # torch re-raised it from a loader worker: its last line says what
+        message = message.strip().splitlines()[-1].partition(": ")[2]
+    text = " ".join(message.split()) or type(error).__name__
+    return f"The run failed: {type(error).__name__}: {text}\n  hint: {hint_for(error)}"
+
+
+def hint_for(error: BaseException) -> str:
+    """The app's own errors carry their hint; a few of the libraries' are known by type."""
+    if isinstance(error, AppError):
+        return error.hint
+    if isinstance(error, urllib.error.URLError):
+        return "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
+    # torch raises torch.OutOfMemoryError on CUDA, but a plain RuntimeError from its CPU allocator
+    if isinstance(error, MemoryError) or _out_of_memory(error):
+        return "lower trainer.batch_size or dataset.image.size, or pick a smaller feature_extractor"
+    return AppError.hint
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    import torch
+
+    cpu = isinstance(error, RuntimeError) and "DefaultCPUAllocator: can't allocate memory" in str(error)
+    return cpu or isinstance(error, torch.OutOfMemoryError)
+
+
+def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: logging.Logger) -> None:
+    """``job(cfg, run dir)`` for ``app-evaluate`` and ``app-predict``, under Hydra: paths made
+    absolute, the run dir's lock held, and an error told as one paragraph (exit 1)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_config = HydraConfig.get()
+    absolute_paths(cfg, hydra_config.runtime.cwd)
+    output_dir = Path(hydra_config.runtime.output_dir)
+    try:
+        with files.run_lock(str(output_dir)):
+            job(cfg, output_dir)
+    except Exception as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        job_log.error("%s", failure(error))
+        sys.exit(1)
+
+
+def record_status(output_dir: Path, status: str, seconds: float, **more: str) -> None:
+    """``status.json`` in the run dir: how its job ended (``app.summary`` reads it)."""
+    data = {"status": status, "seconds": round(seconds, 3), **more}
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        tmp = output_dir / f"{files.STATUS}.tmp"
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, output_dir / files.STATUS)
+    except OSError as error:  # a run dir that cannot be written: the log says why the job ended
+        log.warning("could not write %s in %s: %s", files.STATUS, output_dir, error)
+
+
+def cores_per_job(launcher: Any, cores: int) -> Optional[int]:
+    """The cores each job may use under a launcher that runs jobs side by side (None: one at a
+    time, Hydra's basic launcher): joblib's ``n_jobs`` share the machine's cores (-1: one job a
+    core, as joblib counts), a submitit job has its ``cpus_per_task`` (null: 1, SLURM's default)."""
+    target = str(launcher.get("_target_", "")) if launcher is not None else ""
+    if target == JOBLIB_LAUNCHER:
+        n_jobs = int(launcher.get("n_jobs") or -1)
+        parallel = n_jobs if n_jobs > 0 else max(cores + 1 + n_jobs, 1)
+        return max(cores // parallel, 1)
+    if target in SUBMITIT_LAUNCHERS:
+        return int(launcher.get("cpus_per_task") or 1)
+    return None
+
+
+def absolute_paths(cfg: DictConfig, launch_dir: str) -> None:
+    """Make every relative path of ``cfg`` absolute from ``launch_dir``, where the launch check
+    read it, so that a job that runs elsewhere (``hydra.job.chdir=true``) opens the same file."""
+    for node in _typed_nodes(cfg):
+        for name in path_fields(OmegaConf.get_type(node)):  # type: ignore[arg-type]
+            value = node.get(name)
+            if isinstance(value, str) and not os.path.isabs(os.path.expanduser(value)) and value != RESUME_AUTO:
+                node[name] = os.path.join(launch_dir, value)
+            elif isinstance(value, str) and value.startswith("~"):
+                node[name] = os.path.expanduser(value)
+
+
+def _typed_nodes(node: Any) -> Iterator[DictConfig]:
+    import dataclasses
+
+    if isinstance(node, DictConfig) and not node._is_none() and not node._is_missing():
+        if dataclasses.is_dataclass(OmegaConf.get_type(node)):
+            yield node
+        for key in node.keys():
+            yield from _typed_nodes(node._get_node(key))
