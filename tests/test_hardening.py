@@ -344,7 +344,8 @@ def test_a_run_dir_a_live_run_holds_is_refused(tmp_path: Path) -> None:
 
 
 def test_default_run_dirs_differ_for_runs_started_in_the_same_second() -> None:
-    from app.launch import _compose, app_hydra
+    from app.launch import app_hydra
+    from app.launch.hydra_errors import _compose
 
     with app_hydra():
         first, second = (str(_compose([], "config")[0].hydra.run.dir) for _ in range(2))  # type: ignore[union-attr]

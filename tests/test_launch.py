@@ -42,8 +42,8 @@ def test_a_cli_run_checks_its_config_once(monkeypatch: pytest.MonkeyPatch, tmp_p
         ran.append(cfg)
         return 0.0
 
-    for where in ("launch", "train"):  # each module's own name for checks.check_config
-        monkeypatch.setattr(f"app.{where}.check_config", counting(where, check_config))
+    for where, module in (("launch", "app.launch.check"), ("train", "app.train")):  # each one's checks.check_config
+        monkeypatch.setattr(f"{module}.check_config", counting(where, check_config))
     monkeypatch.setattr(app.train, "run", run)
     monkeypatch.setattr(sys, "argv", ["app-train", "+debug=fast", f"hydra.run.dir={tmp_path / 'out'}"])
     app.train.main()

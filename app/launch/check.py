@@ -1,0 +1,174 @@
+"""The launch check: every point of a run or ``-m`` sweep composed as Hydra will compose it and
+checked by ``app.checks`` (``check_overrides``, ``check_command``, with ``WORLD_SIZE`` as torchrun
+sets it for a torchrun command), the refusal printed (``report``), and the same check from Python
+(``compose_config``, ``load_config``)."""
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Optional
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from app.checks import ConfigError, Problem, Targets, check_config, render
+from app.configs import CONFIG_NAME, MainConfig
+from app.launch.argv import Command
+from app.launch.hydra_errors import NOT_AN_INTEGER, _compose
+from app.launch.hydra_setup import app_hydra, as_the_job_sees_it
+from app.launch.overrides import key_of
+from app.launch.sweeps import _first_job, _minimises, interval_of, samples, sweep_points, sweeper_params
+
+Composed = tuple[Optional[DictConfig], list[Problem]]  # what _compose gives: the config, or None, and problems
+
+
+def check_overrides(
+    overrides: Sequence[str],
+    multirun: bool = False,
+    config_name: str = CONFIG_NAME,
+    config_dir: Optional[str] = None,
+) -> tuple[int, list[Problem]]:
+    """Compose and check every point of the run (or ``-m`` sweep); (points, problems)."""
+    if config_dir is not None and not os.path.isdir(config_dir):
+        return 1, [
+            Problem(
+                "--config-dir",
+                config_dir,
+                "an existing directory of configs",
+                f"check the path: it is read from {os.getcwd()}",
+            )
+        ]
+    with app_hydra(config_dir):
+        points, problems = sweep_points(overrides, multirun)
+        if problems:
+            return 1, problems
+        composed = _compose(points[0], config_name)
+        first: Optional[Composed] = composed  # None once the points change
+        base, space, offset = composed[0], list[str](), 0
+        if multirun and base is not None:
+            params = sweeper_params(base, overrides)
+            space = [o for o in [*overrides, *params] if interval_of(o) is not None]
+            if space and not samples(base):
+                return 1, [
+                    Problem(
+                        space[0].partition("=")[0],
+                        space[0].partition("=")[2],
+                        "interval() needs a sweeper that samples from a range",
+                        "add hydra/sweeper=optuna, or sweep a list: key=a,b,c",
+                    )
+                ]
+            if params:  # the sweeper adds keys to sweep: every point changes
+                points, problems = sweep_points(overrides, multirun, params)
+                first = None
+            problems = list(_minimises(base, overrides)) + problems  # params change no sweeper setting
+            offset = _first_job(base)
+        problems += _check_points(points, first, config_name, multirun, offset, space)
+    return max(len(points), 1), problems
+
+
+def _check_points(
+    points: Sequence[list[str]],
+    first: Optional[Composed],
+    config_name: str,
+    multirun: bool,
+    offset: int,
+    space: Sequence[str],
+) -> list[Problem]:
+    """Every point composed (the first one's composition ``first``, when it is still the first
+    point's) and checked as its job will see it, job ``offset + index`` of a sweep."""
+    problems: list[Problem] = []
+    targets: Optional[Targets] = None  # read from the store once, for the whole sweep
+    for index, point in enumerate(points):
+        cfg, found = first if index == 0 and first is not None else _compose(point, config_name)
+        if cfg is not None:
+            targets = targets or Targets.registered()
+            with as_the_job_sees_it(cfg, offset + index if multirun else None):
+                found += check_config(cfg, targets)
+        for problem in found:
+            problem.point = point if multirun else None
+            if any(key_of(o) == problem.key for o in space) and NOT_AN_INTEGER in problem.rule:
+                problem.hint = f"interval() draws floats: cast it, {problem.key}=int(interval(low,high))"
+        problems.extend(found)
+    return problems
+
+
+def check_command(command: Command) -> tuple[int, list[Problem]]:
+    """(points, problems) of one command line, flags included; a command that only prints has none."""
+    if command.prints_only:
+        return 1, []
+    if command.rerun is not None:
+        return 1, [
+            Problem(
+                "--experimental-rerun",
+                command.rerun,
+                "a run this app checks first: a rerun unpickles the file and runs its config unchecked",
+                "rerun with the overrides in that run's .hydra/overrides.yaml instead",
+            )
+        ]
+    if command.config_path is not None:
+        return 1, [
+            Problem(
+                "--config-path",
+                command.config_path,
+                "the primary config is the app's own (Python, in the ConfigStore)",
+                "add a directory of configs with --config-dir instead, or register yours in Python",
+            )
+        ]
+    with _world_of(command.processes):
+        return check_overrides(command.overrides, command.multirun, command.config_name, command.config_dir)
+
+
+@contextlib.contextmanager
+def _world_of(processes: int) -> Iterator[None]:
+    """``WORLD_SIZE`` as torchrun sets it for the check of a torchrun command (``checks.processes``)."""
+    if processes == 1:
+        yield
+        return
+    before = os.environ.get("WORLD_SIZE")
+    os.environ["WORLD_SIZE"] = str(processes)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["WORLD_SIZE"]
+        else:
+            os.environ["WORLD_SIZE"] = before
+
+
+def report(problems: Sequence[Problem], points: int) -> None:
+    """Print the refusal to stderr; under HYDRA_FULL_ERROR=1 re-raise the first underlying error."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        for problem in problems:
+            if problem.error is not None:
+                raise problem.error
+    sys.stderr.write(render(problems, points))
+
+
+# ------------------------------------------------------------------------ use from Python
+def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> DictConfig:
+    """The config ``python -m app.train OVERRIDES`` would run, checked as the launch checks it.
+
+    Raises ``app.checks.ConfigError`` (its ``.problems`` hold key, value, rule and hint) for
+    whatever ``app-train`` would refuse; ``validate=False`` skips all but composition. For
+    notebooks and tests: it needs no Hydra app, and leaves a caller's Hydra context alone.
+    """
+    if isinstance(overrides, str):
+        raise TypeError(f"overrides is a list of strings, e.g. [{overrides!r}], not one string")
+    with app_hydra():
+        cfg, problems = _compose(list(overrides), CONFIG_NAME)
+        if cfg is not None and validate:
+            problems += check_config(cfg)
+    if problems or cfg is None:
+        raise ConfigError(problems)
+    with open_dict(cfg):
+        del cfg["hydra"]  # the job's config, as the task function receives it
+    return cfg
+
+
+def load_config(overrides: Sequence[str] = ()) -> MainConfig:
+    """``compose_config(overrides)`` as a ``MainConfig`` instance: dataclasses all the way down,
+    interpolations resolved, for typed attribute access."""
+    config = OmegaConf.to_object(compose_config(overrides))
+    if not isinstance(config, MainConfig):
+        raise TypeError(f"composed a {type(config).__name__}, not a MainConfig")
+    return config
