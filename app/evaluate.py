@@ -35,7 +35,9 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """The checkpoint's model on ``cfg.dataset``'s split: figures logged and written to ``output_dir``."""
     from hydra.utils import instantiate
 
-    from app import data, engine, models, plots
+    from app import data, models, plots
+    from app.training import engine, loaders
+    from app.training.metrics import save_json
 
     trained = models.load(cfg.checkpoint)
     device = engine.resolve_device(cfg.device.value)
@@ -53,10 +55,10 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             ", ".join(splits.names[:6]),
             ", ".join(trained.classes[:6]),
         )
-    loader = data.loader(
-        images, cfg.batch_size, data.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
+    loader = loaders.loader(
+        images, cfg.batch_size, loaders.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
     )
-    with data.workers_released(loader):
+    with loaders.workers_released(loader):
         logits, labels = engine.predictions(trained.model.to(device), loader, step, f"{cfg.split.value} split")
     figures = {
         "checkpoint": str(cfg.checkpoint),
@@ -64,7 +66,7 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         **engine.classification_metrics(logits, labels, trained.classes),
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    engine.save_json(output_dir / files.EVALUATION, figures)
+    save_json(output_dir / files.EVALUATION, figures)
     plots.confusion(figures["confusion"], trained.classes, output_dir / files.CONFUSION)
     top5 = f", top-5 accuracy {figures['top5_accuracy']:.3f}" if "top5_accuracy" in figures else ""
     log.info(

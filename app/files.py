@@ -5,16 +5,19 @@ keeps two live runs out of the same one."""
 import contextlib
 import fcntl
 import io
+import logging
 import os
 import pickle
 import shutil
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from app.configs import RESUME_AUTO
-from app.errors import RunDirBusy
+from app.configs import RESUME_AUTO, Corrupt
+from app.errors import CorruptImages, RunDirBusy
+
+log = logging.getLogger("app.data")  # the scan's warnings, under "app": in the run's train.log
 
 # torchvision.datasets.folder.IMG_EXTENSIONS (0.29), copied so that the launch check stays
 # torch-free; a test compares the two.
@@ -212,3 +215,46 @@ def run_lock(run_dir: str) -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.remove(os.path.join(run_dir, LOCK))
         os.close(fd)
+
+
+# ------------------------------------------------------------------ images that do not decode
+def unreadable(files: Sequence[str]) -> dict[str, str]:
+    """The files of ``files`` that PIL cannot decode, each with why.
+
+    ``verify()`` reads the container: for PNG every chunk's CRC and the end marker (a truncated
+    or bit-flipped file), for others little more than the header; ``load()`` then decodes the
+    pixels, which catches a truncated JPEG or a broken deflate stream (JPEGs decode at 1/8 scale,
+    ``draft``, still reading the whole stream). What neither catches: a file that decodes to
+    the wrong picture. Measured on this project's 2-core CPU: 2,000 PNGs of 32x32 random pixels
+    in 0.49 s (``verify()`` alone: 0.18 s), 2,000 JPEGs of 256x256 in 1.95 s; once per run.
+    """
+    from PIL import Image
+
+    bad = {}
+    for path in files:
+        try:
+            with Image.open(path) as picture:
+                picture.verify()
+            with Image.open(path) as picture:
+                picture.draft(picture.mode, (1, 1))
+                picture.load()
+        except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+            bad[path] = " ".join(f"{type(error).__name__}: {error}".split())
+    return bad
+
+
+def screened(files: list[str], labels: list[int], corrupt: Corrupt) -> tuple[list[str], list[int]]:
+    """``files`` and their labels without those PIL cannot decode (``skip``, with a warning), or
+    ``CorruptImages`` naming them (``fail``)."""
+    bad = unreadable(files)
+    if not bad:
+        return files, labels
+    first = "; ".join(f"{path} ({why})" for path, why in list(bad.items())[:5])
+    listing = first + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+    if corrupt is Corrupt.fail:
+        raise CorruptImages(f"{len(bad)} of {len(files)} image files cannot be read: {listing}")
+    log.warning(
+        "dataset.corrupt=skip: %d of %d image files cannot be read and are left out: %s", len(bad), len(files), listing
+    )
+    kept = [i for i, path in enumerate(files) if path not in bad]
+    return [files[i] for i in kept], [labels[i] for i in kept]

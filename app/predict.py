@@ -36,24 +36,25 @@ config it refuses.
 
 def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     """The checkpoint's model on every image of ``cfg.input``: rows of ``predictions.csv``, best first per image."""
-    from app import data, engine, models
+    from app import data, models
+    from app.training import engine, loaders
 
     trained = models.load(cfg.checkpoint)
     device = engine.resolve_device(cfg.device.value)
     precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
     step = engine.Step(device, engine.resolve_precision(precision, device))
     found = files.image_files_under(cfg.input)
-    unreadable = data.unreadable(found)
+    unreadable = files.unreadable(found)
     readable = [path for path in found if path not in unreadable]
     for path, reason in unreadable.items():
         log.warning("left out %s: %s", path, reason)
     if not readable:
         raise ValueError(f"none of the {len(found)} images under input={cfg.input} can be read")
     images = data.ImageList(readable, data.image_transform(OmegaConf.structured(trained.config)))
-    loader = data.loader(
-        images, cfg.batch_size, data.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
+    loader = loaders.loader(
+        images, cfg.batch_size, loaders.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
     )
-    with data.workers_released(loader):
+    with loaders.workers_released(loader):
         logits, order = engine.predictions(trained.model.to(device), loader, step, "predict")
     top_k = cfg.top_k if cfg.top_k is not None else min(5, len(trained.classes))
     probabilities, indices = logits.softmax(1).topk(top_k, 1)

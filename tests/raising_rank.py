@@ -4,7 +4,8 @@ training pass, while rank 0 waits for it at the step: one process of a run crash
 import os
 from typing import Any
 
-from app import engine, train
+from app import train
+from app.training import engine
 
 _run_pass = engine.run_pass
 

@@ -16,7 +16,8 @@ from PIL import Image
 
 from app import data, files
 from app.checks import ConfigError, group_options
-from app.data import EpochOrder, ImageFiles, Splits, image_transform, loader, preset_for
+from app.data import ImageFiles, Splits, image_transform, preset_for
+from app.training.loaders import EpochOrder, loader, workers_released
 from app.launch import compose_config
 from app.train import train
 from app.training.runtime import failure
@@ -144,7 +145,7 @@ def test_a_file_broken_after_the_scan_is_named_not_a_worker_traceback(with_corru
     Path(broken).write_bytes(b"")  # overwritten while the run reads its folder
     with (
         pytest.raises(OSError) as failed,
-        data.workers_released(batches := loader(train_split, 2, EpochOrder(len(train_split), 0, False), 1, False)),
+        workers_released(batches := loader(train_split, 2, EpochOrder(len(train_split), 0, False), 1, False)),
     ):
         list(batches)
     text = failure(failed.value)
@@ -169,7 +170,7 @@ def test_an_epoch_skipped_into_gives_the_same_augmented_batches_in_any_worker(ne
     def batches(skip: int, workers: int) -> list[torch.Tensor]:
         order = EpochOrder(len(train_split), 0, True)
         order.set_epoch(2, skip=skip)
-        with data.workers_released(batches := loader(train_split, 3, order, workers, False)):
+        with workers_released(batches := loader(train_split, 3, order, workers, False)):
             return [images for images, _ in batches]
 
     whole, resumed = batches(0, 0), batches(6, 2)

@@ -20,7 +20,8 @@ import pytest
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
-from app import checks, data, distributed, launch
+from app import checks, launch
+from app.training import distributed, loaders
 from app.train import train
 
 # Weights that a one-process and a two-process run can both reach up to float rounding: fp32, no
@@ -247,7 +248,7 @@ def test_a_submitit_job_of_two_tasks_is_one_run_and_rank_0_fills_the_feature_cac
 def test_each_process_takes_what_distributed_sampler_gives_it(size: int, world: int, shuffle: bool) -> None:
     for epoch in (0, 3):
         for rank in range(world):
-            ours = data.EpochOrder(size, 5, shuffle, rank, world)
+            ours = loaders.EpochOrder(size, 5, shuffle, rank, world)
             ours.set_epoch(epoch)
             torchs: DistributedSampler[int] = DistributedSampler(range(size), world, rank, shuffle=shuffle, seed=5)  # type: ignore[arg-type]
             torchs.set_epoch(epoch)
@@ -255,17 +256,17 @@ def test_each_process_takes_what_distributed_sampler_gives_it(size: int, world: 
 
 
 def test_the_processes_batches_together_are_one_process_batch_and_resume_skips_in_global_images() -> None:
-    one = data.EpochOrder(32, 1, True)
+    one = loaders.EpochOrder(32, 1, True)
     one.set_epoch(2, skip=16)
     shares = []
     for rank in range(2):
-        order = data.EpochOrder(32, 1, True, rank, 2)
+        order = loaders.EpochOrder(32, 1, True, rank, 2)
         order.set_epoch(2, skip=16)  # two steps of a global batch of 8 done
         shares.append(list(order))
         assert len(order) == 8
     batches = [sorted(shares[0][i : i + 4] + shares[1][i : i + 4]) for i in range(0, 8, 4)]
     assert batches == [sorted(list(one)[i : i + 8]) for i in range(0, 16, 8)]
-    unpadded = [list(data.EpochOrder(11, 0, False, rank, 2, pad=False)) for rank in range(2)]
+    unpadded = [list(loaders.EpochOrder(11, 0, False, rank, 2, pad=False)) for rank in range(2)]
     assert sorted(unpadded[0] + unpadded[1]) == list(range(11))  # validation counts each image once
 
 

@@ -16,9 +16,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from app import engine, errors
+from app import errors
+from app.training import checkpoints, engine
+from app.training.metrics import TIMING_FIELDS
 from app.checks import ConfigError, group_options
-from app.data import EpochOrder, ImageTensorDataset, loader
+from app.data import ImageTensorDataset
+from app.training.loaders import EpochOrder, loader
 from app.launch import compose_config
 from app.train import train
 from app.training.runtime import failure
@@ -46,7 +49,7 @@ def metrics(run_dir: Path, timing: bool = False) -> list[dict[str, str]]:
     """``metrics.csv``'s rows, without the timing columns unless asked."""
     with (run_dir / "metrics.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    return rows if timing else [{k: v for k, v in r.items() if k not in engine.TIMING_FIELDS} for r in rows]
+    return rows if timing else [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in rows]
 
 
 def weights(path: Path, key: str = "model") -> dict[str, torch.Tensor]:
@@ -79,11 +82,11 @@ def test_the_same_seed_gives_the_same_metrics(straight: Path, tmp_path: Path) ->
 
 
 def test_a_checkpoint_holds_everything_a_resume_needs(straight: Path) -> None:
-    state = engine.load_checkpoint(str(straight / "checkpoints/last.pt"))
+    state = checkpoints.load_checkpoint(str(straight / "checkpoints/last.pt"))
     assert {"model", "optimizer", "scaler", "ema", "rng", "steps", "best", "config"} <= set(state)
     assert state["epoch"] == 3 and state["steps"] == 9 and state["progress"]["batches"] == 0
     assert set(state["rng"]) == {"python", "numpy", "torch", "cuda"}
-    best = engine.load_checkpoint(str(straight / "checkpoints/best.pt"))
+    best = checkpoints.load_checkpoint(str(straight / "checkpoints/best.pt"))
     assert best["epoch"] == best["best"]["epoch"]
 
 
@@ -95,12 +98,12 @@ def test_a_checkpoint_cut_short_or_foreign_is_refused(straight: Path, tmp_path: 
         compose_config([*RECIPE, f"trainer.resume={cut}"])
     assert "written by torch.save" in str(refused.value)
     with pytest.raises(errors.CheckpointError, match="cannot be read as a checkpoint"):  # in the job
-        engine.load_checkpoint(str(cut))
+        checkpoints.load_checkpoint(str(cut))
     foreign = tmp_path / "state_dict.pt"
     torch.save(torch.nn.Linear(2, 2).state_dict(), foreign)
     with pytest.raises(errors.CheckpointError, match="not written by app-train"):
         train(compose_config([*RECIPE, f"trainer.resume={foreign}"]), tmp_path / "run")
-    assert engine.load_checkpoint(str(straight / "checkpoints/last.pt"))["epoch"] == 3  # the whole one loads
+    assert checkpoints.load_checkpoint(str(straight / "checkpoints/last.pt"))["epoch"] == 3  # the whole one loads
 
 
 def test_resuming_into_another_model_names_the_mismatch(straight: Path, tmp_path: Path) -> None:
@@ -150,7 +153,7 @@ def test_sigterm_mid_epoch_then_resume_auto_ends_as_a_straight_run(tmp_path: Pat
     assert "SIGTERM: stopped at epoch 2, batch " in output
     command = output.split("To resume: ")[1].splitlines()[0]
     assert command.endswith("trainer.resume=auto") and f"hydra.run.dir={tmp_path / 'out'}" in command
-    assert engine.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))["progress"]["batches"] > 0
+    assert checkpoints.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))["progress"]["batches"] > 0
 
     resumed = run_cli(*command.split()[3:], cwd=tmp_path)  # the logged command, after "python -m app.train"
     assert resumed.returncode == 0, resumed.stderr
@@ -182,7 +185,7 @@ def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers(tmp_
     os.killpg(child.pid, signal.SIGTERM)
     output, _ = child.communicate(timeout=60)
     assert child.returncode == 143 and "Traceback" not in output and "DataLoader worker" not in output, output
-    assert "SIGTERM: stopped" in output and engine.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))
+    assert "SIGTERM: stopped" in output and checkpoints.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))
     with pytest.raises(ProcessLookupError):  # no worker outlived the run
         os.killpg(child.pid, 0)
 
@@ -194,7 +197,7 @@ def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
     output, _ = child.communicate(timeout=120)
     assert child.returncode in (130, 143) and "Traceback" not in output
     assert "the run stopped at once" in output
-    assert engine.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))["epoch"] == 1
+    assert checkpoints.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))["epoch"] == 1
 
 
 # ---------------------------------------------------------------------- non-finite losses
@@ -213,7 +216,7 @@ def test_a_nan_loss_stops_the_run_with_its_epoch_and_batch(tmp_path: Path) -> No
     ) as stop:
         train(compose_config(absurd), tmp_path)
     assert "lower optimizer.lr" in failure(stop.value)
-    kept = engine.load_checkpoint(str(tmp_path / "checkpoints/last.pt"))
+    kept = checkpoints.load_checkpoint(str(tmp_path / "checkpoints/last.pt"))
     assert kept["epoch"] >= 1 and all(torch.isfinite(w).all() for w in kept["model"].values())
 
 
@@ -310,7 +313,7 @@ def test_ema_weights_are_evaluated_and_kept(straight: Path) -> None:
 
 def test_the_extractor_can_learn_more_slowly_than_the_head(tmp_path: Path) -> None:
     train(compose_config(["+debug=fast", "trainer.extractor_lr_scale=0.1"]), tmp_path)
-    head, body = engine.load_checkpoint(str(tmp_path / "checkpoints/last.pt"))["optimizer"]["param_groups"]
+    head, body = checkpoints.load_checkpoint(str(tmp_path / "checkpoints/last.pt"))["optimizer"]["param_groups"]
     assert body["lr"] == pytest.approx(head["lr"] * 0.1) and head["initial_lr"] == 1e-4  # scheduled alike
     assert float(metrics(tmp_path)[0]["lr"]) == 1e-4  # the head's
     with pytest.raises(ConfigError, match=r"trainer\.extractor_lr_scale"):

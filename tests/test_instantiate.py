@@ -218,7 +218,8 @@ def test_folder_dataset_reads_images_from_disk(image_folder: Path) -> None:
 
 
 def test_loader_batches_in_memory_images_whole_and_seeded() -> None:
-    from app.data import EpochOrder, ImageTensorDataset, loader
+    from app.data import ImageTensorDataset
+    from app.training.loaders import EpochOrder, loader
 
     dataset = ImageTensorDataset(torch.arange(10.0).view(10, 1, 1, 1).expand(10, 1, 2, 2), torch.arange(10), 3)
     batches = list(loader(dataset, 4, EpochOrder(10, 7, True), None, False))

@@ -1,11 +1,12 @@
-"""What every ``hydra_main`` shares (app-train's, app-evaluate's, app-predict's): paths made
-absolute, cores shared under a parallel launcher, an error told as one paragraph, and the run
-dir's ``status.json``. Torch-free until an error is told."""
+"""The runtime every ``hydra_main`` shares (app-train's, app-evaluate's, app-predict's): paths
+made absolute, cores shared under a parallel launcher, an error told as one paragraph, the run
+dir's ``status.json`` and the value a failed sweep job returns. Torch-free until an error is told."""
 
 import json
 import logging
 import os
 import sys
+import time
 import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,8 +15,9 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from app import files
-from app.configs import JOBLIB_LAUNCHER, RESUME_AUTO, SUBMITIT_LAUNCHERS, path_fields
-from app.errors import AppError
+from app.configs import JOB_NAME, JOBLIB_LAUNCHER, RESUME_AUTO, SUBMITIT_LAUNCHERS, path_fields
+from app.errors import AppError, RankZeroFailed, Stopped
+from app.training import distributed
 
 log = logging.getLogger("app.train")
 
@@ -33,6 +35,12 @@ FAILED_JOB_VALUE = None
 
 def failure(error: BaseException) -> str:
     """What went wrong inside a job, as one paragraph: what failed and what to do."""
+    what, hint = told(error)
+    return f"The run failed: {what}\n  hint: {hint}"
+
+
+def told(error: BaseException) -> tuple[str, str]:
+    """(what failed, as ``Type: message`` on one line; the hint) of an error inside a job."""
     from hydra.errors import InstantiationException
 
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
@@ -40,8 +48,7 @@ def failure(error: BaseException) -> str:
     message = str(error)
     if "\nOriginal Traceback" in message:  # torch re-raised it from a loader worker: its last line says what
         message = message.strip().splitlines()[-1].partition(": ")[2]
-    text = " ".join(message.split()) or type(error).__name__
-    return f"The run failed: {type(error).__name__}: {text}\n  hint: {hint_for(error)}"
+    return f"{type(error).__name__}: {' '.join(message.split()) or type(error).__name__}", hint_for(error)
 
 
 def hint_for(error: BaseException) -> str:
@@ -79,6 +86,54 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: lo
             raise
         job_log.error("%s", failure(error))
         sys.exit(1)
+
+
+def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> Optional[float]:
+    """``run(cfg, run dir)`` as app-train's ``hydra_main`` runs it: SLURM's ranks exported, each
+    rank's log, paths made absolute, cores shared with the jobs beside it, ``status.json``, and
+    an error told as one paragraph; a failed sweep job returns ``FAILED_JOB_VALUE``."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_config = HydraConfig.get()
+    output_dir = Path(hydra_config.runtime.output_dir)
+    distributed.from_submitit(str(hydra_config.launcher.get("_target_", "")))  # SLURM's ranks, as torchrun's
+    main = distributed.ranks().main
+    distributed.log_per_rank(str(output_dir), JOB_NAME)  # train.rank1.log, ...
+    absolute_paths(cfg, hydra_config.runtime.cwd)  # the run dir may be the working dir now
+    share = cores_per_job(hydra_config.launcher, os.cpu_count() or 1)
+    if share is not None:  # jobs side by side: 2 joblib jobs on 2 cores get a thread each, not 2
+        cfg.trainer.threads = cfg.trainer.threads or share
+        if cfg.trainer.num_workers is None:  # loky's workers cannot start DataLoader workers either
+            cfg.trainer.num_workers = 0
+    started = time.perf_counter()
+
+    def record(status: str, **more: str) -> None:
+        if main:
+            record_status(output_dir, status, time.perf_counter() - started, **more)
+
+    if main:
+        (output_dir / files.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
+    try:
+        best = run(cfg, output_dir)
+    except RankZeroFailed as error:  # rank 0 tells why, on the console and in train.log
+        log.warning("%s: this process stops too", error)
+        sys.exit(1)
+    except Stopped as error:
+        log.warning("%s", error)
+        record("stopped", error=str(error).splitlines()[0].partition(";")[0])
+        sys.exit(128 + error.signum)  # 130 for SIGINT, 143 for SIGTERM: a sweep stops too
+    except Exception as error:
+        what, hint = told(error)
+        record("failed", error=what, hint=hint)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("%s", failure(error))  # on the console and in the run's log
+        if hydra_config.mode == RunMode.MULTIRUN:
+            return FAILED_JOB_VALUE  # the other points go on; main() exits 1 at the end
+        sys.exit(1)
+    record("completed")
+    return best
 
 
 def record_status(output_dir: Path, status: str, seconds: float, **more: str) -> None:

@@ -19,9 +19,11 @@ from typing import Any, Optional
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from app import data, engine, files
+from app import data, files
 from app.configs import feature_cache_unused_because
 from app.models import ImageClassifier
+from app.training import engine, loaders
+from app.training.metrics import save_json
 
 log = logging.getLogger("app.features")
 
@@ -69,7 +71,7 @@ def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: e
     began = time.perf_counter()
     for name, split in zip(SPLITS, (splits.train, splits.val)):  # one split in memory at a time
         _write(folder / f"{name}.pt", *compute(split, model, step, t.batch_size, t.num_workers))
-    engine.save_json(folder / "key.json", key)  # last: a folder with a key.json is whole
+    save_json(folder / "key.json", key)  # last: a folder with a key.json is whole
     found = [load(folder / f"{name}.pt", limit, size) for name, size in zip(SPLITS, sizes)]
     log.info("feature cache: built %s in %.1fs (%s)", folder, time.perf_counter() - began, _described(found))
     return splits._replace(train=found[0], val=found[1])
@@ -84,12 +86,12 @@ def compute(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every image's features, in order, as training computes them: the extractor in eval mode,
     without gradients, under the run's autocast and memory format."""
-    batches = data.loader(split, batch_size, data.EpochOrder(len(split), 0, False), workers, False)
+    batches = loaders.loader(split, batch_size, loaders.EpochOrder(len(split), 0, False), workers, False)
     model.eval()
     features: Optional[torch.Tensor] = None
     labels = torch.empty(len(split), dtype=torch.long)
     done = 0
-    with torch.no_grad(), data.workers_released(batches):
+    with torch.no_grad(), loaders.workers_released(batches):
         for images, targets in batches:
             with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
                 batch = model.features(step.inputs(images)).cpu()

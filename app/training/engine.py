@@ -1,24 +1,18 @@
-"""One pass over a loader (training or evaluation), the state a run checkpoints and resumes
-from, the signals that stop it cleanly, and the files it leaves behind."""
+"""One pass over a loader, training or evaluating: how each batch is computed (``Step``: device,
+precision, memory format), what turns a pass into training (``Training``: optimizer, schedule,
+accumulation, clipping, label smoothing, EMA), the non-finite check, and the figures of
+app-evaluate and app-predict."""
 
 import contextlib
-import csv
-import json
 import logging
 import math
 import os
-import random
-import signal
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, Optional
 
-import numpy as np
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
@@ -26,16 +20,10 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from app.errors import CheckpointError, Interrupted, NonFiniteLoss
-from app.files import CHECKPOINT_FORMAT, write_atomically
-from app.models import load_checkpoint as load_checkpoint
-from app.models import load_weights
+from app.errors import NonFiniteLoss
+from app.training.signals import GracefulStop
 
 log = logging.getLogger("app.engine")
-
-METRICS_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
-EMA_FIELDS = ["ema_val_loss", "ema_val_acc"]
-TIMING_FIELDS = ("seconds", "images_per_s")  # the columns two identical runs may differ in
 
 
 def resolve_device(name: str) -> torch.device:
@@ -125,40 +113,6 @@ class PassResult:
     seconds: float
     progress: Progress = field(default_factory=Progress)
     complete: bool = True  # False: stopped by a signal after ``progress.batches`` batches
-
-
-class GracefulStop:
-    """SIGINT and SIGTERM, while installed: the first asks the run to stop after the current
-    step (``requested`` holds its number), the second stops it at once (``Interrupted``)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, agree: Optional[Callable[[bool], bool]] = None) -> None:
-        self.requested: Optional[int] = None
-        self.agree = agree  # among processes: whether any was asked (so that all stop at one step)
-
-    def asked(self) -> bool:
-        """Whether the run stops here: a signal came (to any of its processes)."""
-        here = self.requested is not None
-        return self.agree(here) if self.agree is not None else here
-
-    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        if self.requested is not None:
-            raise Interrupted(signum)
-        self.requested = signum
-        log.warning("%s: stopping after this step (send it again to stop at once)", signal.Signals(signum).name)
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator["GracefulStop"]:
-        if threading.current_thread() is not threading.main_thread():  # only it may set handlers
-            yield self
-            return
-        previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        try:
-            yield self
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 def run_pass(
@@ -384,129 +338,3 @@ def deterministic(enabled: bool) -> Iterator[None]:
     finally:
         torch.use_deterministic_algorithms(before[0])
         torch.backends.cudnn.benchmark = before[1]
-
-
-# ---------------------------------------------------------------------------- checkpoints
-def rng_state() -> dict[str, Any]:
-    """Every random number generator a run draws from, in types ``torch.load`` reads safely."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
-    return {
-        "python": random.getstate(),
-        "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), pos, has_gauss, gauss],
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    write_atomically(path, lambda tmp: torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp))
-
-
-def restore(state: dict[str, Any], model: nn.Module, training: Training, step: Step, what: str) -> None:
-    """Put a checkpoint's model, optimizer, lr schedule, grad scaler and EMA back.
-
-    The schedule is built from this run's config and replayed to the checkpoint's step, so that a
-    longer ``trainer.epochs`` extends it; its hyper-parameters then win over the optimizer's
-    saved ones. The random state is the caller's to set, last.
-    """
-    load_weights(model, state["model"], what)
-    optimizer, scheduler = training.optimizer, training.scheduler
-    training.steps = state["steps"]
-    if scheduler is not None:
-        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": on purpose
-            warnings.simplefilter("ignore", UserWarning)
-            for _ in range(training.steps):
-                scheduler.step()
-    scheduled = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-    except ValueError as error:
-        raise CheckpointError(f"{what}: its optimizer state does not fit this optimizer ({error})") from None
-    if scheduler is not None:
-        for group, hyper in zip(optimizer.param_groups, scheduled):
-            group.update(hyper)
-    if state["scaler"]:
-        step.scaler.load_state_dict(state["scaler"])
-    if training.ema is not None and state["ema"] is not None:
-        load_weights(training.ema, state["ema"], f"{what} (its EMA)")
-
-
-# ------------------------------------------------------------------------------- metrics
-def save_json(path: Path, data: dict[str, Any]) -> None:
-    write_atomically(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
-
-
-class MetricsLog:
-    """``metrics.csv``: one row per epoch, on disk as it is written; ``rows`` holds them all.
-
-    ``keep`` continues a run: the rows of its first ``keep`` epochs are kept (read from
-    ``earlier``, the metrics of the run it continues), any later one is dropped. ``write=False``
-    keeps the rows in memory only (the processes other than rank 0).
-    """
-
-    def __init__(
-        self, path: Path, fields: list[str], keep: int = 0, earlier: Optional[Path] = None, write: bool = True
-    ) -> None:
-        self.path, self.fields, self.write = path, fields, write
-        source = earlier if earlier is not None and earlier.exists() else path
-        self.rows: list[dict[str, Any]] = []
-        if keep and source is not None and source.exists():
-            with source.open(newline="") as f:
-                rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
-            self.rows = [row for row in rows if row["epoch"] <= keep]
-
-        def rows_to(tmp: Path) -> None:
-            with tmp.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fields, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows(self.rows)
-
-        if self.write:
-            write_atomically(path, rows_to)
-
-    def append(self, row: dict[str, Any]) -> None:
-        """One whole line, on disk before the epoch counts as done."""
-        if not self.write:
-            self.rows.append(row)
-            return
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
-        self.rows.append(row)
-
-
-def _number(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def epoch_row(
-    epoch: int, lr: float, train: PassResult, val: PassResult, ema: Optional[PassResult] = None
-) -> dict[str, Any]:
-    row = {
-        "epoch": epoch,
-        "train_loss": round(train.loss, 6),
-        "train_acc": round(train.acc, 6),
-        "val_loss": round(val.loss, 6),
-        "val_acc": round(val.acc, 6),
-        "lr": float(f"{lr:.6g}"),
-        "seconds": round(train.seconds + val.seconds + (ema.seconds if ema else 0.0), 3),
-        "images_per_s": round(train.images / train.seconds, 1) if train.seconds else 0.0,
-    }
-    if ema is not None:
-        row |= {"ema_val_loss": round(ema.loss, 6), "ema_val_acc": round(ema.acc, 6)}
-    return row

@@ -1,0 +1,127 @@
+"""A job built from a checked config, ready to run: ``job = build(cfg, ranks, device)``.
+
+``fit`` runs it, and every benchmark builds what it measures with the same function, so they
+measure what the app runs.
+"""
+
+import datetime
+import logging
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from app import data
+from app.models import ImageClassifier
+from app.training import distributed, engine, features
+from app.training.loaders import EpochOrder, loader
+
+log = logging.getLogger("app.train")
+
+
+@dataclass
+class Job:
+    """Everything a run trains with, built and not yet run."""
+
+    cfg: DictConfig
+    config: dict[str, Any]  # the config resolved once, as checkpoints hold it
+    ranks: distributed.Ranks
+    step: engine.Step
+    splits: data.Splits  # the images, or a frozen extractor's features standing in for them
+    train_order: EpochOrder  # each epoch's order, drawn from the seed and the epoch
+    val_order: EpochOrder
+    train_loader: DataLoader[tuple[torch.Tensor, torch.Tensor]]
+    val_loader: DataLoader[tuple[torch.Tensor, torch.Tensor]]
+    model: ImageClassifier  # what checkpoints hold
+    forward: nn.Module  # what trains: the model, wrapped by DDP among processes, compiled if asked
+    validation: nn.Module  # what validates: each process's share, unwrapped
+    training: engine.Training  # optimizer, schedule, accumulation, clipping, smoothing, EMA
+    batches_per_epoch: int
+
+    def sums(self, values: list[float]) -> list[float]:
+        """A pass's sums over every process."""
+        return distributed.sums(values, self.step.device)
+
+
+def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Job:
+    """Data, each epoch's order, the model (DDP among processes), parameter groups, optimizer,
+    schedule and EMA, the feature cache and the loaders, from a checked ``cfg``."""
+    t = cfg.trainer
+    if t.threads is not None:
+        torch.set_num_threads(t.threads)
+        log.info("%d torch thread%s", t.threads, "s" if t.threads > 1 else "")
+    # Each process draws its own dropout; they all start from rank 0's weights (DDP copies them)
+    for seed in (torch.manual_seed, random.seed, np.random.seed):
+        seed(t.seed + ranks.rank)
+    step = engine.Step(device, engine.resolve_precision(t.precision.value, device), t.channels_last)
+    splits: data.Splits = instantiate(cfg.dataset, data.preset_for(cfg))  # the weights' preset, if the images follow it
+    train_order, val_order = _orders(cfg, splits, ranks)
+    batch_size = t.batch_size // ranks.world  # the global batch, shared out: the launch check keeps it whole
+    batches_per_epoch = math.ceil(len(train_order) / batch_size)
+    # The extractor and the head are each built from their own config node
+    model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor)
+    model.to(device).to(memory_format=step.memory_format)
+    # Among processes, DDP averages the gradients; ``model`` stays the one checkpoints hold
+    parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
+    training = _training(cfg, model, math.ceil(batches_per_epoch / t.accumulate_batches))
+    # A frozen extractor's features, computed once (or read from trainer.feature_cache_dir), stand in
+    # for the images, and the model runs its head alone on them. Rank 0 fills the cache, the others read it.
+    waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
+    splits = distributed.rank0_first("features", lambda: features.cached(cfg, splits, model, step), waited_for)
+    pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
+    train_loader = loader(splits.train, batch_size, train_order, t.num_workers, pin)
+    val_split = splits.train if t.overfit_batches else splits.val
+    val_loader = loader(val_split, batch_size, val_order, t.num_workers, pin)
+    forward = engine.compiled(parallel, next(iter(train_loader))[0], step) if t.compile else parallel
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
+    job = Job(cfg, config, ranks, step, splits, train_order, val_order, train_loader, val_loader, model, forward,
+              model if ranks.many else forward, training, batches_per_epoch)  # fmt: skip
+    _describe(job, batch_size)
+    return job
+
+
+def _orders(cfg: DictConfig, splits: data.Splits, ranks: distributed.Ranks) -> tuple[EpochOrder, EpochOrder]:
+    """Each split's epoch order; ``trainer.overfit_batches``: the first batches, in one order, for
+    training and validation alike. Each process takes its share of every batch."""
+    t, r = cfg.trainer, ranks
+    if t.overfit_batches:
+        overfit = min(len(splits.train), t.overfit_batches * t.batch_size)
+        return (EpochOrder(overfit, t.seed, False, r.rank, r.world),
+                EpochOrder(overfit, t.seed, False, r.rank, r.world, pad=False))  # fmt: skip
+    return (EpochOrder(len(splits.train), t.seed, True, r.rank, r.world),
+            EpochOrder(len(splits.val), t.seed, False, r.rank, r.world, pad=False))  # fmt: skip
+
+
+def _training(cfg: DictConfig, model: ImageClassifier, steps_per_epoch: int) -> engine.Training:
+    """The optimizer over the head and, unless frozen, the body at ``trainer.extractor_lr_scale``
+    of the lr; the schedule, stepped per optimizer step; the EMA."""
+    t = cfg.trainer
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    body = [p for p in model.extractor.parameters() if p.requires_grad]  # none when frozen
+    # The head's group first: its lr is optimizer.lr, the one metrics.csv and the loggers show.
+    groups = [{"params": head}] + ([{"params": body, "lr": cfg.optimizer.lr * t.extractor_lr_scale}] if body else [])
+    optimizer = instantiate(cfg.optimizer)(groups)
+    scheduler = instantiate(cfg.scheduler)(optimizer, steps_per_epoch) if cfg.scheduler is not None else None
+    ema = engine.exponential_average(model, t.ema_decay) if t.ema_decay is not None else None
+    return engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
+
+
+def _describe(job: Job, batch_size: int) -> None:
+    cfg, r = job.cfg, job.ranks
+    trainable = sum(p.numel() for p in job.model.parameters() if p.requires_grad)
+    log.info(
+        "%d train / %d val images%s, %d classes, %s px x %d ch | %.2fM trainable parameters | %s, %s%s",
+        job.train_order.size, job.val_order.size,
+        " (the same: trainer.overfit_batches)" if cfg.trainer.overfit_batches else "",
+        job.splits.classes, cfg.dataset.image.size, cfg.dataset.image.channels, trainable / 1e6,
+        job.step.device, job.step.precision,
+        f" | rank {r.rank} of {r.world} processes, {batch_size} images of each batch" if r.many else "",
+    )  # fmt: skip
