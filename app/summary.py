@@ -8,6 +8,7 @@ Everything is read from each job's run dir: ``.hydra/`` (its number, overrides, 
 No torch is imported: Hydra loads this module before the first job.
 """
 
+import argparse
 import csv
 import io
 import json
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -246,35 +247,74 @@ class SweepSummary(Callback):
         print(f"sweep summary: {sweep_dir / MARKDOWN} ({len(rows)} jobs, {len(failed)} not completed)", file=sys.stderr)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that raises what it refuses, for ``main`` to refuse in its own words."""
+
+    def error(self, message: str) -> NoReturn:
+        raise argparse.ArgumentError(None, message)
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    """``app-summary``'s command line: sweep dirs, ``--out DIR`` anywhere among them."""
+    parser = _Parser(
+        prog="app-summary",
+        usage="%(prog)s [-h] SWEEP_DIR [SWEEP_DIR ...] [--out DIR]",
+        description=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,  # -h is a flag main reads: it returns 0, argparse does not exit
+        allow_abbrev=False,
+    )
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    parser.add_argument("sweep_dirs", nargs="*", metavar="SWEEP_DIR", help="a sweep dir (hydra.sweep.dir)")
+    parser.add_argument(
+        "--out",
+        nargs="?",
+        const="",  # --out without a directory: refused below, in the app's words
+        metavar="DIR",
+        help="where the summary goes (default: the one SWEEP_DIR); needed to merge several",
+    )
+    return parser
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """``app-summary SWEEP_DIR... [--out DIR]``: see ``USAGE``."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if args else 1
-    out: Optional[str] = None
-    if "--out" in args:
-        at = args.index("--out")
-        out, args = (args[at + 1] if at + 1 < len(args) else ""), args[:at] + args[at + 2 :]
-    problem = next((f"{d}: not a directory" for d in args if not os.path.isdir(d)), None)
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = get_args_parser()
+    try:
+        args = parser.parse_intermixed_args(given)
+    except argparse.ArgumentError as error:
+        return _refuse(error.message)
+    if args.help or not given:
+        parser.print_help()
+        return 0 if given else 1
+    dirs: list[str] = args.sweep_dirs
+    out: Optional[str] = args.out
+    problem = next((f"{d}: not a directory" for d in dirs if not os.path.isdir(d)), None)
     if problem is None and out == "":
         problem = "--out needs a directory"
-    if problem is None and len(args) > 1 and out is None:
-        problem = f"{len(args)} sweep dirs: say where their merged summary goes, with --out DIR"
-    rows = [row for d in args for row in read_sweep(Path(d))] if problem is None else []
+    if problem is None and not dirs:
+        problem = "no sweep dir given"
+    if problem is None and len(dirs) > 1 and out is None:
+        problem = f"{len(dirs)} sweep dirs: say where their merged summary goes, with --out DIR"
+    rows = [row for d in dirs for row in read_sweep(Path(d))] if problem is None else []
     if problem is None and not rows:
-        problem = f"no run dir (a folder with .hydra/overrides.yaml) under {', '.join(args)}"
+        problem = f"no run dir (a folder with .hydra/overrides.yaml) under {', '.join(dirs)}"
     if problem is not None:
-        sys.stderr.write(
-            f"app-summary refused: {problem}.\n  hint: app-summary SWEEP_DIR, or "
-            "app-summary SWEEP_DIR SWEEP_DIR... --out DIR to merge sweeps\n"
-        )
-        return 1
-    where = Path(out or args[0])
+        return _refuse(problem)
+    where = Path(out or dirs[0])
     write(rows, where)
     failed = [r for r in rows if r.status != COMPLETED]
     print(f"{where / MARKDOWN}: {len(rows)} jobs, {len(failed)} not completed")
     return 1 if failed else 0
+
+
+def _refuse(problem: str) -> int:
+    """The app's one-paragraph refusal, with its hint; exit status 1."""
+    sys.stderr.write(
+        f"app-summary refused: {problem}.\n  hint: app-summary SWEEP_DIR, or "
+        "app-summary SWEEP_DIR SWEEP_DIR... --out DIR to merge sweeps\n"
+    )
+    return 1
 
 
 if __name__ == "__main__":
