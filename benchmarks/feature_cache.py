@@ -1,14 +1,16 @@
 """The frozen extractor's feature cache: seconds per epoch with the features recomputed from the
 images every epoch against the head trained on cached features.
 
-Both sides are built as ``app/train.py`` builds them, from ``app.launch.compose_config`` with
-``trainer.freeze_extractor=true`` (the default AlexNet on digits at 124 px, all 1,437 training and
-360 validation images, batch 32, precision auto): *recomputed* is ``trainer.feature_cache=false``,
-the images through the frozen extractor every epoch; *cached* is ``app.features.cached``'s splits
-(built once into a temporary cache dir, then reused). An epoch is a training pass and a
-validation pass with ``app.engine.run_pass``, as ``fit`` runs them. One untimed warm-up round, then
-the two alternated round by round; the ratio is median(recomputed) / median(cached). The cache's
-one-off costs, building it and reading it back, are reported too.
+Both sides are the job ``app.training.build.build`` makes for ``fit``, from
+``app.launch.compose_config`` with ``trainer.freeze_extractor=true`` (the default AlexNet on
+digits at 124 px, all 1,437 training and 360 validation images, batch 32, precision auto):
+*recomputed* is ``trainer.feature_cache=false``, the images through the frozen extractor every
+epoch; *cached* reads the features that ``app.training.features.cached`` stored in a temporary
+cache dir. An epoch is a training pass and a validation pass with
+``app.training.engine.run_pass``, as ``fit`` runs them. One untimed warm-up round, then the two
+alternated round by round; the ratio is median(recomputed) / median(cached). The cache's one-off
+costs, building it and reading it back (each: building the job with the cache minus building it
+without), are reported too.
 
     python benchmarks/feature_cache.py                     # ~1 minute on 2 cores
     python benchmarks/feature_cache.py --extractor resnet18 --size 96 --repeats 3
@@ -24,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from throughput import machine
 
-from app import data, engine, features
 from app.launch import compose_config
-from app.models import ImageClassifier
+from app.training import engine
+from app.training.build import Job, build
+from app.training.distributed import Ranks
 
 HERE = Path(__file__).resolve().parent
 TARGET = 10.0  # issue #10: cached epochs at least 10x faster than recomputed ones on this CPU
@@ -48,22 +50,21 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def epoch(
-    model: torch.nn.Module,
-    train: data.ImageDataset,
-    val: data.ImageDataset,
-    step: engine.Step,
-    optimizer: torch.optim.Optimizer,
-    batch_size: int,
-    number: int,
-) -> float:
-    """Seconds of one epoch: a training pass over ``train`` in epoch ``number``'s order, then validation."""
-    order = data.EpochOrder(len(train), 0, True)
-    order.set_epoch(number)
+def epoch(job: Job, number: int) -> float:
+    """Seconds of one epoch of ``job``: its training pass in epoch ``number``'s order, then validation."""
+    job.train_order.set_epoch(number)
     began = time.perf_counter()
-    engine.run_pass(model, data.loader(train, batch_size, order, None, False), step, engine.Training(optimizer))
-    engine.run_pass(model, data.loader(val, batch_size, data.EpochOrder(len(val), 0, False), None, False), step)
+    engine.run_pass(job.forward, job.train_loader, job.step, job.training)
+    engine.run_pass(job.validation, job.val_loader, job.step)
     return time.perf_counter() - began
+
+
+def timed_build(overrides: list[str]) -> tuple[Job, float]:
+    """The job ``fit`` would run for ``overrides`` (``app.training.build``), and the seconds it took."""
+    cfg = compose_config(overrides)
+    began = time.perf_counter()
+    job = build(cfg, Ranks(), torch.device("cpu"))
+    return job, time.perf_counter() - began
 
 
 def main() -> None:
@@ -79,28 +80,19 @@ def main() -> None:
     ] + ([f"dataset.train_size={args.train_size}"] if args.train_size else [])
     load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory() as cache:
-        cfg = compose_config([*overrides, f"trainer.feature_cache_dir={cache}"])
-        t = cfg.trainer
-        torch.manual_seed(t.seed)
-        step = engine.Step(torch.device("cpu"), engine.resolve_precision(t.precision.value, torch.device("cpu")))
-        images: data.Splits = instantiate(cfg.dataset)
-        model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier), True)
-        optimizer = instantiate(cfg.optimizer)([p for p in model.head.parameters()])
-
-        began = time.perf_counter()
-        features.cached(cfg, images, model, step)
-        build = time.perf_counter() - began
-        began = time.perf_counter()
-        cached = features.cached(cfg, images, model, step)
-        reuse = time.perf_counter() - began
-
+        jobs: dict[str, Job] = {}
+        jobs["recomputed"], _ = timed_build([*overrides, "trainer.feature_cache=false"])  # first: imports, warm-up
+        _, build = timed_build([*overrides, f"trainer.feature_cache_dir={cache}"])  # fills the cache
+        jobs["cached"], reuse = timed_build([*overrides, f"trainer.feature_cache_dir={cache}"])  # reads it
+        _, plain = timed_build([*overrides, "trainer.feature_cache=false"])  # the same job without the cache
         seconds: dict[str, list[float]] = {"recomputed": [], "cached": []}
-        splits = {"recomputed": images, "cached": cached}
         for round_ in range(args.repeats + 1):  # round 0 warms up allocators and oneDNN's kernels
             for name in ["recomputed", "cached"] if round_ % 2 else ["cached", "recomputed"]:
-                s = epoch(model, splits[name].train, splits[name].val, step, optimizer, args.batch_size, round_)
+                s = epoch(jobs[name], round_)
                 if round_:
                     seconds[name].append(s)
+    step, images = jobs["recomputed"].step, jobs["recomputed"].splits
+    build, reuse = build - plain, reuse - plain  # the cache's own share of building the job
     recomputed, cached_s = statistics.median(seconds["recomputed"]), statistics.median(seconds["cached"])
     report: dict[str, Any] = {
         "settings": {k: str(v) for k, v in vars(args).items()},

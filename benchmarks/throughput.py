@@ -3,8 +3,9 @@
 Both run in this process, alternated round by round after a warm-up round, on the same model,
 head, data, batch size, thread count and precision:
 
-* app   — ``app.engine.run_pass`` with ``app.engine.Step``, the model, optimizer and loader
-          built from ``app.launch.compose_config`` exactly as ``app/train.py`` builds them;
+* app   — ``app.training.engine.run_pass`` on the job ``app.training.build.build`` makes from
+          ``app.launch.compose_config``'s config: what ``fit`` trains (model, optimizer, schedule,
+          loader; the frozen extractor without its feature cache);
 * plain — ``benchmarks/plain_loop.py``: torchvision + ``DataLoader(TensorDataset)`` + Adam.
 
 Full fine-tuning and the frozen extractor are reported separately, then the app's data loader
@@ -32,13 +33,14 @@ from typing import Any, cast
 
 import plain_loop
 import torch
-from hydra.utils import instantiate
 from launch import cpu_model
 from torch.utils.data import DataLoader
 
-from app import data, engine
+from app import data
 from app.launch import compose_config
-from app.models import ImageClassifier
+from app.training import engine
+from app.training.build import Job, build
+from app.training.distributed import Ranks
 
 HERE = Path(__file__).resolve().parent
 Batches = DataLoader[tuple[torch.Tensor, torch.Tensor]]
@@ -85,36 +87,15 @@ def app_overrides(args: argparse.Namespace, frozen: bool) -> list[str]:
     ]
 
 
-@dataclass
-class AppJob:
-    model: torch.nn.Module
-    loader: Batches
-    step: engine.Step
-    optimizer: torch.optim.Optimizer
-
-
-def build_app(args: argparse.Namespace, frozen: bool) -> AppJob:
-    """The lines of ``app.train.train`` that build the loader, the model and the optimizer."""
-    overrides = app_overrides(args, frozen) + [f"dataset.train_size={args.batches * args.batch_size}"]
+def build_app(args: argparse.Namespace, frozen: bool) -> Job:
+    """The job the app runs for these overrides, built by ``app.training.build`` as ``fit`` gets
+    it; the frozen extractor without the feature cache, so both sides run it every step."""
+    overrides = app_overrides(args, frozen) + [
+        f"dataset.train_size={args.batches * args.batch_size}",
+        "trainer.feature_cache=false",
+    ]
     cfg = compose_config(overrides)
-    t = cfg.trainer
-    torch.manual_seed(t.seed)
-    device = engine.resolve_device(t.device.value)
-    step = engine.Step(device, engine.resolve_precision(t.precision.value, device), t.channels_last)
-    splits: data.Splits = instantiate(cfg.dataset)
-    loader = data.loader(
-        splits.train,
-        t.batch_size,
-        data.EpochOrder(len(splits.train), t.seed, True),
-        t.num_workers,
-        device.type == "cuda",
-    )
-    model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor).to(
-        device
-    )
-    model.to(memory_format=step.memory_format)
-    optimizer = instantiate(cfg.optimizer)([p for p in model.parameters() if p.requires_grad])
-    return AppJob(model, loader, step, optimizer)
+    return build(cfg, Ranks(), engine.resolve_device(cfg.trainer.device.value))
 
 
 def build_plain(args: argparse.Namespace, frozen: bool) -> tuple[plain_loop.Plain, plain_loop.Batches, torch.Tensor]:
@@ -126,7 +107,7 @@ def build_plain(args: argparse.Namespace, frozen: bool) -> tuple[plain_loop.Plai
     return plain, batches, train_x
 
 
-def same_start(app: AppJob, plain: plain_loop.Plain, app_images: torch.Tensor, plain_images: torch.Tensor) -> bool:
+def same_start(app: Job, plain: plain_loop.Plain, app_images: torch.Tensor, plain_images: torch.Tensor) -> bool:
     """Sanity check that the comparison is fair: identical initial weights and training images."""
     plain_params = [*plain.body.parameters(), *plain.head.parameters()]
     weights = all(torch.equal(a, b) for a, b in zip(app.model.parameters(), plain_params, strict=True))
@@ -169,11 +150,11 @@ def compare(args: argparse.Namespace, frozen: bool) -> dict[str, Any]:
     """App and plain passes alternated (ABBA order, so drift favours neither) after a warm-up round."""
     app = build_app(args, frozen)
     plain, plain_batches, plain_images = build_plain(args, frozen)
-    fair = same_start(app, plain, cast(data.ImageTensorDataset, app.loader.dataset).images, plain_images)
+    fair = same_start(app, plain, cast(data.ImageTensorDataset, app.train_loader.dataset).images, plain_images)
     device = app.step.device
 
     def run_app() -> int:
-        return engine.run_pass(app.model, app.loader, app.step, engine.Training(app.optimizer)).images
+        return engine.run_pass(app.forward, app.train_loader, app.step, app.training).images
 
     def run_plain() -> int:
         return plain.train_pass(plain_batches)
@@ -223,7 +204,7 @@ def step_overhead(args: argparse.Namespace) -> dict[str, Any]:
     loop is all there is, on the same pre-collated batches: the cost a fast GPU would expose."""
     job = build_app(args, frozen=False)
     device = job.step.device
-    batches = list(job.loader) * max(1, 240 // len(job.loader))
+    batches = list(job.train_loader) * max(1, 240 // len(job.train_loader))
 
     def tiny() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         torch.manual_seed(0)
@@ -264,7 +245,7 @@ def loader_alone(args: argparse.Namespace) -> Series:
 
     def run() -> int:
         seen = 0
-        for images, labels in job.loader:
+        for images, labels in job.train_loader:
             images = images.to(device, non_blocking=True, memory_format=job.step.memory_format)
             labels = labels.to(device, non_blocking=True)
             seen += len(labels)
