@@ -1,8 +1,10 @@
 """From a command line (or Python) to checked configs: once per run, every problem at once, the
 same refusals from Python as from the CLI, and the caller's Hydra left as found."""
 
+import ast
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import app.train
 from app.checks import ConfigError, Problem, check_config
 from app.configs import AdamConfig, ImageConfig, MainConfig
 from app.launch import check_main, check_overrides, compose_config, load_config, parse_command
-from tests.conftest import TINY, refused_in_process, run_cli
+from tests.conftest import ROOT, TINY, refused_in_process, run_cli
 
 
 def keys(problems: list[Problem]) -> list[str]:
@@ -179,6 +181,34 @@ def test_app_check_reads_the_command_line_as_app_train_does() -> None:
     assert parse_command(["--info", "searchpath"]).prints_only
     with pytest.raises(ConfigError, match="--multirun --cfg"):  # Hydra would raise a ValueError, traceback and all
         parse_command(["-m", "--cfg", "job", "classifier=large"])
+
+
+def test_app_checks_own_flags_lead_and_the_rest_is_app_trains(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_main(["--help"]) == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: app-check [-h] [--lint FILE ...]") and "--lint" in usage and "exits 0" in usage
+    # after an app-train flag, -h and --lint are app-train's: Hydra's --help only prints, so nothing to check
+    assert check_main(["-m", "-h"]) == 0 and "OK: 1 configuration valid." in capsys.readouterr().out
+    assert check_main(["-cd", "/nonexistent", "--lint"]) == 1
+    assert "--lint" in capsys.readouterr().err  # read by Hydra's parser, which refuses it there
+    assert check_main(["--lint"]) == 0  # no file: nothing to check
+    python_m = subprocess.run([sys.executable, "-m", "app.launch", "--help"], capture_output=True, text=True)
+    assert python_m.returncode == 0 and python_m.stdout == usage
+
+
+def test_the_launch_package_stays_torch_free_small_and_on_its_layer() -> None:
+    # app/launch imports of the app only its leaves (configs, checks, files, errors), no torch
+    # and nothing of the job side, whose modules (app.training) it never reaches
+    allowed = {"configs", "checks", "files", "errors", "launch"}
+    for path in (ROOT / "app" / "launch").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        app_modules = {m.split(".")[1] for m in modules if m.startswith("app.")}
+        assert app_modules <= allowed and not {m for m in modules if m.split(".")[0] == "torch"}, path.name
+        assert len(path.read_text().splitlines()) <= 450, path.name
+        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        assert all((f.end_lineno or f.lineno) - f.lineno < 60 for f in functions), path.name
 
 
 # ------------------------------------------------------------------------------- the CLI
