@@ -172,6 +172,9 @@ def _number(text: Optional[str]) -> Optional[float]:
     return value if value is not None and math.isfinite(value) else None
 
 
+INK, GRID, BLUE, GREY = (40, 40, 40), (228, 228, 228), (31, 119, 180), (170, 170, 170)
+
+
 def sweep(rows: Sequence[SweepJob], keys: Sequence[str], path: Path) -> None:
     """``summary.png``: best val acc against each numeric swept key (a log axis where the values
     span 10x or more, as learning rates do), or a bar per job where no swept key is numeric."""
@@ -185,55 +188,70 @@ def sweep(rows: Sequence[SweepJob], keys: Sequence[str], path: Path) -> None:
     image = Image.new("RGB", (width * len(panels), height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=11 * s)
-    ink, grid, blue, grey = (40, 40, 40), (228, 228, 228), (31, 119, 180), (170, 170, 170)
     accs = [r.best_val_acc or 0.0 for r in done] or [0.0, 1.0]
     low, high = min(0.0, min(accs)), max(accs) * 1.08 or 1.0
     for index, key in enumerate(panels):
         left = index * width
-        x0, x1, y0, y1 = left + 56 * s, left + width - 14 * s, 28 * s, height - 56 * s
-
-        def y_of(value: float) -> float:
-            return y1 - (value - low) / (high - low) * (y1 - y0)
-
+        box = (left + 56 * s, left + width - 14 * s, 28 * s, height - 56 * s)
+        x0, x1, y0, y1 = box
         for tick in ticks(low, high):
-            draw.line([(x0, y_of(tick)), (x1, y_of(tick))], fill=grid, width=s)
-            draw.text((x0 - 6 * s, y_of(tick)), f"{tick:.2g}", fill=ink, font=font, anchor="rm")
-        draw.rectangle([x0, y0, x1, y1], outline=ink, width=s)
-        draw.text(((x0 + x1) / 2, 8 * s), f"best val acc by {key}", fill=ink, font=font, anchor="ma")
-        if key == "job":  # a bar per job: failed ones as a grey stub
-            slot = (x1 - x0) / max(len(rows), 1)
-            for i, row in enumerate(rows):
-                bx = x0 + slot * (i + 0.2), x0 + slot * (i + 0.8)
-                value = row.best_val_acc
-                draw.rectangle(
-                    [bx[0], y_of(value or low) if value is not None else y1 - 4 * s, bx[1], y1],
-                    fill=blue if value is not None else grey,
-                )
-                draw.text(((bx[0] + bx[1]) / 2, y1 + 6 * s), str(row.job), fill=ink, font=font, anchor="ma")
-            draw.text(((x0 + x1) / 2, y1 + 24 * s), "job (grey: not completed)", fill=ink, font=font, anchor="ma")
-            continue
-        values = [_number(r.value(key)) or 0.0 for r in done]
-        log = min(values) > 0 and (max(values) / min(values) >= 10 or len(set(values)) == 1)
-        axis = [math.log10(v) if log else v for v in values]
-        a, b = min(axis), max(axis)
-        a, b = (a - 0.5, b + 0.5) if a == b else (a - (b - a) * 0.06, b + (b - a) * 0.06)
-
-        def x_of(value: float) -> float:
-            return x0 + ((math.log10(value) if log else value) - a) / (b - a) * (x1 - x0)
-
-        for tick in ticks(a, b):
-            x = x0 + (tick - a) / (b - a) * (x1 - x0)
-            draw.line([(x, y0), (x, y1)], fill=grid, width=s)
-            draw.text((x, y1 + 6 * s), f"{10**tick:.2g}" if log else f"{tick:.3g}", fill=ink, font=font, anchor="ma")
-        best_at: dict[float, float] = {}
-        for v, r in zip(values, done):
-            best_at[v] = max(best_at.get(v, 0.0), r.best_val_acc or 0.0)
-        line = [(x_of(v), y_of(best_at[v])) for v in sorted(best_at)]
-        if len(line) > 1:  # the best of the jobs at each value
-            draw.line(line, fill=blue, width=2 * s)
-        for v, r in zip(values, done):
-            x, y = x_of(v), y_of(r.best_val_acc or 0.0)
-            draw.ellipse([x - 4 * s, y - 4 * s, x + 4 * s, y + 4 * s], fill=blue)
-        draw.text(((x0 + x1) / 2, y1 + 24 * s), key + (" (log scale)" if log else ""), fill=ink, font=font, anchor="ma")
+            y = y1 - (tick - low) / (high - low) * (y1 - y0)
+            draw.line([(x0, y), (x1, y)], fill=GRID, width=s)
+            draw.text((x0 - 6 * s, y), f"{tick:.2g}", fill=INK, font=font, anchor="rm")
+        draw.rectangle([x0, y0, x1, y1], outline=INK, width=s)
+        draw.text(((x0 + x1) / 2, 8 * s), f"best val acc by {key}", fill=INK, font=font, anchor="ma")
+        if key == "job":
+            _job_bars(draw, font, rows, box, (low, high), s)
+        else:
+            _by_value(draw, font, done, key, box, (low, high), s)
     small = image.resize((image.width // s, image.height // s), Image.Resampling.LANCZOS)
     write_atomically(path, lambda tmp: small.save(tmp, format="PNG"))
+
+
+Box = tuple[float, float, float, float]  # x0, x1, y0, y1: a panel's plot area
+
+
+def _job_bars(draw: Any, font: Any, rows: Sequence[SweepJob], box: Box, accs: tuple[float, float], s: int) -> None:
+    """A bar per job, failed ones as a grey stub."""
+    x0, x1, y0, y1 = box
+    low, high = accs
+    slot = (x1 - x0) / max(len(rows), 1)
+    for i, row in enumerate(rows):
+        bx = x0 + slot * (i + 0.2), x0 + slot * (i + 0.8)
+        value = row.best_val_acc
+        top = y1 - (value - low) / (high - low) * (y1 - y0) if value is not None else y1 - 4 * s
+        draw.rectangle([bx[0], top, bx[1], y1], fill=BLUE if value is not None else GREY)
+        draw.text(((bx[0] + bx[1]) / 2, y1 + 6 * s), str(row.job), fill=INK, font=font, anchor="ma")
+    draw.text(((x0 + x1) / 2, y1 + 24 * s), "job (grey: not completed)", fill=INK, font=font, anchor="ma")
+
+
+def _by_value(
+    draw: Any, font: Any, done: Sequence[SweepJob], key: str, box: Box, accs: tuple[float, float], s: int
+) -> None:
+    """Each completed job's best val acc at its value of ``key``, the best at each value joined."""
+    x0, x1, y0, y1 = box
+    low, high = accs
+    values = [_number(r.value(key)) or 0.0 for r in done]
+    log = min(values) > 0 and (max(values) / min(values) >= 10 or len(set(values)) == 1)
+    axis = [math.log10(v) if log else v for v in values]
+    a, b = min(axis), max(axis)
+    a, b = (a - 0.5, b + 0.5) if a == b else (a - (b - a) * 0.06, b + (b - a) * 0.06)
+
+    def xy(value: float, acc: float) -> tuple[float, float]:
+        x = x0 + ((math.log10(value) if log else value) - a) / (b - a) * (x1 - x0)
+        return x, y1 - (acc - low) / (high - low) * (y1 - y0)
+
+    for tick in ticks(a, b):
+        x = x0 + (tick - a) / (b - a) * (x1 - x0)
+        draw.line([(x, y0), (x, y1)], fill=GRID, width=s)
+        draw.text((x, y1 + 6 * s), f"{10**tick:.2g}" if log else f"{tick:.3g}", fill=INK, font=font, anchor="ma")
+    best_at: dict[float, float] = {}
+    for v, r in zip(values, done):
+        best_at[v] = max(best_at.get(v, 0.0), r.best_val_acc or 0.0)
+    line = [xy(v, best_at[v]) for v in sorted(best_at)]
+    if len(line) > 1:  # the best of the jobs at each value
+        draw.line(line, fill=BLUE, width=2 * s)
+    for v, r in zip(values, done):
+        x, y = xy(v, r.best_val_acc or 0.0)
+        draw.ellipse([x - 4 * s, y - 4 * s, x + 4 * s, y + 4 * s], fill=BLUE)
+    draw.text(((x0 + x1) / 2, y1 + 24 * s), key + (" (log scale)" if log else ""), fill=INK, font=font, anchor="ma")

@@ -148,13 +148,8 @@ def run_pass(
             if syncs:  # DistributedDataParallel: gradients are averaged over the processes once per
                 # optimizer step, not per accumulated batch (its no_sync(), as the flag its forward reads)
                 wrapped.require_backward_grad_sync = stepping
-            images = step.inputs(images)
             labels = labels.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=step.dtype, enabled=step.dtype is not None):
-                logits = model(images)
-                loss = nn.functional.cross_entropy(
-                    logits, labels, label_smoothing=training.label_smoothing if training else 0.0
-                )
+            logits, loss = _forward(model, step.inputs(images), labels, step, training)
             if training is not None:
                 scaled = loss / accumulate if accumulate > 1 else loss  # a division is a kernel launch
                 step.scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
@@ -180,6 +175,16 @@ def run_pass(
     return PassResult(
         progress.loss_sum / max(seen, 1), progress.correct / max(seen, 1), seen, seconds, progress, complete
     )
+
+
+def _forward(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step: Step, training: Optional[Training]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, loss) of a batch under the step's autocast; training's label smoothing."""
+    with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
+        logits = model(images)
+        smoothing = training.label_smoothing if training else 0.0
+        return logits, nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
 
 
 def whole(result: PassResult, sums: Callable[[list[float]], list[float]]) -> PassResult:
