@@ -1,5 +1,7 @@
-"""The layers point one way (entry -> launch -> checks -> schema), the job side imports nothing
-from the checking side, and importing the app leaves Hydra as it was."""
+"""The layout shows the architecture, and keeps to it: each room of ``app/`` imports only the rooms
+below it, the launch side never imports torch or the job side, only ``app/launch/`` reaches into
+Hydra's internals, no module or function outgrows a screen's worth of reading, and importing the
+app leaves Hydra as it was."""
 
 import ast
 import copy
@@ -10,41 +12,44 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 APP = ROOT / "app"
-# What each module of app/ may import from app/. The schema sits at the bottom; data, models and
-# engine (the job side) never reach the checks.
+# What each room of app/ may import from app/ (a package is one room: its modules import each
+# other freely). The schema and the leaves sit at the bottom; the job side (training/) never
+# reaches the checking side (checks/, launch/), and the checking side never reaches the job side.
 ALLOWED = {
-    "configs": set(),
-    "folders": {"configs"},
-    "checks": {"configs", "folders"},
-    "launch": {"configs", "checks", "folders"},
-    "train": {
-        "configs",
-        "checks",
-        "launch",
-        "data",
-        "distributed",
-        "engine",
-        "features",
-        "loggers",
-        "models",
-        "folders",
-        "summary",
-    },
-    "data": {"configs", "folders"},
-    "models": {"configs", "folders"},
-    "evaluate": {"configs", "launch", "train", "folders", "data", "engine", "loggers", "models"},
-    "predict": {"configs", "launch", "train", "folders", "data", "engine", "models"},
+    # leaves every side uses, torch-free
+    "configs": set(),  # the schema
+    "errors": set(),  # every exception, with its hint
+    "files": {"configs", "errors"},  # run-dir layout, lock, atomic writes, a checkpoint's config
+    "plots": {"files"},  # all Pillow drawing
+    # the checking side, torch-free
+    "checks": {"configs", "errors", "files"},
+    "launch": {"configs", "errors", "files", "checks"},
+    # what a _target_ names
+    "data": {"configs", "errors", "files"},
+    "models": {"configs", "errors", "files"},
     "schedules": {"configs"},
-    "engine": {"models", "folders"},  # weights in and out of a model, and the checkpoint format
-    "features": {"configs", "data", "engine", "folders", "models"},  # the frozen extractor's feature cache
-    "loggers": {"folders"},
-    "summary": {"configs", "folders", "loggers"},
-    "distributed": set(),  # torchrun's and SLURM's ranks, the process group, what rank 0 decides
+    "loggers": {"files"},
+    # the job side
+    "training": {"configs", "errors", "files", "plots", "data", "models", "loggers"},
+    # the commands
+    "train": {"configs", "errors", "checks", "launch", "training", "summary"},
+    "evaluate": {"configs", "files", "launch", "data", "models", "plots", "training"},
+    "predict": {"configs", "files", "launch", "data", "models", "training"},
+    "summary": {"configs", "files", "plots"},
 }
+TORCH_FREE = ["configs", "errors", "files", "plots", "checks", "launch", "summary", "train"]  # on import
+MODULE_LINES, FUNCTION_LINES = 450, 60  # the schema, app/configs.py, aside
+
+
+def rooms() -> dict[str, list[Path]]:
+    """Each room of app/ and its files: a module, or a package's modules."""
+    found = {p.stem: [p] for p in APP.glob("*.py") if p.stem != "__init__"}
+    found |= {p.name: sorted(p.glob("*.py")) for p in APP.iterdir() if (p / "__init__.py").exists()}
+    return found
 
 
 def app_imports(path: Path) -> set[str]:
-    """The ``app`` modules that ``path`` imports, anywhere in it (inside functions too)."""
+    """The rooms of ``app`` that ``path`` imports, anywhere in it (inside functions too)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -56,14 +61,24 @@ def app_imports(path: Path) -> set[str]:
     return found
 
 
+def imported_modules(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(node.module or "")
+    return found
+
+
 def test_every_module_has_a_place_in_the_layers() -> None:
-    assert {p.stem for p in APP.glob("*.py")} - {"__init__"} == set(ALLOWED)
+    assert set(rooms()) == set(ALLOWED)
 
 
 def test_imports_point_one_way_and_never_in_a_cycle() -> None:
-    graph = {name: app_imports(APP / f"{name}.py") for name in ALLOWED}
+    graph = {name: set().union(*(app_imports(p) for p in paths)) - {name} for name, paths in rooms().items()}
     for name, imported in graph.items():
-        assert imported <= ALLOWED[name], f"app/{name}.py imports {imported - ALLOWED[name]}"
+        assert imported <= ALLOWED[name], f"app/{name} imports {imported - ALLOWED[name]}"
 
     def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
         return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph[start])
@@ -71,10 +86,39 @@ def test_imports_point_one_way_and_never_in_a_cycle() -> None:
     assert not [name for name in graph if reaches(name, name)]
 
 
+def test_only_launch_reaches_into_hydras_internals() -> None:
+    for name, paths in rooms().items():
+        for path in paths:
+            internal = {m for m in imported_modules(path) if m.startswith("hydra._internal")}
+            assert name == "launch" or not internal, f"{path.relative_to(ROOT)} imports {internal}"
+
+
+def test_no_module_or_function_outgrows_a_reading() -> None:
+    too_long = []
+    for paths in rooms().values():
+        for path in paths:
+            text = path.read_text()
+            if path != APP / "configs.py" and len(text.splitlines()) > MODULE_LINES:
+                too_long.append(f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines")
+            for node in ast.walk(ast.parse(text)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                    if node.end_lineno is not None and node.end_lineno - start + 1 > FUNCTION_LINES:
+                        too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}()")
+    assert not too_long, f"over {MODULE_LINES} lines a module or {FUNCTION_LINES} a function: {too_long}"
+
+
 def test_the_schema_imports_no_other_app_module() -> None:
     code = "import sys, app.configs; print(sorted(m for m in sys.modules if m.split('.')[0] == 'app'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "['app', 'app.configs']"
+
+
+def test_the_launch_side_and_the_commands_import_no_torch() -> None:
+    imports = "; ".join(f"import app.{name}" for name in TORCH_FREE)
+    code = f"import sys; {imports}; print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_importing_the_app_leaves_hydra_unpatched() -> None:
@@ -104,8 +148,8 @@ def test_the_cli_shares_the_store_only_while_it_runs() -> None:
     assert "__deepcopy__" not in vars(ConfigStore)
 
 
-def test_the_app_plugin_imports_only_folders_from_the_app() -> None:
+def test_the_app_plugin_imports_only_files_from_the_app() -> None:
     # hydra_plugins/app_search (the resumable Optuna sweeper, built by Hydra) sits beside the
     # launch layer: it reads the sweep dir's job numbers and nothing of the job side.
     plugin = ROOT / "hydra_plugins" / "app_search"
-    assert set().union(*(app_imports(path) for path in plugin.glob("*.py"))) == {"folders"}
+    assert set().union(*(app_imports(path) for path in plugin.glob("*.py"))) == {"files"}
