@@ -3,12 +3,41 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+STRICT = "APP_CHECKS_STRICT"  # app.checks.walk.STRICT (this module imports nothing of the app)
+_MADE = pytest.StashKey[str]()  # the file this session made for it
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A cross-field rule that raises is a bug of the launch check, never a pass: with
+    ``APP_CHECKS_STRICT`` naming a file, ``check_config`` writes the rule's error there and
+    re-raises it, in this process and in every process a test starts (they inherit it)."""
+    if not os.environ.get(STRICT):
+        handle, path = tempfile.mkstemp(prefix="app-checks-strict-", suffix=".log")
+        os.close(handle)
+        os.environ[STRICT] = path
+        config.stash[_MADE] = path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session fails when a rule raised anywhere, whatever the test that met it asserted."""
+    path = Path(os.environ.get(STRICT, ""))
+    raised = path.read_text() if path.is_file() else ""
+    if raised:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", f"a cross-field rule of the launch check raised (kept in {path})", red=True)
+            reporter.write_line(raised)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif session.config.stash.get(_MADE, None) == str(path):
+        path.unlink()
+
 
 # A run of a few seconds: tiny fake images (AlexNet needs at least 63 px), two epochs.
 TINY = [

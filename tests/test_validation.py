@@ -15,16 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from app.checks import (
-    ConfigError,
-    _has_schema,
-    check_config,
-    field_hints,
-    group_options,
-    rules_table,
-    unwrap,
-    validator,
-)
+from app.checks import ConfigError, check_config, field_hints, group_options, rules_table, unwrap, validator
+from app.checks.constraints import _has_schema
 from app.configs import AlexNetWeights, Device, Precision, ResNet18Weights
 from app.launch import check_main, check_overrides, compose_config
 from app.train import train

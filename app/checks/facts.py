@@ -1,0 +1,90 @@
+"""What the cross-field rules read besides a config's values: which kind of config a node is
+(by its type, never by the keys it happens to have), the images a dataset splits, the processes
+that train one run, whether a directory can be made, and the image sizes each extractor takes.
+"""
+
+import os
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+
+from app.checks.constraints import group_options
+from app.configs import SUBMITIT_LAUNCHERS, ImageFolderConfig, node_class
+
+
+def kind(cfg: DictConfig, group: str) -> Optional[type]:
+    """The config class of ``cfg``'s ``group`` node (its own type, or for an untyped node the
+    stored option with its ``_target_``: ``app.configs.node_class``); None where ``cfg`` has no
+    such node (app-evaluate's and app-predict's configs have no trainer, ``~scheduler`` no scheduler)."""
+    node = cfg.get(group)
+    return node_class(group, node) if isinstance(node, DictConfig) else None
+
+
+def is_a(cfg: DictConfig, group: str, schema: type) -> bool:
+    """True when ``cfg``'s ``group`` node is a ``schema`` (``dataset`` an ``ImageFolderConfig``, say)."""
+    found = kind(cfg, group)
+    return found is not None and issubclass(found, schema)
+
+
+def primary(cfg: DictConfig, schema: type) -> bool:
+    """True when ``cfg`` is the primary config ``schema`` (``EvaluateConfig``, ``PredictConfig``,
+    ``InferenceConfig`` for both), by the type Hydra composed it as."""
+    typed = OmegaConf.get_type(cfg)
+    return isinstance(typed, type) and issubclass(typed, schema)
+
+
+def launcher_target(cfg: DictConfig) -> Optional[str]:
+    """The ``_target_`` of Hydra's launcher; None for a config without Hydra's node (one that
+    ``compose_config`` or a Python caller of ``train()`` gives)."""
+    hydra = cfg.get("hydra")
+    launcher = hydra.get("launcher") if isinstance(hydra, DictConfig) else None
+    return str(launcher.get("_target_")) if isinstance(launcher, DictConfig) else None
+
+
+def processes(cfg: DictConfig) -> int:
+    """How many processes train one run together: a submitit job's nodes x tasks_per_node, or
+    torchrun's ``WORLD_SIZE`` (the launch check runs in its rank 0); 1 otherwise."""
+    if launcher_target(cfg) in SUBMITIT_LAUNCHERS:
+        launcher = cfg.hydra.launcher
+        return max(int(launcher.get("nodes") or 1), 1) * max(int(launcher.get("tasks_per_node") or 1), 1)
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def dataset_images(cfg: DictConfig) -> Optional[int]:
+    """How many images the dataset option splits (digits: of its classes; folder: on disk, when
+    dataset.root is a directory: else its own problem says so); None for the others."""
+    dataset, schema = cfg.dataset, kind(cfg, "dataset")
+    counts = getattr(schema, "images_per_class", None)
+    if counts is not None:
+        return int(sum(counts[: dataset.classes]))
+    if schema is not None and issubclass(schema, ImageFolderConfig) and os.path.isdir(dataset.root):
+        from app.files import class_folders, image_files
+
+        return sum(len(image_files(dataset.root, name)) for name in class_folders(dataset.root))
+    return None
+
+
+def unwritable(path: str) -> str:
+    """Why this user cannot make or write in directory ``path`` ("" when they can)."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is {'not a directory' if not os.path.isdir(existing) else 'not writable'}"
+    return ""
+
+
+def gib(count: float) -> str:
+    return f"{count / 2**30:,.1f} GiB"
+
+
+def input_sizes() -> str:
+    """``alexnet 63 px, ..., vit_b_16 224 px exactly``: the image sizes each extractor takes."""
+
+    def size(node: Any) -> str:
+        low, high = type(node).min_image_size, type(node).max_image_size
+        return f"{low} px" if high is None else f"{low} px exactly" if high == low else f"{low}-{high} px"
+
+    return ", ".join(
+        f"{option} {size(node)}" for group, option, node in group_options() if group == "feature_extractor"
+    )

@@ -1,0 +1,155 @@
+"""The cross-field rules on Hydra's node: the run dir, the sweeper and the launcher, the
+processes under torchrun. Written and registered as those of ``app.checks.rules`` are (its
+docstring says how); every one asks for ``cfg.get("hydra")`` first, which ``compose_config``
+and Python callers of ``train()`` drop.
+"""
+
+import os
+from collections.abc import Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+from app.checks.facts import launcher_target, unwritable
+from app.checks.problems import Problem
+from app.checks.rules import cross_rule
+from app.configs import JOBLIB_LAUNCHER, OPTUNA_SWEEPERS, SUBMITIT_LAUNCHERS
+
+
+@cross_rule(
+    "the run dir (hydra.run.dir, or each sweep job's dir under hydra.sweep.dir) is named, can be made, "
+    "no live run writes in it, and it holds no earlier run unless trainer.overwrite=true or trainer.resume "
+    "continues it"
+)
+def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
+    hydra = cfg.get("hydra")
+    if hydra is None or OmegaConf.is_missing(hydra.runtime, "output_dir"):
+        return  # no launch: compose_config's config has no run dir yet (train() is given one)
+    from app.files import checkpoint_to_resume, lock_holder, run_artefacts
+
+    sweep = not OmegaConf.is_missing(hydra.job, "num")  # set for a sweep's jobs only
+    key, run_dir = ("hydra.sweep.dir" if sweep else "hydra.run.dir"), str(hydra.runtime.output_dir)
+    if not run_dir:
+        yield Problem(
+            key,
+            "",
+            "a directory for the run's files (empty: they would land in the launch dir)",
+            f"leave {key} out for a new dated one, or name a directory",
+        )
+        return
+    blocked = unwritable(run_dir)
+    if blocked:
+        yield Problem(key, run_dir, "a directory this user can create and write in", f"{blocked}: choose another {key}")
+        return
+    trainer = cfg.get("trainer")  # app-evaluate and app-predict have none: they never continue a run
+    continued = trainer is not None and checkpoint_to_resume(run_dir, trainer.resume) is not None
+    holder, left = lock_holder(run_dir), run_artefacts(run_dir)
+    if holder is not None:
+        yield Problem(
+            key,
+            run_dir,
+            "a run dir no live run is writing in",
+            f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}",
+        )
+    elif left and not continued and not (trainer is not None and trainer.overwrite):
+        ways = (
+            "or leave it out for a new dated one"
+            if trainer is None
+            else "add trainer.resume=auto to continue that run, or trainer.overwrite=true to replace it"
+        )
+        yield Problem(
+            key,
+            run_dir,
+            f"a new run dir: this one holds an earlier run ({', '.join(left)})",
+            f"choose another {key}, {ways}",
+        )
+
+
+@cross_rule(
+    "hydra/sweeper=optuna: n_trials >= 1, n_jobs >= 1, 0 <= max_failure_rate <= 1, direction minimize or "
+    "maximize (the job returns one value), and no custom_search_space (it imports and calls the function it names)"
+)
+def _optuna_can_run(cfg: DictConfig) -> Iterator[Problem]:
+    sweeper = cfg.hydra.get("sweeper") if cfg.get("hydra") is not None else None
+    if sweeper is None or sweeper.get("_target_") not in OPTUNA_SWEEPERS:
+        return
+    from hydra_plugins.hydra_optuna_sweeper.config import Direction
+
+    for key, ok, rule, fix in [
+        ("n_trials", sweeper.n_trials >= 1, ">= 1: the trials to run", 20),
+        ("n_jobs", sweeper.n_jobs >= 1, ">= 1: the trials drawn at a time", 1),
+        ("max_failure_rate", 0 <= sweeper.max_failure_rate <= 1, "0 <= value <= 1: a fraction of a batch", 0.0),
+    ]:
+        if not ok:
+            yield Problem(f"hydra.sweeper.{key}", str(sweeper[key]), rule, f"e.g. hydra.sweeper.{key}={fix}")
+    direction = sweeper.direction
+    name = direction.name if isinstance(direction, Direction) else str(direction)
+    if name not in Direction.__members__:
+        yield Problem(
+            "hydra.sweeper.direction",
+            name,
+            f"one of {', '.join(Direction.__members__)}: the job returns one value, the best validation accuracy",
+            "hydra.sweeper.direction=maximize",
+        )
+    if sweeper.get("custom_search_space") is not None:
+        yield Problem(
+            "hydra.sweeper.custom_search_space",
+            str(sweeper.custom_search_space),
+            "null: Optuna would import and call the function it names, which no check covers",
+            "declare the search space with hydra.sweeper.params or on the command line",
+        )
+
+
+# The least of each number a submitit launcher takes as it is: 0 minutes or -1 GPUs fail only on the cluster.
+SUBMITIT_LEAST = {
+    "timeout_min": 1,
+    "nodes": 1,
+    "tasks_per_node": 1,
+    "cpus_per_task": 1,
+    "gpus_per_node": 0,
+    "gpus_per_task": 0,
+}
+
+
+@cross_rule(
+    "hydra/launcher=joblib or submitit_*: joblib's n_jobs is not 0; submitit's timeout_min, nodes, tasks_per_node "
+    "and cpus_per_task are >= 1, gpus_per_node and gpus_per_task >= 0"
+)
+def _launcher_can_run(cfg: DictConfig) -> Iterator[Problem]:
+    target = launcher_target(cfg)
+    if target == JOBLIB_LAUNCHER and cfg.hydra.launcher.get("n_jobs") == 0:
+        yield Problem(
+            "hydra.launcher.n_jobs", "0", "not 0: the jobs run at once (-1: one per core)", "hydra.launcher.n_jobs=2"
+        )
+    if target not in SUBMITIT_LAUNCHERS:
+        return
+    for key, low in SUBMITIT_LEAST.items():
+        value = cfg.hydra.launcher.get(key)
+        if value is not None and value < low:
+            yield Problem(f"hydra.launcher.{key}", str(value), f">= {low}", f"e.g. hydra.launcher.{key}={max(low, 1)}")
+
+
+@cross_rule("under torchrun: one run per launch, not a -m sweep (every process would run the whole sweep)")
+def _one_run_under_torchrun(cfg: DictConfig) -> Iterator[Problem]:
+    hydra = cfg.get("hydra")
+    if hydra is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not OmegaConf.is_missing(hydra.job, "num"):
+        yield Problem(
+            "hydra.mode",
+            "MULTIRUN",
+            "one run per torchrun launch (no -m): every process would run the whole sweep",
+            "sweep with hydra/launcher=submitit_slurm (tasks_per_node=GPUs), or launch torchrun once per point",
+        )
+
+
+@cross_rule("hydra/launcher=submitit_*: with more than one task per node, gpus_per_node is 0 (CPUs) or one per task")
+def _one_gpu_per_task(cfg: DictConfig) -> Iterator[Problem]:
+    if launcher_target(cfg) not in SUBMITIT_LAUNCHERS:
+        return
+    launcher = cfg.hydra.launcher
+    tasks, gpus = launcher.get("tasks_per_node") or 1, launcher.get("gpus_per_node") or 0
+    if tasks > 1 and gpus and gpus != tasks:
+        yield Problem(
+            "hydra.launcher.gpus_per_node",
+            str(gpus),
+            f"equal to tasks_per_node ({tasks}): each task trains on one GPU of its node",
+            f"hydra.launcher.gpus_per_node={tasks}, or hydra.launcher.tasks_per_node={gpus}",
+        )
