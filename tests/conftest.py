@@ -39,6 +39,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         path.unlink()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``cuda`` tests need a GPU that torch sees: skipped without one (``pytest -m cuda`` on a GPU machine)."""
+    cuda = [item for item in items if item.get_closest_marker("cuda")]
+    if not cuda:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU (torch sees none)"))
+
+
 # A run of a few seconds: tiny fake images (AlexNet needs at least 63 px), two epochs.
 TINY = [
     "dataset=fake",

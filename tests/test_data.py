@@ -14,12 +14,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from app import data, files
+from app import files
 from app.checks import ConfigError, group_options
 from app.data import ImageFiles, Splits, image_transform, preset_for
-from app.training.loaders import EpochOrder, loader, workers_released
 from app.launch import compose_config
 from app.train import train
+from app.training.loaders import EpochOrder, loader, workers_released
 from app.training.runtime import failure
 from tests.conftest import CIFAR10_NAMES
 from tests.test_engine import weights

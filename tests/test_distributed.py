@@ -21,8 +21,8 @@ import torch
 from torch.utils.data.distributed import DistributedSampler
 
 from app import checks, launch
-from app.training import distributed, loaders
 from app.train import train
+from app.training import distributed, loaders
 
 # Weights that a one-process and a two-process run can both reach up to float rounding: fp32, no
 # dropout (the small head), SGD (Adam's step divides by the root of tiny second moments, which
@@ -90,6 +90,7 @@ def two_processes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"root": root, "dir": run_dir, "single": single, "result": result}
 
 
+@pytest.mark.cli
 def test_a_two_process_run_writes_one_run_dir_from_rank_0_and_a_log_per_rank(two_processes: dict[str, Any]) -> None:
     run_dir = two_processes["dir"]
     assert len(list((two_processes["root"] / "outputs").glob("*/*"))) == 1  # not a dir per rank
@@ -117,6 +118,7 @@ def test_a_two_process_run_writes_one_run_dir_from_rank_0_and_a_log_per_rank(two
     assert len(state["rng_ranks"]) == 2
 
 
+@pytest.mark.cli
 def test_two_processes_reach_the_weights_and_figures_of_one_with_the_same_global_batch(
     two_processes: dict[str, Any],
 ) -> None:
@@ -132,6 +134,7 @@ def test_two_processes_reach_the_weights_and_figures_of_one_with_the_same_global
         assert float(two["train_loss"]) == pytest.approx(float(one["train_loss"]), abs=1e-4)
 
 
+@pytest.mark.cli
 def test_a_two_process_run_resumes_with_one_process(two_processes: dict[str, Any], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(two_processes["dir"], run_dir)
@@ -153,6 +156,7 @@ def test_a_two_process_run_resumes_with_one_process(two_processes: dict[str, Any
         torch.testing.assert_close(resumed[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
+@pytest.mark.cli
 def test_a_bad_override_is_refused_once_before_any_process_group(tmp_path: Path) -> None:
     result = torchrun("trainer.batch_size=15", "trainer.epochs=0", cwd=tmp_path)
     output = result.stdout + result.stderr
@@ -164,6 +168,7 @@ def test_a_bad_override_is_refused_once_before_any_process_group(tmp_path: Path)
     assert "init_process_group" not in output
 
 
+@pytest.mark.cli
 def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path: Path) -> None:
     began = time.monotonic()
     # rank 0 waits for rank 1 at the first step; a 30-minute collective timeout rules out that
@@ -177,6 +182,7 @@ def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path: Path) -> None:
     assert "a failure on rank 1" in (run_dir / "train.rank1.log").read_text()
 
 
+@pytest.mark.cli
 def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     args = [*RUN, "dataset.train_size=400", "trainer.ema_decay=null", "hydra.run.dir=out"]  # 50 steps an epoch
@@ -206,6 +212,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) 
     assert state["epoch"] == 1 and f"batch {state['progress']['batches']}/" in stops[0]
 
 
+@pytest.mark.cli
 def test_a_submitit_job_of_two_tasks_is_one_run_and_rank_0_fills_the_feature_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     result = subprocess.run(
@@ -281,6 +288,7 @@ def test_the_global_batch_must_divide_over_the_processes(monkeypatch: pytest.Mon
     assert {p.key for p in problems} == {"hydra.mode"}  # every torchrun process would run the whole sweep
 
 
+@pytest.mark.cli
 def test_app_check_reads_a_torchrun_command_as_its_processes_will_check_it() -> None:
     command = launch.parse_command(
         [
@@ -331,6 +339,7 @@ def test_a_slurm_task_exports_its_place_from_slurm_variables(monkeypatch: pytest
     assert os.environ["MASTER_ADDR"] == "gpu07" and 20000 <= int(os.environ["MASTER_PORT"]) <= 60000
 
 
+@pytest.mark.cli
 def test_slurm_ddp_submits_one_job_of_nodes_x_tasks_with_a_gpu_each(tmp_path: Path) -> None:
     # Stand-ins: srun (submitit looks for it) and an sbatch that keeps the script submitit writes
     # and refuses it, so that no cluster is reached.

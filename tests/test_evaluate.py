@@ -58,6 +58,7 @@ def refusals(config_name: str, *overrides: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------- evaluate
+@pytest.mark.cli
 def test_evaluate_reproduces_the_runs_validation_figures(trained: Path, tmp_path: Path) -> None:
     result = run_cli(
         f"checkpoint={trained}", "hydra.run.dir=out", cwd=tmp_path, program=[console_script("app-evaluate")]
@@ -94,6 +95,7 @@ def test_evaluate_takes_the_checkpoints_dataset_and_the_command_lines_changes(tr
     assert evaluate(cfg, tmp_path)["images"] == 5
 
 
+@pytest.mark.cli
 def test_evaluate_refuses_what_does_not_fit_the_checkpoint(trained: Path, tmp_path: Path) -> None:
     state_dict = tmp_path / "resnet18.pt"
     torch.save({"conv1.weight": torch.zeros(1)}, state_dict)
@@ -108,6 +110,7 @@ def test_evaluate_refuses_what_does_not_fit_the_checkpoint(trained: Path, tmp_pa
 
 
 # ----------------------------------------------------------------------------------- predict
+@pytest.mark.cli
 def test_predict_classifies_every_image_under_a_folder_as_the_model_does(
     trained: Path, image_folder: Path, tmp_path: Path
 ) -> None:
@@ -149,6 +152,7 @@ def test_predict_refuses_a_top_k_past_the_classes_and_a_folder_without_images(tr
     assert set(refusals(PREDICT_NAME, f"checkpoint={trained}")) == {"input"}  # mandatory
 
 
+@pytest.mark.cli
 def test_help_lists_the_keys_and_their_rules(tmp_path: Path) -> None:
     result = entry("predict", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "app-predict checkpoint=" in result.stdout
@@ -164,6 +168,7 @@ def test_models_load_gives_a_ready_model_its_typed_config_and_class_names(traine
     assert all(torch.equal(v, state[k]) for k, v in loaded.model.state_dict().items())
 
 
+@pytest.mark.cli
 def test_a_checkpoints_config_is_read_without_torch_and_without_running_its_pickle(
     trained: Path, tmp_path: Path
 ) -> None:

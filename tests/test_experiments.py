@@ -67,6 +67,7 @@ def test_bare_optuna_sweeper_must_say_minimize_to_minimise() -> None:
     assert check_overrides([*space, "hydra.sweeper.direction=maximize"], multirun=True) == (2, [])
 
 
+@pytest.mark.cli
 def test_interrupted_search_resumes_with_the_same_command(tmp_path: Path) -> None:
     import optuna
 
@@ -86,6 +87,7 @@ def test_interrupted_search_resumes_with_the_same_command(tmp_path: Path) -> Non
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launcher_sweep_leaves_complete_run_dirs(launcher: str, tmp_path: Path) -> None:
     result = run_cli(
@@ -106,6 +108,7 @@ def test_parallel_launcher_sweep_leaves_complete_run_dirs(launcher: str, tmp_pat
         )  # 2 cores: joblib's 2 jobs, or submitit's 1 cpu a task
 
 
+@pytest.mark.cli
 def test_launcher_settings_are_checked_before_any_job(tmp_path: Path) -> None:
     slurm = ["hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_node=1", "hydra.launcher.timeout_min=120"]
     assert check_overrides([*slurm, "classifier=small,large"], multirun=True) == (2, [])  # its _target_ allowed

@@ -173,6 +173,7 @@ def test_a_backbones_facts_on_its_config_hold_for_the_torchvision_model(option: 
             extractor(torch.zeros(1, 3, size - 1, size - 1))
 
 
+@pytest.mark.cli
 def test_a_checkpoint_of_this_app_starts_an_extractor(tiny_run: dict[str, Any]) -> None:
     best = tiny_run["dir"] / "checkpoints/best.pt"
     saved = torch.load(best, weights_only=True)["model"]

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 APP = ROOT / "app"
@@ -108,12 +110,14 @@ def test_no_module_or_function_outgrows_a_reading() -> None:
     assert not too_long, f"over {MODULE_LINES} lines a module or {FUNCTION_LINES} a function: {too_long}"
 
 
+@pytest.mark.cli
 def test_the_schema_imports_no_other_app_module() -> None:
     code = "import sys, app.configs; print(sorted(m for m in sys.modules if m.split('.')[0] == 'app'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "['app', 'app.configs']"
 
 
+@pytest.mark.cli
 def test_the_launch_side_and_the_commands_import_no_torch() -> None:
     imports = "; ".join(f"import app.{name}" for name in TORCH_FREE)
     code = f"import sys; {imports}; print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))"

@@ -62,6 +62,7 @@ def failing(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"cwd": cwd, "dir": cwd / "sweep", "result": result}
 
 
+@pytest.mark.cli
 def test_a_2x2_sweep_writes_its_summary(grid: dict[str, Any]) -> None:
     assert grid["result"].returncode == 0, grid["result"].stderr
     sweep: Path = grid["dir"]
@@ -93,12 +94,14 @@ def test_a_2x2_sweep_writes_its_summary(grid: dict[str, Any]) -> None:
     assert (sweep / "summary.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
+@pytest.mark.cli
 def test_tags_are_kept_in_summary_json_and_summary_csv(grid: dict[str, Any]) -> None:
     sweep: Path = grid["dir"]
     assert json.loads((sweep / "0/summary.json").read_text())["tags"] == ["grid", "tiny"]
     assert {r["tags"] for r in read_csv(sweep / "summary.csv")} == {"grid,tiny"}
 
 
+@pytest.mark.cli
 def test_a_tag_with_a_space_is_refused(tmp_path: Path) -> None:
     result = run_cli("tags=['two words']", "hydra.run.dir=out", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -106,6 +109,7 @@ def test_a_tag_with_a_space_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.cli
 def test_a_failing_point_stops_no_other_and_the_sweep_exits_1(failing: dict[str, Any]) -> None:
     result, sweep = failing["result"], failing["dir"]
     assert result.returncode == 1
@@ -124,6 +128,7 @@ def test_a_failing_point_stops_no_other_and_the_sweep_exits_1(failing: dict[str,
     assert "app-train optimizer.lr=0.0001" in (sweep / "summary.md").read_text().split("| job |")[0]
 
 
+@pytest.mark.cli
 def test_optuna_records_a_failed_trial_and_searches_on(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     # seed 0 draws 1e-4, then 1e30. (Not the grid sampler: hydra-optuna-sweeper 1.3 crashes when
@@ -149,6 +154,7 @@ def test_optuna_records_a_failed_trial_and_searches_on(tmp_path: Path) -> None:
     assert found["best_value"] == pytest.approx(float(done["best_val_acc"]), abs=1e-4)
 
 
+@pytest.mark.cli
 def test_ctrl_c_in_a_sweep_job_stops_the_whole_sweep(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     child = subprocess.Popen(
@@ -181,6 +187,7 @@ def test_ctrl_c_in_a_sweep_job_stops_the_whole_sweep(tmp_path: Path) -> None:
     assert read_csv(tmp_path / "sweep/summary.csv")[0]["status"] == "stopped"
 
 
+@pytest.mark.cli
 def test_app_summary_rebuilds_a_sweep_and_merges_two(
     grid: dict[str, Any], failing: dict[str, Any], tmp_path: Path
 ) -> None:

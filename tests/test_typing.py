@@ -21,6 +21,7 @@ def mypy(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.cli
 def test_mypy_strict_passes_on_app_and_tests() -> None:
     result = mypy()  # files = app, tests (mypy.ini)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -43,6 +44,7 @@ def test_there_are_snippets_that_must_fail() -> None:
     assert len(MUST_FAIL) >= 5
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("snippet", MUST_FAIL, ids=lambda path: path.stem)
 def test_snippet_fails_for_the_expected_reason(snippet: Path, must_fail_errors: dict[str, str]) -> None:
     expected = snippet.read_text().splitlines()[0].removeprefix("# expect: ")
