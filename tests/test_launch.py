@@ -1,7 +1,6 @@
 """From a command line (or Python) to checked configs: once per run, every problem at once, the
 same refusals from Python as from the CLI, and the caller's Hydra left as found."""
 
-import ast
 import json
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ import app.train
 from app.checks import ConfigError, Problem, check_config
 from app.configs import AdamConfig, ImageConfig, MainConfig
 from app.launch import check_main, check_overrides, compose_config, load_config, parse_command
-from tests.conftest import ROOT, TINY, refused_in_process, run_cli
+from tests.conftest import TINY, refused_in_process, run_cli
 
 
 def keys(problems: list[Problem]) -> list[str]:
@@ -183,6 +182,7 @@ def test_app_check_reads_the_command_line_as_app_train_does() -> None:
         parse_command(["-m", "--cfg", "job", "classifier=large"])
 
 
+@pytest.mark.cli
 def test_app_checks_own_flags_lead_and_the_rest_is_app_trains(capsys: pytest.CaptureFixture[str]) -> None:
     assert check_main(["--help"]) == 0
     usage = capsys.readouterr().out
@@ -196,22 +196,27 @@ def test_app_checks_own_flags_lead_and_the_rest_is_app_trains(capsys: pytest.Cap
     assert python_m.returncode == 0 and python_m.stdout == usage
 
 
-def test_the_launch_package_stays_torch_free_small_and_on_its_layer() -> None:
-    # app/launch imports of the app only its leaves (configs, checks, files, errors), no torch
-    # and nothing of the job side, whose modules (app.training) it never reaches
-    allowed = {"configs", "checks", "files", "errors", "launch"}
-    for path in (ROOT / "app" / "launch").glob("*.py"):
-        tree = ast.parse(path.read_text())
-        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-        modules |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        app_modules = {m.split(".")[1] for m in modules if m.startswith("app.")}
-        assert app_modules <= allowed and not {m for m in modules if m.split(".")[0] == "torch"}, path.name
-        assert len(path.read_text().splitlines()) <= 450, path.name
-        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        assert all((f.end_lineno or f.lineno) - f.lineno < 60 for f in functions), path.name
+def test_app_summary_reads_its_flags_anywhere_and_refuses_a_wrong_one_in_one_paragraph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app import summary
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert summary.main(["--bogus"]) == 1
+    assert summary.main([str(tmp_path / "a"), "--out", str(tmp_path / "m"), str(tmp_path / "b")]) == 1
+    assert summary.main([str(tmp_path / "a"), "--out"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("app-summary refused: ") == 3 and err.count("\n  hint: app-summary SWEEP_DIR") == 3
+    assert "unrecognized arguments: --bogus" in err and "Traceback" not in err
+    assert f"no run dir (a folder with .hydra/overrides.yaml) under {tmp_path / 'a'}, {tmp_path / 'b'}" in err
+    assert "--out needs a directory" in err
+    assert summary.main(["--help"]) == 0 and "usage: app-summary" in capsys.readouterr().out
+    assert summary.main([]) == 1 and "app-summary multirun/a multirun/b --out merged" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------- the CLI
+@pytest.mark.cli
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_is_refused_before_any_run_dir_where_there_is_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -234,6 +239,7 @@ def test_cuda_is_refused_before_any_run_dir_where_there_is_none(
     assert not (tmp_path / "out").exists() and not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.cli
 def test_relative_paths_are_read_from_the_launch_dir_even_when_the_job_changes_dir(
     tmp_path: Path, image_folder: Path
 ) -> None:
