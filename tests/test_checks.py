@@ -97,6 +97,7 @@ def test_the_suite_runs_every_check_strict() -> None:
     assert os.environ.get(STRICT) and Path(os.environ[STRICT]).is_file()
 
 
+@pytest.mark.cli
 def test_a_rule_that_raises_fails_the_session_even_where_a_test_swallows_it(tmp_path: Path) -> None:
     (tmp_path / "bug.py").write_text(
         "from app.checks import Problem, cross_rule\n\n"

@@ -21,6 +21,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.cli
 def test_tiny_run_writes_every_artefact(tiny_run: dict[str, Any]) -> None:
     run_dir: Path = tiny_run["dir"]
     hydra_dir = run_dir / ".hydra"
@@ -77,6 +78,7 @@ def console_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproc
     return cwd, result
 
 
+@pytest.mark.cli
 def test_large_head_trains(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     sweep_dir, result = sweep
     assert result.returncode == 0, result.stderr
@@ -85,6 +87,7 @@ def test_large_head_trains(sweep: tuple[Path, subprocess.CompletedProcess[str]])
     assert "head.6.weight" in checkpoint["model"]  # seven layers: Linear ReLU Dropout x2 + Linear
 
 
+@pytest.mark.cli
 def test_multirun_writes_one_complete_run_dir_per_point(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     sweep_dir, result = sweep
     assert result.returncode == 0, result.stderr
@@ -95,6 +98,7 @@ def test_multirun_writes_one_complete_run_dir_per_point(sweep: tuple[Path, subpr
             assert (run_dir / artefact).exists(), f"{run_dir / artefact} missing"
 
 
+@pytest.mark.cli
 def test_run_dir_is_chosen_with_hydra_run_dir(console_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     cwd, result = console_run
     assert result.returncode == 0, result.stderr
@@ -102,6 +106,7 @@ def test_run_dir_is_chosen_with_hydra_run_dir(console_run: tuple[Path, subproces
     assert [p.name for p in (cwd / "outputs").iterdir()] == ["custom_folder"]  # no dated run dir beside it
 
 
+@pytest.mark.cli
 def test_plus_adds_a_group_and_tilde_removes_one(console_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     cwd, result = console_run
     assert result.returncode == 0, result.stderr
@@ -113,6 +118,7 @@ def test_plus_adds_a_group_and_tilde_removes_one(console_run: tuple[Path, subpro
     assert lrs == {"0.0001"}
 
 
+@pytest.mark.cli
 def test_cfg_job_prints_the_composed_config_without_running(tmp_path: Path) -> None:
     result = run_cli("--cfg", "job", "--resolve", "classifier=large", "dataset.classes=3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -122,6 +128,7 @@ def test_cfg_job_prints_the_composed_config_without_running(tmp_path: Path) -> N
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.cli
 def test_help_lists_groups_and_their_options(tmp_path: Path) -> None:
     result = run_cli("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -147,6 +154,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(("override", "key"), REFUSED)
 def test_bad_override_is_refused_before_anything_runs(tmp_path: Path, override: str, key: str) -> None:
     result = run_cli(override, "hydra.run.dir=out", cwd=tmp_path)
@@ -156,6 +164,7 @@ def test_bad_override_is_refused_before_anything_runs(tmp_path: Path, override: 
     assert not (tmp_path / "out").exists()  # no run dir, so no checkpoint or metrics
 
 
+@pytest.mark.cli
 def test_console_script_runs_the_same_app(console_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     cwd, result = console_run  # app-train, the installed console script
     assert result.returncode == 0, result.stderr
@@ -163,6 +172,7 @@ def test_console_script_runs_the_same_app(console_run: tuple[Path, subprocess.Co
     assert (out / "train.log").exists() and (out / "summary.json").exists()
 
 
+@pytest.mark.cli
 def test_shell_completion_suggests_group_options(tmp_path: Path) -> None:
     app_train = console_script("app-train")
     env = {**os.environ, "COMP_LINE": "app-train classifier="}
@@ -171,6 +181,7 @@ def test_shell_completion_suggests_group_options(tmp_path: Path) -> None:
     assert set(result.stdout.split()) == {"classifier=large", "classifier=small"}
 
 
+@pytest.mark.cli
 def test_folder_dataset_trains_from_disk(tmp_path: Path, image_folder: Path) -> None:
     result = run_cli(
         "dataset=folder",

@@ -216,6 +216,7 @@ def test_config_matches_target_signature(name: str, node: DictConfig) -> None:
 
 
 # ---------------------------------------------------------------- the config layer is light
+@pytest.mark.cli
 def test_importing_and_composing_configs_does_not_import_torch() -> None:
     code = (
         "import sys\n"

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -52,6 +54,7 @@ for index, block in enumerate(json.load(sys.stdin)):
 """
 
 
+@pytest.mark.cli
 def test_python_examples_run(tmp_path: Path) -> None:
     blocks = code_blocks("python")
     result = subprocess.run(
@@ -73,6 +76,7 @@ def test_python_examples_run(tmp_path: Path) -> None:
     assert line in logged and line in (run / "train.log").read_text()
 
 
+@pytest.mark.cli
 def test_python_examples_type_check(tmp_path: Path) -> None:
     # mypy --strict, as on the app: what the README shows a Python user is typed, not only run.
     files = []

@@ -88,6 +88,7 @@ def attempts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subpro
         return dict(zip(ROUTES, pool.map(lambda name: attempt(name, base), ROUTES)))
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("route", ROUTES)
 def test_no_route_builds_what_no_registered_config_builds(
     route: str, attempts: dict[str, tuple[subprocess.CompletedProcess[str], Path]]
@@ -320,6 +321,7 @@ def refused_cleanly_or_checked_clean(argv: list[str], tmp_path: Path, monkeypatc
 
 
 # ------------------------------------------------------------------------------ data
+@pytest.mark.cli
 def test_a_run_dir_with_an_earlier_run_is_refused_unless_overwritten(tmp_path: Path, tiny_run: dict[str, Any]) -> None:
     shutil.copytree(tiny_run["dir"], tmp_path / "out")  # the earlier run: a finished 2-epoch CLI run
     metrics = (tmp_path / "out/metrics.csv").read_bytes()
@@ -367,6 +369,7 @@ def test_temporary_files_are_this_processs_own(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- messages
+@pytest.mark.cli
 def test_an_error_inside_the_job_is_one_paragraph(tmp_path: Path) -> None:
     (tmp_path / "broken.pt").write_text("not a state dict")
     result = run_cli(*TINY, "feature_extractor.checkpoint=broken.pt", "hydra.run.dir=out", cwd=tmp_path)
@@ -386,6 +389,7 @@ def test_app_check_takes_every_flag_app_train_takes(tmp_path: Path) -> None:
         assert check_command(parse_command(argv)) == (1, []), argv
 
 
+@pytest.mark.cli
 def test_a_command_line_the_parser_refuses_is_a_refusal_like_any_other(tmp_path: Path) -> None:
     for argv in (["--cfg", "jobs"], ["--bogus"], ["classifier=large", "--cfg", "job", "dataset.classes=3"]):
         result = run_cli(*argv, cwd=tmp_path)
@@ -393,6 +397,7 @@ def test_a_command_line_the_parser_refuses_is_a_refusal_like_any_other(tmp_path:
         assert "command line=" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.cli
 def test_a_killed_run_keeps_every_finished_epoch(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     child = subprocess.Popen(
@@ -443,6 +448,7 @@ CLI_COMMANDS = given(pieces=st.lists(st.sampled_from(CLI_PIECES), min_size=1, ma
 
 
 # A process a command (~0.6 s refused, ~6 s run): 3 in the default tier, 25 in the slow tier.
+@pytest.mark.cli
 @settings(max_examples=3, deadline=None, suppress_health_check=FUZZ_HEALTH)
 @CLI_COMMANDS
 def test_the_real_cli_refuses_cleanly_or_runs_cleanly(
@@ -451,6 +457,7 @@ def test_the_real_cli_refuses_cleanly_or_runs_cleanly(
     refuses_cleanly_or_runs_cleanly(pieces, tmp_path_factory)
 
 
+@pytest.mark.cli
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=FUZZ_HEALTH)
 @CLI_COMMANDS

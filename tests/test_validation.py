@@ -170,6 +170,7 @@ def assert_refused(code: object, stdout: str, stderr: str, key: str, workdir: Pa
     assert not (workdir / "out").exists()
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("index", range(len(REAL_CLI)), ids=[" ".join(o) for o, _ in REAL_CLI])
 def test_bad_override_is_refused_by_the_real_cli(
     index: int, refusals: list[tuple[list[str], str, subprocess.CompletedProcess[str], Path]]
@@ -189,6 +190,7 @@ def test_bad_override_is_refused_at_launch(
     assert_refused(code, stdout, stderr, key, tmp_path)
 
 
+@pytest.mark.cli
 def test_full_error_shows_the_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "HYDRA_FULL_ERROR": "1"}
     result = subprocess.run(
@@ -202,6 +204,7 @@ def test_full_error_shows_the_traceback(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------- sweeps
+@pytest.mark.cli
 def test_one_bad_point_stops_the_whole_sweep(tmp_path: Path) -> None:
     result = run_cli(
         "-m",
@@ -237,6 +240,7 @@ def test_optuna_search_space_bounds_follow_the_same_rules() -> None:
     assert ok == (2, [])
 
 
+@pytest.mark.cli
 def test_real_optuna_sweep_runs_after_its_check(tmp_path: Path) -> None:
     result = run_cli(
         "-m",
@@ -254,6 +258,7 @@ def test_real_optuna_sweep_runs_after_its_check(tmp_path: Path) -> None:
     assert (tmp_path / "sweep/1/summary.json").exists()
 
 
+@pytest.mark.cli
 def test_check_validates_a_sweep_without_running_or_importing_torch() -> None:
     code = (
         "import sys\n"
@@ -268,6 +273,7 @@ def test_check_validates_a_sweep_without_running_or_importing_torch() -> None:
     assert "optimizer.lr=-1.0" in result.stderr and "1 of 2 sweep points" in result.stderr
 
 
+@pytest.mark.cli
 def test_check_console_script_exit_status(tmp_path: Path) -> None:
     app_check = console_script("app-check")
     ok = subprocess.run([app_check, "classifier=large"], cwd=tmp_path, capture_output=True, text=True)
@@ -278,6 +284,7 @@ def test_check_console_script_exit_status(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "Refused: 2 problems" in bad.stderr  # every problem at once
 
 
+@pytest.mark.cli
 def test_readme_commands_pass_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every app-train command in the README is valid, except those marked "# refused"; the
     # folder examples read the image folder the README's own command writes first.
@@ -288,6 +295,7 @@ def test_readme_commands_pass_the_check(tmp_path: Path, monkeypatch: pytest.Monk
     assert check_main(["--lint", str(ROOT / "README.md")]) == 0
 
 
+@pytest.mark.cli
 def test_rules_are_documented_in_help_and_readme(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     help_text = run_cli("--help", cwd=tmp_path).stdout
