@@ -304,7 +304,7 @@ def test_app_check_reads_a_torchrun_command_as_its_processes_will_check_it() -> 
     )
     assert command.processes == 8 and command.overrides == ["trainer.batch_size=60"]
     assert [p.key for p in launch.check_command(command)[1]] == ["trainer.batch_size"]
-    assert "WORLD_SIZE" not in os.environ  # set for the check only
+    assert "WORLD_SIZE" not in os.environ  # never set: the check is told (app.checks.torchrun_processes)
     assert launch.check_command(command._replace(overrides=["trainer.batch_size=64"]))[1] == []
 
 

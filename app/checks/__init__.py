@@ -33,13 +33,14 @@ from app.checks.constraints import (
     unwrap,
     validator,
 )
-from app.checks.facts import processes
+from app.checks.facts import processes, torchrun_processes
 from app.checks.problems import ConfigError, Problem, render, suggest, unknown_key
 from app.checks.rules import CROSS_RULES, cross_rule
 from app.checks.walk import STRICT, Targets, allow_target, check_config, internal_problem, resolved_leaves
 
 __all__ = [
     "CROSS_RULES",
+    "torchrun_processes",
     "STRICT",
     "ConfigError",
     "Problem",

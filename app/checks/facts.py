@@ -3,7 +3,10 @@
 that train one run, whether a directory can be made, and the image sizes each extractor takes.
 """
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -41,13 +44,35 @@ def launcher_target(cfg: DictConfig) -> Optional[str]:
     return str(launcher.get("_target_")) if isinstance(launcher, DictConfig) else None
 
 
+# The processes of a pasted torchrun command that app-check checks (``torchrun_processes``);
+# None: this process's own torchrun launch, if any, told by WORLD_SIZE.
+_TORCHRUN: ContextVar[Optional[int]] = ContextVar("torchrun_processes", default=None)
+
+
+@contextlib.contextmanager
+def torchrun_processes(count: int) -> Iterator[None]:
+    """Check as the rank 0 of a torchrun launch of ``count`` processes will (``app-check torchrun ...``)."""
+    token = _TORCHRUN.set(count)
+    try:
+        yield
+    finally:
+        _TORCHRUN.reset(token)
+
+
+def torchrun_world() -> int:
+    """The processes of the torchrun launch being checked: a pasted command's, else torchrun's
+    ``WORLD_SIZE`` (the launch check runs in its rank 0); 1 outside torchrun."""
+    told = _TORCHRUN.get()
+    return told if told is not None else int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def processes(cfg: DictConfig) -> int:
     """How many processes train one run together: a submitit job's nodes x tasks_per_node, or
-    torchrun's ``WORLD_SIZE`` (the launch check runs in its rank 0); 1 otherwise."""
+    torchrun's (``torchrun_world``); 1 otherwise."""
     if launcher_target(cfg) in SUBMITIT_LAUNCHERS:
         launcher = cfg.hydra.launcher
         return max(int(launcher.get("nodes") or 1), 1) * max(int(launcher.get("tasks_per_node") or 1), 1)
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return torchrun_world()
 
 
 def dataset_images(cfg: DictConfig) -> Optional[int]:

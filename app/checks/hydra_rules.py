@@ -4,12 +4,11 @@ docstring says how); every one asks for ``cfg.get("hydra")`` first, which ``comp
 and Python callers of ``train()`` drop.
 """
 
-import os
 from collections.abc import Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
-from app.checks.facts import launcher_target, unwritable
+from app.checks.facts import launcher_target, torchrun_world, unwritable
 from app.checks.problems import Problem
 from app.checks.rules import cross_rule
 from app.configs import JOBLIB_LAUNCHER, OPTUNA_SWEEPERS, SUBMITIT_LAUNCHERS
@@ -131,7 +130,7 @@ def _launcher_can_run(cfg: DictConfig) -> Iterator[Problem]:
 @cross_rule("under torchrun: one run per launch, not a -m sweep (every process would run the whole sweep)")
 def _one_run_under_torchrun(cfg: DictConfig) -> Iterator[Problem]:
     hydra = cfg.get("hydra")
-    if hydra is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not OmegaConf.is_missing(hydra.job, "num"):
+    if hydra is not None and torchrun_world() > 1 and not OmegaConf.is_missing(hydra.job, "num"):
         yield Problem(
             "hydra.mode",
             "MULTIRUN",

@@ -1,17 +1,17 @@
 """The launch check: every point of a run or ``-m`` sweep composed as Hydra will compose it and
-checked by ``app.checks`` (``check_overrides``, ``check_command``, with ``WORLD_SIZE`` as torchrun
-sets it for a torchrun command), the refusal printed (``report``), and the same check from Python
+checked by ``app.checks`` (``check_overrides``, ``check_command``; a pasted torchrun command as
+its rank 0 will check it), the refusal printed (``report``), and the same check from Python
 (``compose_config``, ``load_config``)."""
 
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from app.checks import ConfigError, Problem, Targets, check_config, render
+from app.checks import ConfigError, Problem, Targets, check_config, render, torchrun_processes
 from app.configs import CONFIG_NAME, MainConfig
 from app.launch.argv import Command
 from app.launch.hydra_errors import NOT_AN_INTEGER, _compose
@@ -114,25 +114,8 @@ def check_command(command: Command) -> tuple[int, list[Problem]]:
                 "add a directory of configs with --config-dir instead, or register yours in Python",
             )
         ]
-    with _world_of(command.processes):
+    with torchrun_processes(command.processes) if command.processes > 1 else contextlib.nullcontext():
         return check_overrides(command.overrides, command.multirun, command.config_name, command.config_dir)
-
-
-@contextlib.contextmanager
-def _world_of(processes: int) -> Iterator[None]:
-    """``WORLD_SIZE`` as torchrun sets it for the check of a torchrun command (``checks.processes``)."""
-    if processes == 1:
-        yield
-        return
-    before = os.environ.get("WORLD_SIZE")
-    os.environ["WORLD_SIZE"] = str(processes)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["WORLD_SIZE"]
-        else:
-            os.environ["WORLD_SIZE"] = before
 
 
 def report(problems: Sequence[Problem], points: int) -> None:
