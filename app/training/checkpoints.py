@@ -61,7 +61,7 @@ def resumed(job: "Job", resume: Optional[Resume]) -> RunState:
     """Put a checkpoint's model, optimizer, schedule, scaler and EMA back into ``job`` and return
     where its run was (a new run's start without one). The random state is set last, by ``reseed``."""
     if resume is None:
-        return RunState(epoch_lr=job.training.optimizer.param_groups[0]["lr"])
+        return RunState()  # its first epoch takes the optimizer's lr (fit)
     state = resume.state
     restore(state, job.model, job.training, job.step, f"trainer.resume={resume.path}")
     run = RunState(state["epoch"], Progress(**state["progress"]), state["best"], state["waited"], state["epoch_lr"],

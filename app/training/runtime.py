@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from app import files
 from app.configs import JOB_NAME, JOBLIB_LAUNCHER, RESUME_AUTO, SUBMITIT_LAUNCHERS, path_fields
-from app.errors import AppError, RankZeroFailed, Stopped
+from app.errors import AppError, RankZeroFailed, Stopped, WeightsUnavailable
 from app.training import distributed
 
 log = logging.getLogger("app.train")
@@ -55,8 +55,8 @@ def hint_for(error: BaseException) -> str:
     """The app's own errors carry their hint; a few of the libraries' are known by type."""
     if isinstance(error, AppError):
         return error.hint
-    if isinstance(error, urllib.error.URLError):
-        return "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
+    if isinstance(error, urllib.error.URLError):  # a download of torchvision's, outside models.downloaded
+        return WeightsUnavailable.hint
     # torch raises torch.OutOfMemoryError on CUDA, but a plain RuntimeError from its CPU allocator
     if isinstance(error, MemoryError) or _out_of_memory(error):
         return "lower trainer.batch_size or dataset.image.size, or pick a smaller feature_extractor"
@@ -140,10 +140,7 @@ def record_status(output_dir: Path, status: str, seconds: float, **more: str) ->
     """``status.json`` in the run dir: how its job ended (``app.summary`` reads it)."""
     data = {"status": status, "seconds": round(seconds, 3), **more}
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = output_dir / f"{files.STATUS}.tmp"
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, output_dir / files.STATUS)
+        files.write_atomically(output_dir / files.STATUS, lambda tmp: tmp.write_text(json.dumps(data, indent=2) + "\n"))
     except OSError as error:  # a run dir that cannot be written: the log says why the job ended
         log.warning("could not write %s in %s: %s", files.STATUS, output_dir, error)
 
