@@ -21,6 +21,21 @@ class CheckpointError(AppError, ValueError):
     hint = "give trainer.resume a checkpoints/last.pt or best.pt this app wrote, for this model"
 
 
+class UntrustedCheckpoint(CheckpointError):
+    """A checkpoint whose config would build what no config of the app builds (a ``_target_``
+    the allow-list refuses): altered, or written by other code. Nothing of it is built."""
+
+    hint = "load only checkpoints that app-train wrote and you trust; a torchvision state dict is for feature_extractor.checkpoint="
+
+
+class ChangedInTheJob(AppError, ValueError):
+    """The config, resolved in the job, builds what the launch check refuses: a value that the
+    job's environment or clock changes (``oc.env`` under ``hydra.job.env_set``, ``now``, a
+    resolver of the user's) decides what is built."""
+
+    hint = "write that value out on the command line instead of an interpolation the job resolves differently"
+
+
 class WeightsUnavailable(AppError, OSError):
     """torchvision's weights are not on this machine and cannot be downloaded."""
 

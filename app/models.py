@@ -246,15 +246,18 @@ def load(checkpoint: str, device: str = "cpu") -> Trained:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from app.checks.built import checked_checkpoint
+
     state = load_checkpoint(checkpoint)
     values = state["config"]
-    extractor = OmegaConf.create(values["feature_extractor"])
+    built = checked_checkpoint(values, checkpoint)  # a checkpoint is an input too: what it builds is checked first
+    extractor = built.feature_extractor
     extractor.checkpoint = None  # the weights are the checkpoint's own, loaded below
     if "weights" in extractor:
         extractor.weights = None
     model = ImageClassifier(
         instantiate(extractor),
-        instantiate(OmegaConf.create(values["classifier"])),
+        instantiate(built.classifier),
         bool(values["trainer"]["freeze_extractor"]),
     )
     load_weights(model, state["model"], checkpoint)

@@ -62,9 +62,12 @@ TINY = [
 ]
 
 
-def run_cli(*args: str, cwd: Path, program: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m app.train ARGS`` in ``cwd``, as a user would type it (no full Hydra errors)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+def run_cli(
+    *args: str, cwd: Path, program: list[str] | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m app.train ARGS`` in ``cwd``, as a user would type it (no full Hydra errors),
+    with ``env`` added to this process's environment."""
+    env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, **(env or {})}
     command = program or [sys.executable, "-m", "app.train"]
     return subprocess.run([*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 

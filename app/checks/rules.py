@@ -13,6 +13,7 @@ The rules on Hydra's node (run dir, sweeper, launcher) are in ``app.checks.hydra
 register here in the same way; ``app.checks.facts`` holds what rules read besides the config.
 """
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator
 
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from app.checks.constraints import _num, field_hints
 from app.checks.facts import dataset_images, gib, input_sizes, is_a, kind, primary, processes, unwritable
 from app.checks.problems import Problem
+from app.errors import UntrustedCheckpoint
 from app.configs import (
     Cifar10Config,
     Device,
@@ -72,6 +74,8 @@ def _head_widths_chain(cfg: DictConfig) -> Iterator[Problem]:
     if cfg.get("classifier") is None or cfg.get("feature_extractor") is None or cfg.get("dataset") is None:
         return
     layers = cfg.classifier.get("_args_")
+    if isinstance(layers, (list, dict)):  # built by ${oc.decode:...}: plain containers
+        layers = OmegaConf.create(layers)
     linear = [
         (i, layer)
         for i, layer in enumerate(layers or [])
@@ -354,7 +358,19 @@ def _fits_the_checkpoint(cfg: DictConfig) -> Iterator[Problem]:
             "app-train feature_extractor.checkpoint=",
         )
         return
-    classes = int(trained["dataset"]["classes"])
+    from app.checks.built import checkpoint_problems  # built imports the walk, which imports this module
+
+    yield from (dataclasses.replace(p, hint=UntrustedCheckpoint.hint) for p in checkpoint_problems(trained))
+    dataset = trained.get("dataset")
+    classes = dataset.get("classes") if isinstance(dataset, dict) else None
+    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
+        yield Problem(
+            "checkpoint",
+            str(cfg.checkpoint),
+            "a checkpoint app-train wrote (its config names how many classes the model scores)",
+            UntrustedCheckpoint.hint,
+        )
+        return
     if primary(cfg, EvaluateConfig) and cfg.dataset.classes != classes:
         yield Problem(
             "dataset.classes",

@@ -245,6 +245,38 @@ def _builds_only_registered(cfg: DictConfig, targets: Targets, given: set[str]) 
             )
 
 
+def _hydra_builds_written_out(cfg: DictConfig) -> Iterator[Problem]:
+    """Hydra builds its callbacks, launcher and sweeper in the launch process, beside the check,
+    and a launcher's job may build them again elsewhere: what decides what they build (a
+    ``_target_``, a node built from a string) is a value written out, never an interpolation
+    that another moment (``now``) or environment (``oc.env``) resolves otherwise."""
+    hydra = cfg.get("hydra")
+    if not isinstance(hydra, DictConfig):
+        return
+    for part in ("callbacks", "launcher", "sweeper"):
+        node = hydra._get_node(part)
+        if not isinstance(node, (DictConfig, ListConfig)) or node._is_none() or node._is_missing():
+            continue
+        for key, value in _written(OmegaConf.to_container(node, resolve=False), f"hydra.{part}"):
+            if "${" in value and (key.endswith("._target_") or _builds_nodes(value)):
+                yield Problem(
+                    key,
+                    value,
+                    "written out where it decides what Hydra builds (not an interpolation)",
+                    "write the value itself on the command line",
+                )
+
+
+def _written(node: Any, path: str) -> Iterator[tuple[str, str]]:
+    """(key, text) of every string under a plain container, as written."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in items:
+        if isinstance(child, str):
+            yield f"{path}.{key}", child
+        else:
+            yield from _written(child, f"{path}.{key}")
+
+
 def _logging_imports_only_logging(cfg: DictConfig) -> Iterator[Problem]:
     """Python's logging config imports and calls what its ``class`` and ``()`` keys and its
     ``ext://`` values name: in Hydra's job_logging and hydra_logging, only logging's own."""
@@ -272,6 +304,7 @@ def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Pro
     walk.node(cfg, "")
     problems = walk.problems
     problems += _builds_only_registered(cfg, walk.targets, {p.key for p in problems})
+    problems += _hydra_builds_written_out(cfg)
     problems += _logging_imports_only_logging(cfg)
     problems = _told_once(problems)
     # A cross-field rule says more than a field's own rule (">= 63 for alexnet" beats ">= 1"),

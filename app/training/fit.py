@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from app import files
+from app.checks.built import resolved_as_built
 from app.errors import NonFiniteLoss, PeerLost, RunDirTaken, Stopped
 from app.training import checkpoints, distributed, engine
 from app.training.build import Job, build
@@ -35,6 +36,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
     optimises). Among many processes (torchrun, SLURM), rank 0 holds the run dir and decides
     whether the run resumes, and the others follow.
     """
+    cfg = resolved_as_built(cfg)  # resolved once, here, and checked: what the job builds is what was checked
     t, ranks = cfg.trainer, distributed.ranks()
     device = distributed.device_of(engine.resolve_device(t.device.value))
     lock = files.run_lock(str(output_dir)) if ranks.main else contextlib.nullcontext()

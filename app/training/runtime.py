@@ -15,6 +15,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from app import files
+from app.checks.built import resolved_as_built
 from app.configs import JOB_NAME, JOBLIB_LAUNCHER, RESUME_AUTO, SUBMITIT_LAUNCHERS, path_fields
 from app.errors import AppError, RankZeroFailed, Stopped, WeightsUnavailable
 from app.training import distributed
@@ -80,7 +81,7 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: lo
     output_dir = Path(hydra_config.runtime.output_dir)
     try:
         with files.run_lock(str(output_dir)):
-            job(cfg, output_dir)
+            job(resolved_as_built(cfg), output_dir)
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

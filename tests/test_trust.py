@@ -1,0 +1,132 @@
+"""Whatever reaches ``instantiate`` is checked on the values it is built from: a checkpoint's
+config (app-evaluate, app-predict, ``app.models.load``) and the job's own config resolved in the
+job's environment; a run dir is held, marked and replaced only as this app's; a resumed run
+continues the run it says it continues; evaluation preprocesses as the run did."""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from app import files, launch, models
+from app.checks.built import resolved_as_built
+from app.configs import EVALUATE_NAME, JOBLIB_LAUNCHER, PREDICT_NAME
+from app.errors import ChangedInTheJob, UntrustedCheckpoint
+from tests.conftest import TINY, run_cli
+
+
+def saved_config(*overrides: str) -> dict[str, Any]:
+    """A config as app-train saves it in a checkpoint: resolved, enums as strings."""
+    cfg = launch.compose_config([*TINY, *overrides])
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+def checkpoint_with(path: Path, values: dict[str, Any]) -> Path:
+    """A file in app-train's checkpoint format whose config is ``values``."""
+    classes = [str(i) for i in range(int(values["dataset"]["classes"]))]
+    torch.save({"format": files.CHECKPOINT_FORMAT, "config": values, "model": {}, "classes": classes}, path)
+    return path
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(a checkpoint whose head builds ``os.makedirs(canary)`` as its last layer, the canary,
+    the key of that layer's ``_target_``)."""
+    canary = tmp_path / "canary"
+    values = saved_config()
+    layers = values["classifier"]["_args_"]
+    layers.append({"_target_": "os.makedirs", "name": str(canary)})
+    return checkpoint_with(tmp_path / "best.pt", values), canary, f"classifier._args_.{len(layers) - 1}._target_"
+
+
+# ------------------------------------------------------------------ a checkpoint's config
+def test_models_load_refuses_a_checkpoint_whose_head_builds_what_no_config_builds(
+    hostile: tuple[Path, Path, str],
+) -> None:
+    path, canary, key = hostile
+    with pytest.raises(UntrustedCheckpoint, match=f"{key}=os.makedirs"):
+        models.load(str(path))
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("config_name", [EVALUATE_NAME, PREDICT_NAME])
+def test_evaluate_and_predict_refuse_that_checkpoint_at_launch_naming_the_key(
+    config_name: str, hostile: tuple[Path, Path, str]
+) -> None:
+    path, canary, key = hostile
+    given = [f"checkpoint={path}", *([f"input={path}"] if config_name == PREDICT_NAME else [])]
+    _, problems = launch.check_overrides([*launch.from_checkpoint(config_name, given), *given], config_name=config_name)
+    refused = {p.key: p for p in problems}
+    assert f"checkpoint:{key}" in refused, refused
+    assert refused[f"checkpoint:{key}"].hint == UntrustedCheckpoint.hint
+    assert not canary.exists()
+
+
+def test_a_checkpoint_that_does_not_name_its_classes_is_refused_without_a_crash(tmp_path: Path) -> None:
+    values = saved_config()
+    values["dataset"]["classes"] = "ten"
+    path = tmp_path / "odd.pt"
+    torch.save({"format": files.CHECKPOINT_FORMAT, "config": values, "model": {}}, path)
+    given = [f"checkpoint={path}", f"input={path}"]
+    _, problems = launch.check_overrides(given, config_name=PREDICT_NAME)
+    assert [p.key for p in problems] == ["checkpoint"] and "classes the model scores" in problems[0].rule
+
+
+@pytest.mark.cli
+def test_app_evaluate_on_that_checkpoint_exits_1_and_builds_nothing(
+    hostile: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    path, canary, key = hostile
+    result = run_cli(
+        f"checkpoint={path}", "hydra.run.dir=eval", cwd=tmp_path, program=[sys.executable, "-m", "app.evaluate"]
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"checkpoint:{key}=os.makedirs" in result.stderr
+    assert "Traceback" not in result.stderr and not canary.exists() and not (tmp_path / "eval").exists()
+
+
+# ------------------------------------------------------- the job's config, resolved in the job
+def test_a_value_the_jobs_environment_changes_cannot_build_another_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary = tmp_path / "canary"
+    monkeypatch.setenv("APP_HEAD", "[{_target_:torch.nn.Linear,in_features:9216,out_features:10}]")
+    cfg = launch.compose_config([*TINY, "classifier._args_='${oc.decode:${oc.env:APP_HEAD}}'"])  # checked: passes
+    monkeypatch.setenv("APP_HEAD", f"[{{_target_:os.makedirs,name:{canary}}}]")  # as hydra.job.env_set does
+    with pytest.raises(ChangedInTheJob, match=r"classifier\._args_\.0\._target_=os\.makedirs"):
+        resolved_as_built(cfg)
+    assert not canary.exists()
+
+
+def test_the_job_builds_the_values_it_checked_once_resolved(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = launch.compose_config([*TINY, "trainer.seed=${oc.env:APP_SEED,3}"])
+    resolved = resolved_as_built(cfg)
+    monkeypatch.setenv("APP_SEED", "4")  # a later read of the job's config sees what was checked
+    assert resolved.trainer.seed == 3 and not OmegaConf.is_interpolation(resolved.trainer, "seed")
+    assert OmegaConf.is_interpolation(cfg.trainer, "seed")  # the caller's config is left as it was
+
+
+@pytest.mark.cli
+def test_hydra_job_env_set_cannot_make_a_checked_run_build_a_canary(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    env_head = "[{_target_:torch.nn.Linear,in_features:9216,out_features:10}]"
+    result = run_cli(
+        *TINY,
+        "hydra.run.dir=run",
+        f'+hydra.job.env_set.APP_HEAD="[{{_target_:os.makedirs,name:{canary}}}]"',
+        "classifier._args_='${oc.decode:${oc.env:APP_HEAD}}'",
+        cwd=tmp_path,
+        env={"APP_HEAD": env_head},
+    )
+    told = result.stdout + result.stderr  # the job's log is on stdout
+    assert "ChangedInTheJob" in told and "classifier._args_.0._target_=os.makedirs" in told
+    assert not canary.exists() and result.returncode == 1
+
+
+def test_what_hydra_builds_is_written_out_not_interpolated() -> None:
+    given = ["hydra/launcher=joblib", f"hydra.launcher._target_=${{oc.env:APP_LAUNCHER,{JOBLIB_LAUNCHER}}}"]
+    _, problems = launch.check_overrides([*TINY, *given], multirun=True)
+    assert any(p.key == "hydra.launcher._target_" and "written out" in p.rule for p in problems), problems
