@@ -25,7 +25,10 @@ class UntrustedCheckpoint(CheckpointError):
     """A checkpoint whose config would build what no config of the app builds (a ``_target_``
     the allow-list refuses): altered, or written by other code. Nothing of it is built."""
 
-    hint = "load only checkpoints that app-train wrote and you trust; a torchvision state dict is for feature_extractor.checkpoint="
+    hint = (
+        "load only checkpoints that app-train wrote and you trust; a torchvision state dict is for "
+        "feature_extractor.checkpoint="
+    )
 
 
 class ChangedInTheJob(AppError, ValueError):

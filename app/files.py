@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from app.configs import RESUME_AUTO, Corrupt
-from app.errors import CorruptImages, RunDirBusy
+from app.errors import CorruptImages, RunDirBusy, RunDirTaken
 
 log = logging.getLogger("app.data")  # the scan's warnings, under "app": in the run's train.log
 
@@ -34,6 +34,11 @@ CURVES, TENSORBOARD, PROFILE = "curves.png", "tensorboard", "profile"
 EVALUATION, CONFUSION, PREDICTIONS = "metrics.json", "confusion.png", "predictions.csv"  # app-evaluate, app-predict
 LAST = os.path.join(CHECKPOINTS, "last.pt")  # what trainer.resume=auto continues from
 LOCK = ".lock"  # held by the live run, with its pid in it
+# Written by every job of this app in its run dir once it holds the lock: trainer.overwrite
+# replaces the artefacts of a dir that has it, and never touches a dir that has not (files that
+# merely share an artefact's name, like a config.yaml of another program's, are not a run).
+MARKER = ".app-run"
+HYDRA = ".hydra"  # Hydra's config.yaml, hydra.yaml and overrides.yaml, written by the job once it holds the lock
 # How the job that last ran in a run dir ended (completed, failed with its error, stopped), beside
 # Hydra's .hydra/ and, like it, replaced by the next job there: not an artefact of the run.
 STATUS = "status.json"
@@ -171,8 +176,21 @@ def link_atomically(source: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def written_by_app(run_dir: str) -> bool:
+    """True when a job of this app has held ``run_dir`` (its ``MARKER`` is there)."""
+    return os.path.isfile(os.path.join(run_dir, MARKER))
+
+
+def mark_run_dir(run_dir: str, command: str) -> None:
+    """Say that a job of this app (``command``: app-train, ...) writes in ``run_dir``."""
+    write_atomically(Path(run_dir) / MARKER, lambda tmp: tmp.write_text(f"{command}\n"))
+
+
 def remove_run_artefacts(run_dir: str) -> None:
-    """Delete what an earlier run left in ``run_dir``, so that nothing of it mixes with a new one."""
+    """Delete what an earlier run of this app left in ``run_dir``, so that nothing of it mixes
+    with a new one; ``RunDirTaken`` for a dir no job of this app wrote (no ``MARKER``)."""
+    if not written_by_app(run_dir):
+        raise RunDirTaken(f"{run_dir} holds files that no run of this app wrote ({', '.join(run_artefacts(run_dir))})")
     for name in run_artefacts(run_dir):
         path = os.path.join(run_dir, name)
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)

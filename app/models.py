@@ -244,7 +244,6 @@ def load(checkpoint: str, device: str = "cpu") -> Trained:
     """A checkpoint app-train wrote (``checkpoints/best.pt``) as a ready model, its typed config
     and its class names, without downloading anything: ``app.models.load("outputs/.../best.pt")``."""
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from app.checks.built import checked_checkpoint
 

@@ -14,7 +14,8 @@ from omegaconf import OmegaConf
 from app import files, launch, models
 from app.checks.built import resolved_as_built
 from app.configs import EVALUATE_NAME, JOBLIB_LAUNCHER, PREDICT_NAME
-from app.errors import ChangedInTheJob, UntrustedCheckpoint
+from app.errors import ChangedInTheJob, RunDirTaken, UntrustedCheckpoint
+from app.train import train
 from tests.conftest import TINY, run_cli
 
 
@@ -130,3 +131,52 @@ def test_what_hydra_builds_is_written_out_not_interpolated() -> None:
     given = ["hydra/launcher=joblib", f"hydra.launcher._target_=${{oc.env:APP_LAUNCHER,{JOBLIB_LAUNCHER}}}"]
     _, problems = launch.check_overrides([*TINY, *given], multirun=True)
     assert any(p.key == "hydra.launcher._target_" and "written out" in p.rule for p in problems), problems
+
+
+# ------------------------------------------------------------------------------- run dirs
+def test_sweep_points_that_share_a_run_dir_are_refused(tmp_path: Path) -> None:
+    given = [*TINY, "optimizer.lr=1e-3,1e-2", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=same"]
+    _, problems = launch.check_overrides(given, multirun=True)
+    assert [p.key for p in problems] == ["hydra.sweep.subdir"], problems
+    assert str(tmp_path / "same") in problems[0].rule
+    assert launch.check_overrides([*given[:-1], "hydra.sweep.subdir=${optimizer.lr}"], multirun=True)[1] == []
+
+
+def foreign_dir(path: Path) -> dict[Path, bytes]:
+    """A dir another program wrote, with names a run of this app also writes: {file: bytes}."""
+    (path / "checkpoints").mkdir(parents=True)
+    made = {path / "config.yaml": b"mine: 1\n", path / "checkpoints" / "model.bin": b"\x00" * 8}
+    for file, data in made.items():
+        file.write_bytes(data)
+    return made
+
+
+def test_overwrite_refuses_a_dir_no_run_of_this_app_wrote_and_leaves_its_files(tmp_path: Path) -> None:
+    made = foreign_dir(tmp_path / "theirs")
+    _, problems = launch.check_overrides([*TINY, f"hydra.run.dir={tmp_path / 'theirs'}", "trainer.overwrite=true"])
+    assert [p.key for p in problems] == ["trainer.overwrite"] and files.MARKER in problems[0].rule
+    with pytest.raises(RunDirTaken):  # and the job, had the check been passed over
+        train(launch.compose_config([*TINY, "trainer.overwrite=true"]), tmp_path / "theirs")
+    assert {file: file.read_bytes() for file in made} == made
+
+
+def test_overwrite_replaces_a_run_of_this_app(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(launch.compose_config([*TINY, "trainer.epochs=1"]), out)
+    assert files.written_by_app(str(out))
+    first = (out / files.METRICS).read_text()
+    train(launch.compose_config([*TINY, "trainer.overwrite=true"]), out)
+    assert len((out / files.METRICS).read_text().splitlines()) == len(first.splitlines()) + 1
+
+
+@pytest.mark.cli
+def test_a_job_that_finds_its_dir_held_leaves_the_live_runs_hydra_files_alone(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    (live / files.HYDRA).mkdir(parents=True)
+    (live / files.HYDRA / "config.yaml").write_text("the live run's\n")
+    job = "import sys; from app.train import hydra_main; sys.argv[0] = 'app-train'; hydra_main()"
+    with files.run_lock(str(live)):  # the live run; the job starts past the launch check, as in a race
+        result = run_cli(job, *TINY, f"hydra.run.dir={live}", cwd=tmp_path, program=[sys.executable, "-c"])
+    assert result.returncode == 1 and "RunDirBusy" in result.stdout + result.stderr
+    assert (live / files.HYDRA / "config.yaml").read_text() == "the live run's\n"
+    assert sorted(p.name for p in (live / files.HYDRA).iterdir()) == ["config.yaml"]

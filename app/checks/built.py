@@ -45,7 +45,9 @@ def resolved_as_built(cfg: DictConfig) -> DictConfig:
         raise ChangedInTheJob(f"the config does not resolve in the job: {' '.join(str(error).split())}") from None
     problems = built_problems(resolved)
     if problems:
-        raise ChangedInTheJob(f"resolved in the job, the config builds what the launch check refuses: {_listed(problems)}")
+        raise ChangedInTheJob(
+            f"resolved in the job, the config builds what the launch check refuses: {_listed(problems)}"
+        )
     return resolved
 
 

@@ -23,7 +23,7 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
     hydra = cfg.get("hydra")
     if hydra is None or OmegaConf.is_missing(hydra.runtime, "output_dir"):
         return  # no launch: compose_config's config has no run dir yet (train() is given one)
-    from app.files import checkpoint_to_resume, lock_holder, run_artefacts
+    from app.files import MARKER, checkpoint_to_resume, lock_holder, run_artefacts, written_by_app
 
     sweep = not OmegaConf.is_missing(hydra.job, "num")  # set for a sweep's jobs only
     key, run_dir = ("hydra.sweep.dir" if sweep else "hydra.run.dir"), str(hydra.runtime.output_dir)
@@ -49,6 +49,13 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
             "a run dir no live run is writing in",
             f"a run (pid {holder}) is still writing there: wait for it, or choose another {key}",
         )
+    elif left and trainer is not None and trainer.overwrite and not continued and not written_by_app(run_dir):
+        yield Problem(
+            "trainer.overwrite",
+            "true",
+            f"replaces only a run of this app: {run_dir} holds {', '.join(left)}, but no {MARKER} of a run here",
+            f"choose another {key}; delete those files yourself if they are yours to delete",
+        )
     elif left and not continued and not (trainer is not None and trainer.overwrite):
         ways = (
             "or leave it out for a new dated one"
@@ -60,6 +67,18 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
             run_dir,
             f"a new run dir: this one holds an earlier run ({', '.join(left)})",
             f"choose another {key}, {ways}",
+        )
+
+
+@cross_rule("hydra.output_subdir is null: the job writes .hydra/ itself, once it holds the run dir's lock")
+def _hydra_files_after_the_lock(cfg: DictConfig) -> Iterator[Problem]:
+    hydra = cfg.get("hydra")
+    if hydra is not None and hydra.get("output_subdir") is not None:
+        yield Problem(
+            "hydra.output_subdir",
+            str(hydra.output_subdir),
+            "null: Hydra would write it before the job holds the run dir, over a live run's own",
+            "leave hydra.output_subdir out: config.yaml, hydra.yaml and overrides.yaml go to .hydra/",
         )
 
 

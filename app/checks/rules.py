@@ -22,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf
 from app.checks.constraints import _num, field_hints
 from app.checks.facts import dataset_images, gib, input_sizes, is_a, kind, primary, processes, unwritable
 from app.checks.problems import Problem
-from app.errors import UntrustedCheckpoint
 from app.configs import (
     Cifar10Config,
     Device,
@@ -34,6 +33,7 @@ from app.configs import (
     TensorBoardConfig,
     feature_cache_unused_because,
 )
+from app.errors import UntrustedCheckpoint
 
 CrossRule = Callable[[DictConfig], Iterator[Problem]]
 CROSS_RULES: list[tuple[str, CrossRule]] = []

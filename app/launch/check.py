@@ -78,18 +78,38 @@ def _check_points(
     point's) and checked as its job will see it, job ``offset + index`` of a sweep."""
     problems: list[Problem] = []
     targets: Optional[Targets] = None  # read from the store once, for the whole sweep
+    dirs: dict[str, list[str]] = {}  # each job's run dir: the first point that has it
     for index, point in enumerate(points):
         cfg, found = first if index == 0 and first is not None else _compose(point, config_name)
         if cfg is not None:
             targets = targets or Targets.registered()
             with as_the_job_sees_it(cfg, offset + index if multirun else None):
                 found += check_config(cfg, targets)
+                run_dir = OmegaConf.select(cfg, "hydra.runtime.output_dir", default=None)
+            if multirun and isinstance(run_dir, str) and run_dir and not found:
+                found += _own_dir(run_dir, point, dirs.setdefault(run_dir, point), cfg)
         for problem in found:
             problem.point = point if multirun else None
             if any(key_of(o) == problem.key for o in space) and NOT_AN_INTEGER in problem.rule:
                 problem.hint = f"interval() draws floats: cast it, {problem.key}=int(interval(low,high))"
         problems.extend(found)
     return problems
+
+
+def _own_dir(run_dir: str, point: list[str], first: list[str], cfg: DictConfig) -> list[Problem]:
+    """Nothing, or the problem of a sweep job whose run dir an earlier point's job has too: one
+    would replace (``trainer.overwrite``) or continue (``trainer.resume``) the other's run."""
+    if point is first:
+        return []
+    subdir = cfg.hydra.sweep._get_node("subdir")._value()
+    return [
+        Problem(
+            "hydra.sweep.subdir",
+            str(subdir),
+            f"each sweep job in a dir of its own ({run_dir} is also the dir of the point {' '.join(first)})",
+            "keep ${hydra.job.num} in hydra.sweep.subdir (its default is ${hydra.job.num})",
+        )
+    ]
 
 
 def check_command(command: Command) -> tuple[int, list[Problem]]:

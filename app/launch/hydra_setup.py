@@ -34,6 +34,7 @@ hydra_store = ZenStore(name="app.hydra")
 hydra_store(
     HydraConf(
         job=JobConf(name=JOB_NAME),
+        output_subdir=None,  # .hydra/ is written by the job once it holds the run dir (app.training.runtime)
         run=RunDir(dir=f"outputs/{STARTED}"),
         sweep=SweepDir(dir=f"multirun/{STARTED}", subdir="${hydra.job.num}"),
         help=HelpConf(app_name="app-train", header=HELP_HEADER, footer=rules_help()),

@@ -15,8 +15,9 @@ from omegaconf import DictConfig
 
 from app import files
 from app.checks.built import resolved_as_built
+from app.configs import JOB_NAME
 from app.errors import NonFiniteLoss, PeerLost, RunDirTaken, Stopped
-from app.training import checkpoints, distributed, engine
+from app.training import checkpoints, distributed, engine, runtime
 from app.training.build import Job, build
 from app.training.checkpoints import Resume, RunState
 from app.training.loaders import workers_released
@@ -39,7 +40,7 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
     cfg = resolved_as_built(cfg)  # resolved once, here, and checked: what the job builds is what was checked
     t, ranks = cfg.trainer, distributed.ranks()
     device = distributed.device_of(engine.resolve_device(t.device.value))
-    lock = files.run_lock(str(output_dir)) if ranks.main else contextlib.nullcontext()
+    lock = runtime.held_run_dir(output_dir) if ranks.main else contextlib.nullcontext()
     with distributed.process_group(device, t.process_group_timeout_min), lock:
         resume = Resume.read(distributed.decided_by_rank0("run", lambda: _take_run_dir(cfg, output_dir)))
         if t.resume is not None and resume is None:
@@ -67,6 +68,7 @@ def _take_run_dir(cfg: DictConfig, output_dir: Path) -> Optional[str]:
     if left and cfg.trainer.overwrite:
         log.warning("replacing the earlier run in %s (trainer.overwrite=true)", output_dir)
         files.remove_run_artefacts(str(output_dir))
+    files.mark_run_dir(str(output_dir), JOB_NAME)
     return resume
 
 

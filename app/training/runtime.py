@@ -2,6 +2,8 @@
 made absolute, cores shared under a parallel launcher, an error told as one paragraph, the run
 dir's ``status.json`` and the value a failed sweep job returns. Torch-free until an error is told."""
 
+import contextlib
+import functools
 import json
 import logging
 import os
@@ -9,6 +11,7 @@ import sys
 import time
 import urllib.error
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,16 +74,46 @@ def _out_of_memory(error: BaseException) -> bool:
     return cpu or isinstance(error, torch.OutOfMemoryError)
 
 
+# Hydra writes .hydra/ (config.yaml, hydra.yaml, overrides.yaml) into the run dir before the job
+# starts, so a job that then found the dir held by a live run had replaced that run's .hydra/
+# already. The app's Hydra config has hydra.output_subdir=null instead, and each job writes the
+# same three files, as Hydra writes them, once it holds the dir's lock (held_run_dir).
+_hydra_files: ContextVar[Optional[dict[str, str]]] = ContextVar("hydra_files", default=None)
+
+
+def hydra_files(cfg: DictConfig) -> dict[str, str]:
+    """What Hydra would have written in ``.hydra/`` for the job ``cfg`` (as Hydra passed it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return {
+        "config.yaml": OmegaConf.to_yaml(cfg),
+        "hydra.yaml": OmegaConf.to_yaml(HydraConfig.instance().cfg),  # its node, under "hydra:", as Hydra saves it
+        "overrides.yaml": OmegaConf.to_yaml(HydraConfig.get().overrides.task),
+    }
+
+
+@contextlib.contextmanager
+def held_run_dir(output_dir: Path) -> Iterator[None]:
+    """The run dir's lock, held (``RunDirBusy`` if a live run has it), and only then Hydra's
+    files of this job written in it."""
+    with files.run_lock(str(output_dir)):
+        for name, text in (_hydra_files.get() or {}).items():
+            files.write_atomically(output_dir / files.HYDRA / name, functools.partial(Path.write_text, data=text))
+        yield
+
+
 def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: logging.Logger) -> None:
     """``job(cfg, run dir)`` for ``app-evaluate`` and ``app-predict``, under Hydra: paths made
     absolute, the run dir's lock held, and an error told as one paragraph (exit 1)."""
     from hydra.core.hydra_config import HydraConfig
 
+    _hydra_files.set(hydra_files(cfg))
     hydra_config = HydraConfig.get()
     absolute_paths(cfg, hydra_config.runtime.cwd)
     output_dir = Path(hydra_config.runtime.output_dir)
     try:
-        with files.run_lock(str(output_dir)):
+        with held_run_dir(output_dir):
+            files.mark_run_dir(str(output_dir), str(hydra_config.job.name))
             job(resolved_as_built(cfg), output_dir)
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -96,6 +129,7 @@ def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> O
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    _hydra_files.set(hydra_files(cfg))  # before anything changes cfg: as Hydra would have written it
     hydra_config = HydraConfig.get()
     output_dir = Path(hydra_config.runtime.output_dir)
     distributed.from_submitit(str(hydra_config.launcher.get("_target_", "")))  # SLURM's ranks, as torchrun's
