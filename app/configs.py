@@ -640,6 +640,15 @@ def resumable(path: str) -> bool:
 
 @dataclass
 class TrainerConfig:
+    # What a resumed run (trainer.resume) may set otherwise than the run it continues: how long it
+    # goes on, where and how fast it computes, how it stops and reports. Any other key would make
+    # it another run than the one its checkpoint holds (a new seed draws another val split, a new
+    # batch size skips images, a new lr is not the schedule's): refused at launch and in the job.
+    resume_may_change: ClassVar[tuple[str, ...]] = (
+        "epochs", "device", "num_workers", "threads", "feature_cache", "feature_cache_dir",
+        "feature_cache_memory_gib", "precision", "channels_last", "compile", "deterministic",
+        "overwrite", "resume", "early_stopping_patience", "profile_steps", "process_group_timeout_min",
+    )  # fmt: skip
     epochs: AtLeastOne = 4
     # images per forward pass, over all processes (torchrun, SLURM: each takes batch_size / processes);
     # an optimizer step sees accumulate_batches of them
@@ -705,6 +714,9 @@ def plain_tag(tag: str) -> bool:
 @dataclass
 class MainConfig:
     """The schema of the whole run; the defaults list picks one option of each group."""
+
+    # and TrainerConfig's; a schedule's length follows trainer.epochs (a run extended to 40 epochs)
+    resume_may_change: ClassVar[tuple[str, ...]] = ("logger", "tags", "scheduler.epochs")
 
     defaults: list[Any] = field(
         default_factory=lambda: [

@@ -21,6 +21,15 @@ class CheckpointError(AppError, ValueError):
     hint = "give trainer.resume a checkpoints/last.pt or best.pt this app wrote, for this model"
 
 
+class RunChanged(CheckpointError):
+    """A resumed run whose config differs from its checkpoint's where a run cannot change and
+    stay the same run (``TrainerConfig.resume_may_change`` names what may)."""
+
+    hint = (
+        "leave those keys as the run had them (its config.yaml shows them), or start a new run in another hydra.run.dir"
+    )
+
+
 class UntrustedCheckpoint(CheckpointError):
     """A checkpoint whose config would build what no config of the app builds (a ``_target_``
     the allow-list refuses): altered, or written by other code. Nothing of it is built."""

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from app import files, launch, models
 from app.checks.built import resolved_as_built
 from app.configs import EVALUATE_NAME, JOBLIB_LAUNCHER, PREDICT_NAME
-from app.errors import ChangedInTheJob, RunDirTaken, UntrustedCheckpoint
+from app.errors import ChangedInTheJob, RunChanged, RunDirTaken, UntrustedCheckpoint
 from app.train import train
 from tests.conftest import TINY, run_cli
 
@@ -180,3 +180,50 @@ def test_a_job_that_finds_its_dir_held_leaves_the_live_runs_hydra_files_alone(tm
     assert result.returncode == 1 and "RunDirBusy" in result.stdout + result.stderr
     assert (live / files.HYDRA / "config.yaml").read_text() == "the live run's\n"
     assert sorted(p.name for p in (live / files.HYDRA).iterdir()) == ["config.yaml"]
+    assert not (live / files.STATUS).exists()
+
+
+# ------------------------------------------------------------------------------- resume
+@pytest.fixture(scope="module")
+def earlier_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run dir of a finished 2-epoch run (TINY), with its checkpoints/last.pt."""
+    out = tmp_path_factory.mktemp("earlier") / "run"
+    train(launch.compose_config(TINY), out)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("changed", "keys"),
+    [
+        (["trainer.batch_size=4"], ["trainer.batch_size"]),  # would skip images
+        (["~scheduler", "optimizer.lr=1e-2"], ["optimizer.lr", "scheduler"]),  # the old lr would stay
+        (["trainer.seed=1"], ["dataset.seed", "trainer.seed"]),  # another val split: trained-on images
+    ],
+)
+def test_a_resumed_run_that_changes_what_it_trains_is_refused_naming_both_values(
+    earlier_run: Path, changed: list[str], keys: list[str]
+) -> None:
+    given = [*TINY, f"hydra.run.dir={earlier_run}", "trainer.resume=auto", *changed]
+    _, problems = launch.check_overrides(given)
+    assert sorted(p.key for p in problems) == keys, problems
+    saved = files.checkpoint_config(str(earlier_run / files.LAST))
+    assert saved is not None
+    for problem in problems:
+        section, _, name = problem.key.partition(".")
+        assert f"({saved[section][name] if name else saved[section]})" in problem.rule.replace("None", "null")
+
+
+def test_a_resumed_run_may_go_on_longer_elsewhere_and_report_otherwise(earlier_run: Path) -> None:
+    given = [*TINY, f"hydra.run.dir={earlier_run}", "trainer.resume=auto", "trainer.epochs=5"]
+    assert launch.check_overrides([*given, "trainer.device=cpu", "trainer.num_workers=0", "tags=[again]"])[1] == []
+
+
+def test_the_job_refuses_a_changed_resume_that_no_launch_check_saw(earlier_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(earlier_run, out)
+    before = (out / files.METRICS).read_text()
+    with pytest.raises(RunChanged, match=r"trainer\.batch_size=8 \(now 4\)"):  # train(): resume=auto is the job's
+        train(launch.compose_config([*TINY, "trainer.resume=auto", "trainer.batch_size=4", "trainer.epochs=3"]), out)
+    assert (out / files.METRICS).read_text() == before

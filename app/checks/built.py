@@ -12,6 +12,7 @@ builds anything). Torch-free, about 5 ms a config.
 
 import copy
 import dataclasses
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from app.checks.problems import Problem
 from app.checks.walk import Targets, _builds_only_registered, _told_once, _Walk
+from app.configs import MainConfig, TrainerConfig
 from app.errors import ChangedInTheJob, UntrustedCheckpoint
 
 # What a checkpoint's config builds when its model is loaded (app.models.load)
@@ -72,6 +74,34 @@ def checked_checkpoint(values: Mapping[str, Any], path: str) -> DictConfig:
     cfg = OmegaConf.create({name: values.get(name) for name in CHECKPOINT_BUILDS})
     OmegaConf.resolve(cfg)
     return cfg
+
+
+def changed_since(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, value now) of each leaf that a resumed run may not change
+    (``TrainerConfig.resume_may_change``, ``MainConfig.resume_may_change``), between the config
+    saved in its checkpoint and the one it runs with, both resolved plain containers. A key only
+    one of them has (a checkpoint of an older version) is left alone; paths compare as absolute."""
+    allowed = {*MainConfig.resume_may_change, *(f"trainer.{k}" for k in TrainerConfig.resume_may_change)}
+    changes: list[tuple[str, Any, Any]] = []
+
+    def compare(was: Any, is_: Any, key: str) -> None:
+        if key in allowed:
+            return
+        if isinstance(was, dict) and isinstance(is_, dict):
+            for name in sorted(set(was) & set(is_), key=str):
+                compare(was[name], is_[name], f"{key}.{name}" if key else str(name))
+        elif isinstance(was, list) and isinstance(is_, list) and len(was) == len(is_):
+            for index, (a, b) in enumerate(zip(was, is_)):
+                compare(a, b, f"{key}.{index}")
+        elif was != is_ and not (isinstance(was, str) and isinstance(is_, str) and _same_path(was, is_)):
+            changes.append((key, was, is_))
+
+    compare(dict(saved), dict(now), "")
+    return changes
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.abspath(os.path.expanduser(a)) == os.path.abspath(os.path.expanduser(b))
 
 
 def _listed(problems: list[Problem]) -> str:

@@ -5,13 +5,14 @@ and Python callers of ``train()`` drop.
 """
 
 from collections.abc import Iterator
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from app.checks.facts import launcher_target, torchrun_world, unwritable
 from app.checks.problems import Problem
 from app.checks.rules import cross_rule
-from app.configs import JOBLIB_LAUNCHER, OPTUNA_SWEEPERS, SUBMITIT_LAUNCHERS
+from app.configs import JOBLIB_LAUNCHER, OPTUNA_SWEEPERS, RESUME_AUTO, SUBMITIT_LAUNCHERS
 
 
 @cross_rule(
@@ -68,6 +69,40 @@ def _run_dir_is_free(cfg: DictConfig) -> Iterator[Problem]:
             f"a new run dir: this one holds an earlier run ({', '.join(left)})",
             f"choose another {key}, {ways}",
         )
+
+
+@cross_rule(
+    "trainer.resume continues the run its checkpoint holds: only what TrainerConfig.resume_may_change "
+    "and MainConfig.resume_may_change name (epochs, device, workers, logging...) may differ"
+)
+def _resume_continues_that_run(cfg: DictConfig) -> Iterator[Problem]:
+    trainer, hydra = cfg.get("trainer"), cfg.get("hydra")
+    if trainer is None or trainer.resume is None:
+        return
+    from app.checks.built import changed_since
+    from app.files import checkpoint_config, checkpoint_to_resume
+
+    launched = hydra is not None and not OmegaConf.is_missing(hydra.runtime, "output_dir")
+    if trainer.resume == RESUME_AUTO and not launched:
+        return  # train() from Python: the job compares, in the dir it is given
+    path = checkpoint_to_resume(str(hydra.runtime.output_dir) if launched else "", trainer.resume)
+    saved = checkpoint_config(path) if path is not None else None
+    if saved is None:
+        return  # a new run (auto, no last.pt yet), or no checkpoint of this app: the job says which
+    now = OmegaConf.to_container(
+        OmegaConf.masked_copy(cfg, [str(k) for k in cfg if k != "hydra"]), resolve=True, enum_to_str=True
+    )
+    for key, was, is_ in changed_since(saved, now):  # type: ignore[arg-type]
+        yield Problem(
+            key,
+            _written(is_),
+            f"as in the run trainer.resume continues ({_written(was)}): a resumed run is that run, going on",
+            f"leave {key} as it was to continue that run, or start a new one in another hydra.run.dir",
+        )
+
+
+def _written(value: Any) -> str:
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @cross_rule("hydra.output_subdir is null: the job writes .hydra/ itself, once it holds the run dir's lock")

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from app.errors import CheckpointError
+from app.checks.built import changed_since
+from app.errors import CheckpointError, RunChanged
 from app.files import CHECKPOINT_FORMAT, write_atomically
 from app.models import load_checkpoint as load_checkpoint
 from app.models import load_weights
@@ -63,6 +64,12 @@ def resumed(job: "Job", resume: Optional[Resume]) -> RunState:
     if resume is None:
         return RunState()  # its first epoch takes the optimizer's lr (fit)
     state = resume.state
+    changed = changed_since(state.get("config") or {}, job.config)
+    if changed:
+        raise RunChanged(
+            f"trainer.resume={resume.path} continues a run whose config had "
+            + "; ".join(f"{key}={was} (now {now})" for key, was, now in changed[:5])
+        )
     restore(state, job.model, job.training, job.step, f"trainer.resume={resume.path}")
     run = RunState(state["epoch"], Progress(**state["progress"]), state["best"], state["waited"], state["epoch_lr"],
                    state.get("rng_ranks") or [state["rng"]])  # fmt: skip

@@ -37,11 +37,11 @@ def run(cfg: DictConfig, output_dir: Path) -> float:
     optimises). Among many processes (torchrun, SLURM), rank 0 holds the run dir and decides
     whether the run resumes, and the others follow.
     """
-    cfg = resolved_as_built(cfg)  # resolved once, here, and checked: what the job builds is what was checked
     t, ranks = cfg.trainer, distributed.ranks()
     device = distributed.device_of(engine.resolve_device(t.device.value))
     lock = runtime.held_run_dir(output_dir) if ranks.main else contextlib.nullcontext()
     with distributed.process_group(device, t.process_group_timeout_min), lock:
+        cfg = resolved_as_built(cfg)  # resolved once, here, and checked: what the job builds is what was checked
         resume = Resume.read(distributed.decided_by_rank0("run", lambda: _take_run_dir(cfg, output_dir)))
         if t.resume is not None and resume is None:
             log.info(

@@ -79,6 +79,8 @@ def _out_of_memory(error: BaseException) -> bool:
 # already. The app's Hydra config has hydra.output_subdir=null instead, and each job writes the
 # same three files, as Hydra writes them, once it holds the dir's lock (held_run_dir).
 _hydra_files: ContextVar[Optional[dict[str, str]]] = ContextVar("hydra_files", default=None)
+# Whether this job has held its run dir: a job refused for a live run's dir writes nothing there
+_held: ContextVar[bool] = ContextVar("held", default=False)
 
 
 def hydra_files(cfg: DictConfig) -> dict[str, str]:
@@ -97,6 +99,8 @@ def held_run_dir(output_dir: Path) -> Iterator[None]:
     """The run dir's lock, held (``RunDirBusy`` if a live run has it), and only then Hydra's
     files of this job written in it."""
     with files.run_lock(str(output_dir)):
+        _held.set(True)
+        (output_dir / files.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
         for name, text in (_hydra_files.get() or {}).items():
             files.write_atomically(output_dir / files.HYDRA / name, functools.partial(Path.write_text, data=text))
         yield
@@ -144,11 +148,10 @@ def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> O
     started = time.perf_counter()
 
     def record(status: str, **more: str) -> None:
-        if main:
+        if main and _held.get():
             record_status(output_dir, status, time.perf_counter() - started, **more)
 
-    if main:
-        (output_dir / files.STATUS).unlink(missing_ok=True)  # an earlier job's, until this one ends
+    _held.set(False)
     try:
         best = run(cfg, output_dir)
     except RankZeroFailed as error:  # rank 0 tells why, on the console and in train.log
