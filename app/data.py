@@ -109,6 +109,21 @@ def preset_for(cfg: DictConfig) -> Optional[Preset]:
     return backbone.presets["DEFAULT" if weights is None else _name(weights)]
 
 
+def trained_preset(cfg: DictConfig) -> Preset:
+    """How the run ``cfg`` (a trained model's config) prepared its validation images, as a
+    ``Preset`` that any dataset applies: the weights' own, or its dataset's statistics at its
+    size (mean 0, std 1 for a dataset left in [0, 1]). A model is evaluated on other images as
+    it saw its own: never with the statistics of the dataset option it is evaluated on."""
+    preset = preset_for(cfg)
+    if preset is not None:
+        return preset
+    dataset: type[DatasetConfig] = node_class("dataset", cfg.dataset)
+    own = dataset.statistics
+    mean, std = own if own is not None else ((0.0,) * 3, (1.0,) * 3)
+    size = int(cfg.dataset.image.size)
+    return Preset(size, size, "bilinear", mean, std)  # resize = crop: the shorter side to size, as pixels() does
+
+
 def _name(value: Any) -> str:
     return str(getattr(value, "name", value))  # an Enum member, or its name as a resolved config holds it
 

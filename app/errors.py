@@ -30,6 +30,13 @@ class RunChanged(CheckpointError):
     )
 
 
+class ClassesDiffer(AppError, ValueError):
+    """A dataset evaluated by a model whose classes are named otherwise: scored by position, its
+    figures would be another dataset's."""
+
+    hint = "evaluate on images whose classes are named as the run's (rename the class folders to match)"
+
+
 class UntrustedCheckpoint(CheckpointError):
     """A checkpoint whose config would build what no config of the app builds (a ``_target_``
     the allow-list refuses): altered, or written by other code. Nothing of it is built."""

@@ -7,13 +7,16 @@ The model and, unless the command line says otherwise, the dataset come from the
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from app import files, launch
 from app.configs import EVALUATE_NAME, VERSION_BASE, EvaluateConfig, Split
+
+if TYPE_CHECKING:  # torch: imported when a job runs
+    from app import data, models
 
 log = logging.getLogger("app.evaluate")
 
@@ -33,9 +36,7 @@ the run dir (hydra.run.dir). Exit 1 with the reason for a config it refuses.
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """The checkpoint's model on ``cfg.dataset``'s split: figures logged and written to ``output_dir``."""
-    from hydra.utils import instantiate
-
-    from app import data, models, plots
+    from app import models, plots
     from app.training import engine, loaders
     from app.training.metrics import save_json
 
@@ -43,18 +44,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     device = engine.resolve_device(cfg.device.value)
     precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
     step = engine.Step(device, engine.resolve_precision(precision, device))
-    # the weights' preset of the model's extractor, if the images follow it, as in the run
-    run = OmegaConf.create(
-        {"dataset": cfg.dataset, "feature_extractor": OmegaConf.structured(trained.config.feature_extractor)}
-    )
-    splits: data.Splits = instantiate(cfg.dataset, data.preset_for(run))
+    splits = evaluated_splits(cfg, trained)
     images = splits.val if cfg.split is Split.val else splits.train
-    if splits.names != trained.classes:
-        log.warning(
-            "the dataset's classes (%s) are not named as the checkpoint's (%s): matched by position",
-            ", ".join(splits.names[:6]),
-            ", ".join(trained.classes[:6]),
-        )
     loader = loaders.loader(
         images, cfg.batch_size, loaders.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
     )
@@ -87,6 +78,25 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         )
     log.info("%s and %s in %s", files.EVALUATION, files.CONFUSION, output_dir)
     return figures
+
+
+def evaluated_splits(cfg: DictConfig, trained: "models.Trained") -> "data.Splits":
+    """``cfg.dataset``'s splits with the images prepared as the trained run prepared its own
+    (``data.trained_preset``: from the checkpoint, whatever the dataset option); ``ClassesDiffer``
+    for a dataset whose classes are named otherwise than the model's."""
+    from hydra.utils import instantiate
+
+    from app import data
+    from app.errors import ClassesDiffer
+
+    splits: data.Splits = instantiate(cfg.dataset, data.trained_preset(OmegaConf.structured(trained.config)))
+    if splits.names != trained.classes:
+        differ = [f"{a}/{b}" for a, b in zip(splits.names, trained.classes) if a != b]
+        raise ClassesDiffer(
+            f"the dataset's classes are not the model's: {', '.join(splits.names[:10])} against "
+            f"{', '.join(trained.classes[:10])} (dataset/model: {', '.join(differ[:5])})"
+        )
+    return splits
 
 
 def _share(value: Any) -> str:

@@ -7,14 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from app import files, launch, models
 from app.checks.built import resolved_as_built
 from app.configs import EVALUATE_NAME, JOBLIB_LAUNCHER, PREDICT_NAME
-from app.errors import ChangedInTheJob, RunChanged, RunDirTaken, UntrustedCheckpoint
+from app.errors import ChangedInTheJob, ClassesDiffer, RunChanged, RunDirTaken, UntrustedCheckpoint
 from app.train import train
 from tests.conftest import TINY, run_cli
 
@@ -227,3 +228,51 @@ def test_the_job_refuses_a_changed_resume_that_no_launch_check_saw(earlier_run: 
     with pytest.raises(RunChanged, match=r"trainer\.batch_size=8 \(now 4\)"):  # train(): resume=auto is the job's
         train(launch.compose_config([*TINY, "trainer.resume=auto", "trainer.batch_size=4", "trainer.epochs=3"]), out)
     assert (out / files.METRICS).read_text() == before
+
+
+# ------------------------------------------------------------------------ evaluation
+def picture_folder(root: Path, names: list[str]) -> Path:
+    """A class folder per name, with two 64-px photos of random pixels each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def evaluation_config(checkpoint: Path, folder: Path) -> DictConfig:
+    given = [f"checkpoint={checkpoint}", "dataset=folder", f"dataset.root={folder}", "dataset.val_fraction=0.5"]
+    with launch.app_hydra():
+        from hydra import compose
+
+        return compose(EVALUATE_NAME, [*launch.from_checkpoint(EVALUATE_NAME, given), *given])
+
+
+def test_evaluation_on_another_dataset_option_prepares_images_as_the_run_did(earlier_run: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from app import data
+    from app.evaluate import evaluated_splits
+
+    checkpoint = earlier_run / "checkpoints/best.pt"
+    trained = models.load(str(checkpoint))
+    splits = evaluated_splits(evaluation_config(checkpoint, picture_folder(tmp_path, trained.classes)), trained)
+    as_run = data.image_transform(OmegaConf.structured(trained.config))  # what app-predict applies
+    val = splits.val
+    assert isinstance(val, data.ImageFiles) and len(val) == 10
+    for index, path in enumerate(val.files):
+        with Image.open(path) as picture:
+            assert torch.equal(val[index][0], as_run(picture)), path  # fake's [0, 1], not ImageNet's statistics
+
+
+def test_evaluation_on_classes_named_otherwise_is_refused_with_the_names(earlier_run: Path, tmp_path: Path) -> None:
+    from app.evaluate import evaluated_splits
+
+    checkpoint = earlier_run / "checkpoints/best.pt"
+    trained = models.load(str(checkpoint))
+    names = [f"c{name}" for name in trained.classes]  # as many, named otherwise
+    with pytest.raises(ClassesDiffer, match="c0, c1, c2.* against 0, 1, 2"):
+        evaluated_splits(evaluation_config(checkpoint, picture_folder(tmp_path, names)), trained)
