@@ -247,18 +247,29 @@ def load(checkpoint: str, device: str = "cpu") -> Trained:
 
     from app.checks.built import checked_checkpoint
 
+    from hydra.errors import InstantiationException
+    from omegaconf.errors import OmegaConfBaseException
+
     state = load_checkpoint(checkpoint)
-    values = state["config"]
+    values = state.get("config")
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{checkpoint} holds no config of a run")
     built = checked_checkpoint(values, checkpoint)  # a checkpoint is an input too: what it builds is checked first
-    extractor = built.feature_extractor
-    extractor.checkpoint = None  # the weights are the checkpoint's own, loaded below
-    if "weights" in extractor:
-        extractor.weights = None
-    model = ImageClassifier(
-        instantiate(extractor),
-        instantiate(built.classifier),
-        bool(values["trainer"]["freeze_extractor"]),
-    )
-    load_weights(model, state["model"], checkpoint)
-    classes = state.get("classes") or [str(i) for i in range(int(values["dataset"]["classes"]))]
-    return Trained(model.eval().to(device), typed_config(values), list(classes))
+    try:
+        config = typed_config(values)
+        extractor = built.feature_extractor
+        extractor.checkpoint = None  # the weights are the checkpoint's own, loaded below
+        if "weights" in extractor:
+            extractor.weights = None
+        model = ImageClassifier(instantiate(extractor), instantiate(built.classifier), config.trainer.freeze_extractor)
+        classes = [str(c) for c in state.get("classes") or range(config.dataset.classes)]
+    except (OmegaConfBaseException, InstantiationException, AttributeError, KeyError, TypeError, ValueError) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
+        raise CheckpointError(
+            f"{checkpoint}: its config does not build a model ({type(cause).__name__}: {cause})"
+        ) from None
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{checkpoint} holds no model weights")
+    load_weights(model, weights, checkpoint)
+    return Trained(model.eval().to(device), config, classes)

@@ -10,12 +10,15 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
 
 from app import files, launch, models
-from app.checks.built import resolved_as_built
+from app.checks import ConfigError
+from app.checks.built import built_problems, resolved_as_built
 from app.configs import EVALUATE_NAME, JOBLIB_LAUNCHER, PREDICT_NAME
-from app.errors import ChangedInTheJob, ClassesDiffer, RunChanged, RunDirTaken, UntrustedCheckpoint
+from app.errors import AppError, ChangedInTheJob, ClassesDiffer, RunChanged, RunDirTaken, UntrustedCheckpoint
 from app.train import train
 from tests.conftest import TINY, run_cli
 
@@ -276,3 +279,83 @@ def test_evaluation_on_classes_named_otherwise_is_refused_with_the_names(earlier
     names = [f"c{name}" for name in trained.classes]  # as many, named otherwise
     with pytest.raises(ClassesDiffer, match="c0, c1, c2.* against 0, 1, 2"):
         evaluated_splits(evaluation_config(checkpoint, picture_folder(tmp_path, names)), trained)
+
+
+# ------------------------------------------------------------------------------ fuzz
+HOSTILE_VALUES = [
+    "os.makedirs",
+    "${oc.create:{_target_:os.makedirs,name:CANARY}}",
+    "${oc.decode:'{_target_:os.makedirs,name:CANARY}'}",
+    "${oc.env:APP_TARGET,torch.nn.Linear}",
+    {"_target_": "os.makedirs", "name": "CANARY"},
+    {"_target_": "builtins.exec", "_args_": ["import os; os.makedirs('CANARY')"]},
+    [{"_target_": "os.makedirs", "name": "CANARY"}],
+    None,
+    -1,
+    "x",
+]
+
+
+def leaves(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every value under a plain container (its nodes too)."""
+    found = [path] if path else []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for key, child in items:
+        found += leaves(child, (*path, key))
+    return found
+
+
+def with_value(values: dict[str, Any], path: tuple[Any, ...], value: Any, canary: Path) -> dict[str, Any]:
+    import copy
+    import json
+
+    changed = copy.deepcopy(values)
+    node = changed
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = json.loads(json.dumps(value).replace("CANARY", str(canary)))
+    return changed
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_checkpoint_config_is_refused_cleanly_or_builds_only_what_the_configs_build(
+    data: st.DataObject, tmp_path: Path
+) -> None:
+    values = saved_config()
+    built = {k: values[k] for k in ("feature_extractor", "classifier", "trainer", "dataset")}
+    path = data.draw(st.sampled_from(leaves(built)))
+    canary = tmp_path / f"canary-{len(list(tmp_path.iterdir()))}"
+    changed = with_value(values, path, data.draw(st.sampled_from(HOSTILE_VALUES)), canary)
+    checkpoint = tmp_path / f"{canary.name}.pt"
+    torch.save({"format": files.CHECKPOINT_FORMAT, "config": changed, "model": {}, "classes": []}, checkpoint)
+    given = [f"checkpoint={checkpoint}", f"input={checkpoint}"]
+    _, problems = launch.check_overrides(given, config_name=PREDICT_NAME)  # never raises
+    assert all(p.key and p.rule and p.hint for p in problems)
+    try:
+        models.load(str(checkpoint))
+    except AppError:
+        pass  # refused, with its hint; any other exception fails the test
+    assert not canary.exists()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    at_launch=st.sampled_from(["torch.nn.Linear", "torch.nn.ReLU"]),
+    in_the_job=st.sampled_from(["torch.nn.Linear", "torch.nn.ReLU", "os.makedirs", "builtins.exec", "", "${now:%S}"]),
+    where=st.sampled_from(["classifier._args_.1._target_", "classifier._args_.0._target_"]),
+)
+def test_whatever_the_jobs_environment_holds_the_job_builds_only_what_the_check_allows(
+    at_launch: str, in_the_job: str, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APP_TARGET", at_launch)
+    try:
+        cfg = launch.compose_config([*TINY, f"{where}=${{oc.env:APP_TARGET}}"])
+    except ConfigError:
+        return  # refused at launch already
+    monkeypatch.setenv("APP_TARGET", in_the_job)
+    try:
+        resolved = resolved_as_built(cfg)
+    except ChangedInTheJob:
+        return
+    assert built_problems(resolved) == [] and OmegaConf.select(resolved, where) == at_launch
