@@ -243,12 +243,11 @@ class Trained(NamedTuple):
 def load(checkpoint: str, device: str = "cpu") -> Trained:
     """A checkpoint app-train wrote (``checkpoints/best.pt``) as a ready model, its typed config
     and its class names, without downloading anything: ``app.models.load("outputs/.../best.pt")``."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
+    from omegaconf.errors import OmegaConfBaseException
 
     from app.checks.built import checked_checkpoint
-
-    from hydra.errors import InstantiationException
-    from omegaconf.errors import OmegaConfBaseException
 
     state = load_checkpoint(checkpoint)
     values = state.get("config")

@@ -178,13 +178,14 @@ def test_a_job_that_finds_its_dir_held_leaves_the_live_runs_hydra_files_alone(tm
     live = tmp_path / "live"
     (live / files.HYDRA).mkdir(parents=True)
     (live / files.HYDRA / "config.yaml").write_text("the live run's\n")
+    (live / "train.log").write_text("the live run's log\n")
     job = "import sys; from app.train import hydra_main; sys.argv[0] = 'app-train'; hydra_main()"
     with files.run_lock(str(live)):  # the live run; the job starts past the launch check, as in a race
         result = run_cli(job, *TINY, f"hydra.run.dir={live}", cwd=tmp_path, program=[sys.executable, "-c"])
     assert result.returncode == 1 and "RunDirBusy" in result.stdout + result.stderr
     assert (live / files.HYDRA / "config.yaml").read_text() == "the live run's\n"
     assert sorted(p.name for p in (live / files.HYDRA).iterdir()) == ["config.yaml"]
-    assert not (live / files.STATUS).exists()
+    assert not (live / files.STATUS).exists() and (live / "train.log").read_text() == "the live run's log\n"
 
 
 # ------------------------------------------------------------------------------- resume

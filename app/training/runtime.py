@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from app import files
 from app.checks.built import resolved_as_built
 from app.configs import JOB_NAME, JOBLIB_LAUNCHER, RESUME_AUTO, SUBMITIT_LAUNCHERS, path_fields
-from app.errors import AppError, RankZeroFailed, Stopped, WeightsUnavailable
+from app.errors import AppError, RankZeroFailed, RunDirBusy, Stopped, WeightsUnavailable
 from app.training import distributed
 
 log = logging.getLogger("app.train")
@@ -112,6 +112,7 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: lo
     from hydra.core.hydra_config import HydraConfig
 
     _hydra_files.set(hydra_files(cfg))
+    _held.set(False)
     hydra_config = HydraConfig.get()
     absolute_paths(cfg, hydra_config.runtime.cwd)
     output_dir = Path(hydra_config.runtime.output_dir)
@@ -122,8 +123,21 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: lo
     except Exception as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        _leave_alone(output_dir, error)
         job_log.error("%s", failure(error))
         sys.exit(1)
+
+
+def _leave_alone(output_dir: Path, error: Exception) -> None:
+    """A job refused for a dir a live run holds logs to the console only: Hydra's job logging
+    opened the dir's log file before the job started, and it is that run's log."""
+    if _held.get() or not isinstance(error, RunDirBusy):
+        return
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == output_dir.resolve():
+            root.removeHandler(handler)
+            handler.close()
 
 
 def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> Optional[float]:
@@ -166,6 +180,7 @@ def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> O
         record("failed", error=what, hint=hint)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
+        _leave_alone(output_dir, error)
         log.error("%s", failure(error))  # on the console and in the run's log
         if hydra_config.mode == RunMode.MULTIRUN:
             return FAILED_JOB_VALUE  # the other points go on; main() exits 1 at the end
