@@ -36,7 +36,7 @@ ALLOWED = {
     "training": {"configs", "errors", "files", "checks", "plots", "data", "models", "loggers"},
     # the commands
     "train": {"configs", "errors", "checks", "launch", "training", "summary"},
-    "evaluate": {"configs", "files", "launch", "data", "models", "plots", "training"},
+    "evaluate": {"configs", "errors", "files", "launch", "data", "models", "plots", "training"},
     "predict": {"configs", "files", "launch", "data", "models", "training"},
     "summary": {"configs", "files", "plots"},
 }
