@@ -207,15 +207,16 @@ def _regular(path: str | Path) -> Iterator[IO[bytes]]:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, and is then refused
     except OSError as error:
-        if error.errno in (errno.ENXIO, errno.EISDIR):  # a socket; a folder, on some systems
-            raise FileRefused(f"{shown(str(path))}: not a regular file") from None
+        if error.errno == errno.ENXIO:  # a socket
+            raise FileRefused(f"{shown(str(path))}: a socket, not a regular file") from None
         raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+        raise FileRefused(f"{shown(str(path))}: {kind}, not a regular file")
+    os.set_blocking(fd, True)
     with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
-            raise FileRefused(f"{shown(str(path))}: {kind}, not a regular file")
-        os.set_blocking(fd, True)
         yield f
 
 
