@@ -288,8 +288,8 @@ def _raise_as_full(error: BaseException, path: Path) -> NoReturn:
     cause: Optional[BaseException] = error
     while cause is not None and cause not in seen and not isinstance(cause, DiskFull):
         if isinstance(cause, OSError) and cause.errno in _NO_ROOM:
-            where = shown(str(path.parent))
-            raise DiskFull(f"{where}: {cause.strerror} while writing {path.name}, which is as it was before") from None
+            kept = f"the {path.name} there before, if any, is intact, and no part of the new one is left"
+            raise DiskFull(f"{shown(str(path.parent))}: {cause.strerror} while writing {path.name}; {kept}") from None
         seen.append(cause)
         cause = cause.__cause__ or cause.__context__
     raise error
