@@ -71,7 +71,10 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     writer.writeheader()
     writer.writerows(rows)
     output_dir.mkdir(parents=True, exist_ok=True)
-    files.write_atomically(output_dir / files.PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
+    csv_text = text.getvalue()  # a class folder's name that is not UTF-8 (a lone surrogate): \udcNN
+    files.write_atomically(
+        output_dir / files.PREDICTIONS, lambda tmp: tmp.write_text(csv_text, "utf-8", "backslashreplace")
+    )
     log.info(
         "%d images classified%s: %s",
         len(rows),
