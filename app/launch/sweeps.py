@@ -88,7 +88,7 @@ def sweep_points(
         if problems:
             return [], problems
         points = [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch]
-        return (points, []) if points else ([], [_no_points(parsed)])
+        return (points, []) if points else ([], [_no_points(parsed, BasicSweeper.split_arguments)])
     except Exception as error:  # a sweep the basic sweeper cannot expand
         return [], [
             composition_problem(error, list(overrides))
@@ -103,12 +103,10 @@ def sweep_points(
         ]
 
 
-def _no_points(parsed: Sequence[Any]) -> Problem:
+def _no_points(parsed: Sequence[Any], split: Any) -> Problem:
     """The problem of a sweep with no point: the override whose sweep holds no value (a
-    ``glob()`` that matches no option), or the whole command line."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # as sweep_points
-
-    empty = next((o for o in parsed if not any(BasicSweeper.split_arguments([o], None))), None)
+    ``glob()`` that matches no option), or the whole command line; ``split``: sweep_points' own."""
+    empty = next((o for o in parsed if not any(split([o], None))), None)
     key, value = (empty.input_line or "=").partition("=")[::2] if empty is not None else ("-m", "")
     return Problem(
         key,
