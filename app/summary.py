@@ -25,13 +25,18 @@ from omegaconf import DictConfig
 
 from app import plots
 from app.configs import JOB_NAME
-from app.errors import FileRefused
 from app.files import STATUS, SUMMARY, read_bounded, shown, write_atomically
 
 CSV, MARKDOWN, PLOT = "summary.csv", "summary.md", "summary.png"
 # The most app-summary reads of one file of a run dir: 1 MiB. Hydra's hydra.yaml is about 10 kB,
 # config.yaml 3 kB, status.json and summary.json under 2 kB; a larger file is no run's.
 MAX_RUN_FILE = 2**20
+
+
+class Refused(OSError):
+    """A run dir's file that no run writes (files.FileRefused's kind; this command imports no errors)."""
+
+
 COMPLETED = "completed"
 USAGE = """app-summary: rebuild summary.csv, summary.md and summary.png from a sweep's run dirs.
 
@@ -67,7 +72,7 @@ def _key(override: str) -> str:
 
 
 def _yaml(path: Path) -> Any:
-    """A YAML file of a run dir (``FileRefused``: too large, not UTF-8, not YAML, or with anchors
+    """A YAML file of a run dir (``Refused``, ``files.FileRefused``: too large, not UTF-8, not YAML, or with anchors
     and aliases, which neither Hydra nor OmegaConf writes and a billion-laughs file nests)."""
     import yaml
 
@@ -75,11 +80,11 @@ def _yaml(path: Path) -> Any:
     try:
         text = read_bounded(path, MAX_RUN_FILE).decode()
         if any(isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None) for e in yaml.parse(text, loader)):
-            raise FileRefused(f"{shown(str(path))}: YAML anchors or aliases (&, *), which no run writes")
+            raise Refused(f"{shown(str(path))}: YAML anchors or aliases (&, *), which no run writes")
         return yaml.load(text, Loader=loader)
     except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
         why = " ".join(str(error).split()) or type(error).__name__
-        raise FileRefused(f"{shown(str(path))}: not YAML a run wrote ({type(error).__name__}: {why})") from None
+        raise Refused(f"{shown(str(path))}: not YAML a run wrote ({type(error).__name__}: {why})") from None
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -90,7 +95,8 @@ def _json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(read_bounded(path, MAX_RUN_FILE))
     except (OSError, ValueError, RecursionError) as error:
-        _warn(str(error) if isinstance(error, FileRefused) else f"{shown(str(path))}: {type(error).__name__}: {error}")
+        said = str(error)  # files.read_bounded's refusals name the file already
+        _warn(said if said.startswith(shown(str(path))) else f"{shown(str(path))}: {type(error).__name__}: {said}")
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -108,7 +114,7 @@ def read_run(run_dir: Path) -> Row:
     hydra = run_dir / ".hydra"
     listed = _yaml(hydra / "overrides.yaml") or []
     if not isinstance(listed, list):
-        raise FileRefused(f"{shown(str(hydra / 'overrides.yaml'))}: not a list of overrides")
+        raise Refused(f"{shown(str(hydra / 'overrides.yaml'))}: not a list of overrides")
     overrides = [str(o) for o in listed]
     try:
         job = int(_yaml(hydra / "hydra.yaml")["hydra"]["job"]["num"])
