@@ -285,6 +285,26 @@ def test_a_last_training_batch_of_one_image_through_batch_norm_is_dropped_and_sa
     assert "epoch 1/1" in log
 
 
+def test_the_last_batch_is_dropped_only_when_it_holds_one_image_and_batch_norm_trains() -> None:
+    import torch
+    from torch import nn
+
+    from app.data import ImageTensorDataset
+    from app.models import ImageClassifier
+    from app.training.loaders import EpochOrder, loader, lone_last_batch
+
+    def model(freeze: bool, head: nn.Module) -> ImageClassifier:
+        return ImageClassifier(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.Flatten()), head, freeze)
+
+    assert lone_last_batch(model(False, nn.Linear(4, 2)), 33, 32)
+    assert not lone_last_batch(model(False, nn.Linear(4, 2)), 34, 32)  # a last batch of 2: batch norm takes it
+    assert not lone_last_batch(model(True, nn.Linear(4, 2)), 33, 32)  # a frozen extractor's stays in eval mode
+    assert lone_last_batch(model(True, nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2))), 33, 32)  # the head's
+    images = ImageTensorDataset(torch.zeros(33, 1, 2, 2), torch.zeros(33, dtype=torch.long), 1)
+    batches = loader(images, 32, EpochOrder(33, 0, True), 0, False, drop_last=True)
+    assert [len(labels) for _, labels in batches] == [32]
+
+
 def test_predict_writes_names_that_are_not_utf8_escaped_and_leaves_out_what_it_cannot_read(
     resnet_run: tuple[Path, str], tmp_path: Path
 ) -> None:
