@@ -91,6 +91,12 @@ DirPath = Annotated[str, Predicate(existing_dir)]
 AtLeastOne = Annotated[int, Ge(1)]
 NotNegative = Annotated[float, Ge(0)]
 Positive = Annotated[float, Gt(0)]
+# Loader workers: at most 64. Each is a process with its own copy of the dataset object and
+# prefetch_factor (2) batches in flight, forked at each run's start: past the cores no decoding
+# gets faster, and a typo (trainer.num_workers=1000) would fork a thousand processes.
+Workers = Annotated[int, Interval(ge=0, le=64), doc("each loader worker is a process: 64 at most")]
+# torch's intra-op threads: at most 1024, more than any machine's cores (a typo would start that many).
+Threads = Annotated[int, Interval(ge=1, le=1024), doc("more threads than cores only slow torch down")]
 
 
 # --------------------------------------------------------------------------------- dataset
@@ -655,9 +661,9 @@ class TrainerConfig:
     batch_size: AtLeastOne = 32
     seed: Annotated[int, Interval(ge=0, lt=2**32), doc("torch, NumPy and Python's random all take 32 bits")] = 0
     device: Device = Device.auto
-    num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data (0 under a parallel launcher)
+    num_workers: Optional[Workers] = None  # null: chosen for the data (0 under a parallel launcher)
     # torch's intra-op threads; null: torch's own, or the cores / the jobs a parallel launcher runs at once
-    threads: Optional[AtLeastOne] = None
+    threads: Optional[Threads] = None
     freeze_extractor: bool = False  # train the head only
     # with freeze_extractor and no random augmentation: each image's features are computed once,
     # kept under feature_cache_dir (keyed by extractor, weights, data and precision) and reused
@@ -959,7 +965,7 @@ class InferenceConfig:
     batch_size: AtLeastOne = 64
     device: Device = Device.auto
     precision: Optional[Precision] = None  # null: the checkpoint's trainer.precision
-    num_workers: Optional[Annotated[int, Ge(0)]] = None  # null: chosen for the data
+    num_workers: Optional[Workers] = None  # null: chosen for the data
 
 
 @dataclass

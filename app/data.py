@@ -44,6 +44,7 @@ from app.files import (
     class_folders,
     held_out,
     image_files,
+    open_image,
     screened,
 )
 
@@ -310,13 +311,9 @@ class ImageFiles(DecodedImages):
         self.files = files
 
     def picture(self, index: int) -> Any:
-        from PIL import Image
-
-        try:
-            with Image.open(self.files[index]) as picture:
-                return picture.convert(self.mode)
-        except OSError as error:  # changed since the scan: named, not a bare PIL traceback
-            raise OSError(f"{self.files[index]} cannot be read: {error}") from None
+        # bounded as the scan was (an UnreadableImage naming the file): a file replaced since it is refused too
+        with open_image(self.files[index]) as opened:
+            return opened.convert(self.mode)
 
 
 class ImageArrays(DecodedImages):
@@ -351,9 +348,7 @@ class ImageList(ImageDataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from PIL import Image
-
-        with Image.open(self.files[index]) as image:
+        with open_image(self.files[index]) as image:  # bounded as the scan before it was
             return self.transform(image), torch.tensor(index)
 
 

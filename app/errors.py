@@ -124,3 +124,35 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+class UnreadableImage(AppError, OSError):
+    """An image file the app will not decode: not a regular file, too many pixels, too elongated,
+    or not an image PIL reads. The scan before training leaves such files out (``dataset.corrupt``);
+    met while training, the file changed since that scan."""
+
+    hint = (
+        "replace or remove that file (downscale a huge picture first), or set dataset.corrupt=skip "
+        "to leave such files out; a file replaced while a run reads it fails the run"
+    )
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)  # one argument: a loader worker's copy is rebuilt from it
+        self.reason = reason or message
+
+
+class FileRefused(AppError, OSError):
+    """A file the app reads back (a run dir's YAML or JSON, a cache's index, a checkpoint's
+    pickle) that is not what the app writes there: not a regular file, too large, an alias."""
+
+    hint = "remove or replace that file: it is not one this app wrote"
+
+
+class DiskFull(AppError, OSError):
+    """A write failed for want of room (no space left, over quota, over the file-size limit);
+    the file it replaces is left as it was, and no half-written file is left beside it."""
+
+    hint = (
+        "free space on that disk (or raise the quota or ulimit -f), or write elsewhere "
+        "(hydra.run.dir, trainer.feature_cache_dir); trainer.resume=auto continues from checkpoints/last.pt"
+    )

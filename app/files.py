@@ -3,19 +3,22 @@ ImageFolder-style dataset on disk, how a dataset is split, and a run dir with th
 keeps two live runs out of the same one."""
 
 import contextlib
+import errno
 import fcntl
 import io
 import logging
 import os
 import pickle
 import shutil
+import stat
+import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, NoReturn, Optional
 
 from app.configs import RESUME_AUTO, Corrupt
-from app.errors import CorruptImages, RunDirBusy, RunDirTaken
+from app.errors import CorruptImages, DiskFull, FileRefused, RunDirBusy, RunDirTaken, UnreadableImage
 
 log = logging.getLogger("app.data")  # the scan's warnings, under "app": in the run's train.log
 
@@ -57,13 +60,50 @@ def image_files(root: str, name: str) -> list[str]:
 
 def image_files_under(path: str) -> list[str]:
     """``path`` if it is a file, else every image in it and below it, in torchvision's
-    ImageFolder order (folders walked sorted, each one's files sorted)."""
+    ImageFolder order (folders walked sorted, each one's files sorted). Links to folders are
+    followed, but a folder already walked (a link back up: a loop; a second link to one) is not
+    walked again, with a warning."""
     if not os.path.isdir(path):
         return [path]
-    found = []
-    for folder, _, names in sorted(os.walk(path, followlinks=True)):
-        found += [os.path.join(folder, n) for n in sorted(names) if n.lower().endswith(IMG_EXTENSIONS)]
-    return found
+    found, seen = [], {_identity(path)}
+    walked = os.walk(
+        path,
+        followlinks=True,
+        onerror=lambda error: log.warning("%s: not walked (%s)", shown(str(error.filename)), error.strerror),
+    )
+    for folder, dirs, names in walked:
+        dirs.sort()  # a deterministic walk: which of two links to one folder is walked is fixed
+        for name in list(dirs):
+            identity = _identity(os.path.join(folder, name))
+            if identity is None or identity in seen:
+                dirs.remove(name)
+                log.warning(
+                    "%s: a link to a folder already walked (or gone), left out", shown(os.path.join(folder, name))
+                )
+            seen.add(identity)
+        found.append((folder, [os.path.join(folder, n) for n in sorted(names) if n.lower().endswith(IMG_EXTENSIONS)]))
+    return [file for _, files in sorted(found) for file in files]
+
+
+def _not_walked(error: OSError) -> None:
+    log.warning("%s: not walked (%s)", shown(str(error.filename)), error.strerror)
+
+
+def _identity(path: str) -> Optional[tuple[int, int]]:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def shown(path: str) -> str:
+    """``path`` as text any log line or UTF-8 file takes: each byte of a name that is not UTF-8
+    (which Python holds as a lone surrogate, and a UTF-8 writer refuses) written ``\\xNN``."""
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file system gave: escaped as it is
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def cifar10_present(root: str) -> bool:
@@ -121,23 +161,39 @@ def _left_out(*args: Any, **kwargs: Any) -> None:
     return None
 
 
+# The largest data.pkl a checkpoint may hold: 16 MiB. It holds the config, the random states and
+# the state dicts' structure (the tensors' bytes are other members): 40 kB for AlexNet's, about
+# 300 kB for ViT-B/16 with Adam and an EMA. Read whole, it is the unpickler's input, and what the
+# unpickler builds grows with it (at most about 60 bytes of objects a byte of pickle: a list of
+# Nones); no unpickled object is callable but an OrderedDict, so nothing multiplies.
+MAX_CHECKPOINT_PICKLE = 16 * 2**20
+# What reading a file that is no checkpoint of the app's raises: among them a pickle nested
+# deeper than Python's stack (RecursionError), refused, not a crash.
+_NOT_A_CHECKPOINT = (OSError, KeyError, ValueError, TypeError, AttributeError, EOFError, MemoryError, RecursionError,
+                     zipfile.BadZipFile, pickle.UnpicklingError)  # fmt: skip
+
+
+def checkpoint_pickle(path: str) -> bytes:
+    """The ``<name>/data.pkl`` of a checkpoint's zip, at most ``MAX_CHECKPOINT_PICKLE`` bytes, as
+    declared and as read (else ``FileRefused``); ``StopIteration`` when there is none."""
+    with _regular(path) as f, zipfile.ZipFile(f) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith("/data.pkl") and i.filename.count("/") == 1)
+        with archive.open(info) as member:  # reads no more than the size it declares, and this reads at most one more
+            data = member.read(MAX_CHECKPOINT_PICKLE + 1) if info.file_size <= MAX_CHECKPOINT_PICKLE else b""
+    if not data or len(data) > MAX_CHECKPOINT_PICKLE:
+        size = f"{max(info.file_size, len(data)):,} bytes"
+        raise FileRefused(
+            f"{shown(path)}: its {info.filename} holds {size}, more than a checkpoint's {MAX_CHECKPOINT_PICKLE:,}"
+        )
+    return data
+
+
 def checkpoint_config(path: str) -> Optional[dict[str, Any]]:
     """The resolved config saved in a checkpoint app-train wrote, read without torch (about
     10 ms: the tensors' data stays in the archive); None for any other file."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            name = next(n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1)
-            state = _ConfigReader(io.BytesIO(archive.read(name))).load()
-    except (
-        OSError,
-        StopIteration,
-        zipfile.BadZipFile,
-        pickle.UnpicklingError,
-        EOFError,
-        ValueError,
-        TypeError,
-        AttributeError,
-    ):
+        state = _ConfigReader(io.BytesIO(checkpoint_pickle(path))).load()
+    except _NOT_A_CHECKPOINT:
         return None
     if (
         not isinstance(state, dict)
@@ -148,24 +204,100 @@ def checkpoint_config(path: str) -> Optional[dict[str, Any]]:
     return dict(state["config"])
 
 
+# ------------------------------------------------------------------ files read back, bounded
+@contextlib.contextmanager
+def _regular(path: str | Path) -> Iterator[IO[bytes]]:
+    """``path`` opened to read, once known to be a regular file (``FileRefused``: a folder, a FIFO,
+    whose read waits for a writer forever, a device, a socket); opened first, then looked at."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, and is then refused
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # a socket
+            raise FileRefused(f"{shown(str(path))}: a socket, not a regular file") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+        raise FileRefused(f"{shown(str(path))}: {kind}, not a regular file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        yield f
+
+
+def read_bounded(path: str | Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``: ``FileRefused`` when it is not one, or holds more
+    than ``limit`` bytes (read as far as ``limit + 1``: a file still growing is refused too)."""
+    with _regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise FileRefused(f"{shown(str(path))}: larger than the {limit:,} bytes the app reads there")
+    return data
+
+
 def _temporary(path: Path) -> Path:
     """This process's own temporary name beside ``path`` (hidden, so no reader takes it for it)."""
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def write_atomically(path: Path, write: Any) -> None:
+def write_atomically(path: Path, write: Callable[[Path], Any]) -> None:
     """Write through a temporary file of this process's own, flushed to disk before it replaces
-    ``path``, so that no interruption (a kill, a power cut) leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ``path``, so that no interruption (a kill, a power cut) leaves half a file. A full disk (or
+    quota, or file-size limit) is a ``DiskFull``, with ``path`` as it was and no temporary left."""
     tmp = _temporary(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         with tmp.open("rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
-    except BaseException:  # an error, or a second signal: no temporary file left behind
+    except BaseException as error:  # an error, or a second signal: no temporary file left behind
         tmp.unlink(missing_ok=True)
-        raise
+        _raise_as_full(error, path)
+
+
+def append_whole(path: Path, text: str) -> None:
+    """Append ``text`` to ``path``, on disk when this returns; a write cut short (a full disk) is
+    taken back, so the file ends as it was, and raised as ``DiskFull``."""
+    with path.open("a", newline="") as f:
+        size = f.tell()
+        try:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.truncate(path, size)
+            _raise_as_full(error, path)
+
+
+def file_writer(dump: Callable[[IO[bytes]], None]) -> Callable[[Path], None]:
+    """``write_atomically``'s ``write`` for a library that writes to a file object, opened here
+    in Python: a full disk then surfaces as Python's ``OSError`` (given a path, ``torch.save``'s
+    own C++ writer reports it as "enforce fail at inline_container.cc ... unexpected pos")."""
+    return lambda tmp: _dumped(tmp, dump)
+
+
+def _dumped(tmp: Path, dump: Callable[[IO[bytes]], None]) -> None:
+    with tmp.open("wb") as f:
+        dump(f)
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space left, over quota, over ulimit -f
+
+
+def _raise_as_full(error: BaseException, path: Path) -> NoReturn:
+    """``error`` again, or a ``DiskFull`` for ``path`` when it, or an error it was raised from or
+    during (a library's wrapping), is a write refused for want of room."""
+    seen: list[BaseException] = []
+    cause: Optional[BaseException] = error
+    while cause is not None and cause not in seen and not isinstance(cause, DiskFull):
+        if isinstance(cause, OSError) and cause.errno in _NO_ROOM:
+            kept = f"the {path.name} there before, if any, is intact, and no part of the new one is left"
+            raise DiskFull(f"{shown(str(path.parent))}: {cause.strerror} while writing {path.name}; {kept}") from None
+        seen.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    raise error
 
 
 def link_atomically(source: Path, path: Path) -> None:
@@ -236,8 +368,66 @@ def run_lock(run_dir: str) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------ images that do not decode
+# The most pixels a picture may declare: 2**26, an 8192 x 8192 square (192 MiB decoded as RGB).
+# Refused from the header, before a byte of pixels is decoded: a 100 kB PNG can declare
+# 50,000 x 50,000 (7.5 GB decoded). Below PIL's own bound (Image.MAX_IMAGE_PIXELS, 89.5 M, where
+# it only warns; it refuses at twice that), so the app's is the one that holds.
+MAX_PIXELS = 2**26
+# The most elongated picture: 32 to 1. Its shorter side is resized to about the model's input
+# (256 px for a 224 px crop): a 1 x 100,000 strip would become 256 x 25.6 M pixels (79 GB as
+# floats); at 32:1 it is 256 x 8192. Real panoramas are seldom past 12:1.
+MAX_ASPECT = 32
+# The largest image file: 1 GiB, more than any picture within MAX_PIXELS takes uncompressed
+# (16-bit RGBA: 512 MiB); verify() reads a file whole, so a larger one is refused unread.
+MAX_IMAGE_BYTES = 2**30
+
+
+@contextlib.contextmanager
+def open_image(path: str) -> Iterator[Any]:
+    """``path`` opened by PIL (a ``PIL.Image.Image``, its header read, no pixels yet), once it is
+    known to be a regular file of at most ``MAX_IMAGE_BYTES`` declaring at most ``MAX_PIXELS``
+    pixels, at most ``MAX_ASPECT`` to 1: else ``UnreadableImage`` saying why."""
+    from PIL import Image
+
+    def refused(why: str) -> UnreadableImage:
+        return UnreadableImage(f"{shown(path)}: {why}", reason=why)
+
+    try:
+        with _regular(path) as f:
+            if os.fstat(f.fileno()).st_size > MAX_IMAGE_BYTES:
+                raise refused(f"larger than {MAX_IMAGE_BYTES:,} bytes, more than any picture the app reads")
+            with warnings.catch_warnings():  # PIL's own warning, for a header past its bound: a refusal
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                opened = Image.open(f)
+            with opened:
+                width, height = opened.size
+                if width * height > MAX_PIXELS:
+                    raise refused(f"declares {width} x {height} pixels, more than the {MAX_PIXELS:,} the app decodes")
+                if max(width, height) > MAX_ASPECT * max(min(width, height), 1):
+                    raise refused(f"{width} x {height} pixels: more elongated than {MAX_ASPECT} to 1")
+                yield opened
+    except UnreadableImage:
+        raise
+    except (
+        FileRefused,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as error:
+        # PIL's refusals of a file it does not read, and the OS's (no such file, a dangling link)
+        why = (
+            str(error).removeprefix(f"{shown(path)}: ")
+            if isinstance(error, FileRefused)
+            else f"{type(error).__name__}: {error}"
+        )
+        raise refused(" ".join(why.split())) from None
+
+
 def unreadable(files: Sequence[str]) -> dict[str, str]:
-    """The files of ``files`` that PIL cannot decode, each with why.
+    """The files of ``files`` that PIL cannot decode, or that the app refuses to (``open_image``:
+    not a regular file, too large, too many pixels, too elongated), each with why.
 
     ``verify()`` reads the container: for PNG every chunk's CRC and the end marker (a truncated
     or bit-flipped file), for others little more than the header; ``load()`` then decodes the
@@ -246,17 +436,17 @@ def unreadable(files: Sequence[str]) -> dict[str, str]:
     the wrong picture. Measured on this project's 2-core CPU: 2,000 PNGs of 32x32 random pixels
     in 0.49 s (``verify()`` alone: 0.18 s), 2,000 JPEGs of 256x256 in 1.95 s; once per run.
     """
-    from PIL import Image
-
     bad = {}
     for path in files:
         try:
-            with Image.open(path) as picture:
-                picture.verify()
-            with Image.open(path) as picture:
-                picture.draft(picture.mode, (1, 1))
-                picture.load()
-        except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, DecompressionBombError...
+            with open_image(path) as opened:
+                opened.verify()
+            with open_image(path) as opened:
+                opened.draft(opened.mode, (1, 1))
+                opened.load()
+        except UnreadableImage as error:
+            bad[path] = error.reason
+        except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, struct.error... as it decodes
             bad[path] = " ".join(f"{type(error).__name__}: {error}".split())
     return bad
 
@@ -267,7 +457,7 @@ def screened(files: list[str], labels: list[int], corrupt: Corrupt) -> tuple[lis
     bad = unreadable(files)
     if not bad:
         return files, labels
-    first = "; ".join(f"{path} ({why})" for path, why in list(bad.items())[:5])
+    first = "; ".join(f"{shown(path)} ({why})" for path, why in list(bad.items())[:5])
     listing = first + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
     if corrupt is Corrupt.fail:
         raise CorruptImages(f"{len(bad)} of {len(files)} image files cannot be read: {listing}")

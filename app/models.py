@@ -5,6 +5,7 @@ A backbone's facts (its width, smallest input, weight names) live on its config 
 its classifier, and check the width they get against the one the config declares.
 """
 
+import os
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, NamedTuple, Optional
@@ -25,7 +26,7 @@ from app.configs import (
     typed_config,
 )
 from app.errors import CheckpointError, WeightsUnavailable
-from app.files import CHECKPOINT_FORMAT
+from app.files import CHECKPOINT_FORMAT, checkpoint_pickle
 
 # The attribute that holds a torchvision classification model's classifier, by family.
 CLASSIFIER_ATTRIBUTES = ("classifier", "fc", "heads", "head")
@@ -56,9 +57,17 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str)
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
-    """A checkpoint app-train wrote, read without running any pickled code."""
+    """A checkpoint app-train wrote, read without running any pickled code, and only once its
+    pickle is known to be of a checkpoint's size (``files.checkpoint_pickle``: a regular file's
+    zip, its data.pkl within bounds) and the file no larger than this machine's memory."""
     try:
+        checkpoint_pickle(path)  # about 10 ms; torch.load would unpickle whatever size it holds
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if os.path.getsize(path) > memory:  # read whole into memory, it would be killed for it
+            raise CheckpointError(f"{path} holds {os.path.getsize(path):,} bytes, more than this machine's memory")
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(

@@ -47,7 +47,7 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     unreadable = files.unreadable(found)
     readable = [path for path in found if path not in unreadable]
     for path, reason in unreadable.items():
-        log.warning("left out %s: %s", path, reason)
+        log.warning("left out %s: %s", files.shown(path), reason)
     if not readable:
         raise ValueError(f"none of the {len(found)} images under input={cfg.input} can be read")
     images = data.ImageList(readable, data.image_transform(OmegaConf.structured(trained.config)))
@@ -61,7 +61,7 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     base = cfg.input if os.path.isdir(cfg.input) else os.path.dirname(cfg.input)
     rows = []
     for i, p, c in zip(order.tolist(), probabilities.tolist(), indices.tolist()):
-        row: dict[str, Any] = {"file": os.path.relpath(readable[i], base)}
+        row: dict[str, Any] = {"file": files.shown(os.path.relpath(readable[i], base))}  # a name not UTF-8: \xNN
         for rank, (probability, label) in enumerate(zip(p, c), start=1):
             suffix = "" if rank == 1 else f"_{rank}"
             row[f"class{suffix}"], row[f"probability{suffix}"] = trained.classes[label], round(probability, 6)
@@ -71,7 +71,10 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     writer.writeheader()
     writer.writerows(rows)
     output_dir.mkdir(parents=True, exist_ok=True)
-    files.write_atomically(output_dir / files.PREDICTIONS, lambda tmp: tmp.write_text(text.getvalue()))
+    csv_text = text.getvalue()  # a class folder's name that is not UTF-8 (a lone surrogate): \udcNN
+    files.write_atomically(
+        output_dir / files.PREDICTIONS, lambda tmp: tmp.write_text(csv_text, "utf-8", "backslashreplace")
+    )
     log.info(
         "%d images classified%s: %s",
         len(rows),

@@ -25,9 +25,18 @@ from omegaconf import DictConfig
 
 from app import plots
 from app.configs import JOB_NAME
-from app.files import STATUS, SUMMARY, write_atomically
+from app.files import STATUS, SUMMARY, read_bounded, shown, write_atomically
 
 CSV, MARKDOWN, PLOT = "summary.csv", "summary.md", "summary.png"
+# The most app-summary reads of one file of a run dir: 1 MiB. Hydra's hydra.yaml is about 10 kB,
+# config.yaml 3 kB, status.json and summary.json under 2 kB; a larger file is no run's.
+MAX_RUN_FILE = 2**20
+
+
+class Refused(OSError):
+    """A run dir's file that no run writes (files.FileRefused's kind; this command imports no errors)."""
+
+
 COMPLETED = "completed"
 USAGE = """app-summary: rebuild summary.csv, summary.md and summary.png from a sweep's run dirs.
 
@@ -63,19 +72,37 @@ def _key(override: str) -> str:
 
 
 def _yaml(path: Path) -> Any:
+    """A YAML file of a run dir (``Refused``, ``files.FileRefused``: too large, not UTF-8, not YAML, or with anchors
+    and aliases, which neither Hydra nor OmegaConf writes and a billion-laughs file nests)."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: 10x faster on hydra.yaml
-    with path.open() as f:
-        return yaml.load(f, Loader=loader)
+    try:
+        text = read_bounded(path, MAX_RUN_FILE).decode()
+        if any(isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None) for e in yaml.parse(text, loader)):
+            raise Refused(f"{shown(str(path))}: YAML anchors or aliases (&, *), which no run writes")
+        return yaml.load(text, Loader=loader)
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
+        why = " ".join(str(error).split()) or type(error).__name__
+        raise Refused(f"{shown(str(path))}: not YAML a run wrote ({type(error).__name__}: {why})") from None
 
 
 def _json(path: Path) -> dict[str, Any]:
+    """A JSON file of a run dir: ``{}`` when there is none, and (warned of, on one line) when it
+    is not one the app wrote: too large, not a regular file, not JSON, nested past the stack."""
+    if not os.path.lexists(path):
+        return {}
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_bounded(path, MAX_RUN_FILE))
+    except (OSError, ValueError, RecursionError) as error:
+        said = str(error)  # files.read_bounded's refusals name the file already
+        _warn(said if said.startswith(shown(str(path))) else f"{shown(str(path))}: {type(error).__name__}: {said}")
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def _warn(text: str) -> None:
+    print(f"app-summary: {' '.join(text.split())}", file=sys.stderr)
 
 
 def read_run(run_dir: Path) -> Row:
@@ -85,7 +112,10 @@ def read_run(run_dir: Path) -> Row:
     or died before it could record anything (its ``train.log`` says what it got to).
     """
     hydra = run_dir / ".hydra"
-    overrides = [str(o) for o in _yaml(hydra / "overrides.yaml") or []]
+    listed = _yaml(hydra / "overrides.yaml") or []
+    if not isinstance(listed, list):
+        raise Refused(f"{shown(str(hydra / 'overrides.yaml'))}: not a list of overrides")
+    overrides = [str(o) for o in listed]
     try:
         job = int(_yaml(hydra / "hydra.yaml")["hydra"]["job"]["num"])
     except (OSError, KeyError, TypeError, ValueError):
@@ -117,9 +147,12 @@ def read_sweep(sweep_dir: Path) -> list[Row]:
     for run in runs:
         try:
             rows.append(read_run(run))
-        except Exception as error:  # a damaged .hydra/: one row says so, the others are kept
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:  # what a damaged run dir raises
+            # one row says so, and one line on stderr; the others are kept
+            why = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            _warn(f"{shown(str(run))}: unreadable, its row says so ({why})")
             job = int(run.name) if run.name.isdigit() else -1
-            rows.append(Row(job, "unreadable", [], run, error=f"{type(error).__name__}: {error}".splitlines()[0]))
+            rows.append(Row(job, "unreadable", [], run, error=why))
     return sorted(rows, key=lambda row: (row.job, str(row.run_dir)))
 
 
@@ -224,8 +257,11 @@ def to_markdown(rows: Sequence[Row], where: Path) -> str:
 
 def write(rows: Sequence[Row], where: Path) -> None:
     """``summary.csv``, ``summary.md`` and ``summary.png`` of ``rows``, in the folder ``where``."""
-    write_atomically(where / CSV, lambda tmp: tmp.write_bytes(to_csv(rows, where).encode()))
-    write_atomically(where / MARKDOWN, lambda tmp: tmp.write_bytes(to_markdown(rows, where).encode()))
+    # backslashreplace: a run dir's name that is not UTF-8, an override with a lone surrogate ("\\ud800" in YAML)
+    write_atomically(where / CSV, lambda tmp: tmp.write_bytes(to_csv(rows, where).encode(errors="backslashreplace")))
+    write_atomically(
+        where / MARKDOWN, lambda tmp: tmp.write_bytes(to_markdown(rows, where).encode(errors="backslashreplace"))
+    )
     plots.sweep(rows, swept_keys(rows), where / PLOT)
 
 
@@ -304,7 +340,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     where = Path(out or dirs[0])
     write(rows, where)
     failed = [r for r in rows if r.status != COMPLETED]
-    print(f"{where / MARKDOWN}: {len(rows)} jobs, {len(failed)} not completed")
+    print(f"{shown(str(where / MARKDOWN))}: {len(rows)} jobs, {len(failed)} not completed")
     return 1 if failed else 0
 
 

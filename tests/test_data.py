@@ -17,6 +17,7 @@ from PIL import Image
 from app import files
 from app.checks import ConfigError, group_options
 from app.data import ImageFiles, Splits, image_transform, preset_for
+from app.errors import UnreadableImage
 from app.launch import compose_config
 from app.train import train
 from app.training.loaders import EpochOrder, loader, workers_released
@@ -149,7 +150,8 @@ def test_a_file_broken_after_the_scan_is_named_not_a_worker_traceback(with_corru
     ):
         list(batches)
     text = failure(failed.value)
-    assert text.startswith(f"The run failed: OSError: {broken} cannot be read") and "Traceback" not in text
+    assert text.startswith(f"The run failed: UnreadableImage: {broken}: ") and "Traceback" not in text
+    assert f"hint: {UnreadableImage.hint}" in text  # the file changed since the scan: its type says what to do
 
 
 # --------------------------------------------------------------------------- augment

@@ -10,10 +10,11 @@ import re
 import shlex
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Optional
 
 from app.checks import ConfigError, render
+from app.errors import FileRefused
+from app.files import read_bounded, shown
 from app.launch.argv import parse_command
 from app.launch.check import check_command, report
 from app.launch.hydra_setup import shared_config_store
@@ -30,6 +31,9 @@ It reads the same command line as app-train and exits 0 when everything is valid
 """
 LINE = re.compile(r"^\s*(?:\$\s*)?(app-train|python3?(?:\.\d+)? -m app\.train|torchrun\s.*-m app\.train)(\s|$)")
 OWN_FLAGS = ("-h", "--help", "--lint")  # app-check's own, read only where the line starts with one
+# The largest file --lint reads: 16 MiB (this project's README is 60 kB); the longest command line
+# in it: 128 KiB, Linux's MAX_ARG_STRLEN, past which no shell could pass it as one argument.
+MAX_LINT_BYTES, MAX_LINE = 16 * 2**20, 128 * 2**10
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -75,14 +79,26 @@ def lint(paths: Sequence[str]) -> int:
     marked ``# refused`` must fail."""
     failures = 0
     for path in paths:
-        for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-            if not LINE.match(line):
+        text = _text(path)
+        if text is None:
+            failures += 1
+            continue
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not LINE.match(line[:MAX_LINE]):
                 continue
             expect_refusal = "# refused" in line
             try:
-                points, problems = check_command(
-                    parse_command(shlex.split(line.strip().removeprefix("$"), comments=True))
-                )
+                if len(line) > MAX_LINE:
+                    raise ValueError(
+                        f"a command line of {len(line):,} characters, over the {MAX_LINE:,} a shell passes"
+                    )
+                words = shlex.split(line.strip().removeprefix("$"), comments=True)
+            except ValueError as error:  # shlex: "No closing quotation", "No escaped character"
+                failures += 1
+                print(f"{path}:{number}: refused: not a shell command line ({error})", file=sys.stderr)
+                continue
+            try:
+                points, problems = check_command(parse_command(words))
                 result = render(problems, points) if problems else None
             except ConfigError as error:  # a command line Hydra's parser refuses
                 result = str(error)
@@ -93,6 +109,26 @@ def lint(paths: Sequence[str]) -> int:
             else:
                 print(f"{path}:{number}: ok ({'refused as marked' if expect_refusal else 'valid'})")
     return 1 if failures else 0
+
+
+def _text(path: str) -> Optional[str]:
+    """``path``'s text for ``--lint``; None, with a one-line refusal that names it and why, for a
+    file that is missing, not a regular file, too large, binary or not UTF-8."""
+    try:
+        data = read_bounded(path, MAX_LINT_BYTES)
+        if b"\0" in data:
+            raise ValueError("a binary file (it holds NUL bytes), not text")
+        return data.decode()
+    except FileRefused as error:
+        why = str(error).removeprefix(f"{shown(path)}: ")
+    except OSError as error:  # no such file, no permission
+        why = error.strerror or type(error).__name__
+    except UnicodeDecodeError as error:
+        why = f"not UTF-8 text (byte {error.start:,} is not)"
+    except ValueError as error:
+        why = str(error)
+    print(f"app-check --lint: {shown(path)}: {why}; nothing in it was checked", file=sys.stderr)
+    return None
 
 
 def check_main(argv: Optional[Sequence[str]] = None) -> int:

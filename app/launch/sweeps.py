@@ -87,7 +87,8 @@ def sweep_points(
         parsed, problems = parse_each([_bounds_as_choice(o) for o in [*overrides, *params]])
         if problems:
             return [], problems
-        return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch], []
+        points = [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch]
+        return (points, []) if points else ([], [_no_points(parsed, BasicSweeper.split_arguments)])
     except Exception as error:  # a sweep the basic sweeper cannot expand
         return [], [
             composition_problem(error, list(overrides))
@@ -100,6 +101,19 @@ def sweep_points(
                 error=error,
             )
         ]
+
+
+def _no_points(parsed: Sequence[Any], split: Any) -> Problem:
+    """The problem of a sweep with no point: the override whose sweep holds no value (a
+    ``glob()`` that matches no option), or the whole command line; ``split``: sweep_points' own."""
+    empty = next((o for o in parsed if not any(split([o], None))), None)
+    key, value = (empty.input_line or "=").partition("=")[::2] if empty is not None else ("-m", "")
+    return Problem(
+        key,
+        value,
+        "a sweep holds at least one point",
+        "the sweep expands to no value: for glob(), list the options (app-train --help) and match one of them",
+    )
 
 
 def _minimises(cfg: Optional[DictConfig], overrides: Sequence[str]) -> Iterator[Problem]:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from app import data
 from app.models import ImageClassifier
 from app.training import distributed, engine, features
-from app.training.loaders import EpochOrder, loader
+from app.training.loaders import EpochOrder, loader, lone_last_batch
 
 log = logging.getLogger("app.train")
 
@@ -65,9 +65,10 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     splits: data.Splits = instantiate(cfg.dataset, data.preset_for(cfg))  # the weights' preset, if the images follow it
     train_order, val_order = _orders(cfg, splits, ranks)
     batch_size = t.batch_size // ranks.world  # the global batch, shared out: the launch check keeps it whole
-    batches_per_epoch = math.ceil(len(train_order) / batch_size)
     # The extractor and the head are each built from their own config node
     model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor)
+    drop = lone_last_batch(model, len(train_order), batch_size)  # each process's share: the same size on each
+    batches_per_epoch = len(train_order) // batch_size if drop else math.ceil(len(train_order) / batch_size)
     model.to(device).to(memory_format=step.memory_format)
     # Among processes, DDP averages the gradients; ``model`` stays the one checkpoints hold
     parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
@@ -77,7 +78,7 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
     splits = distributed.rank0_first("features", lambda: features.cached(cfg, splits, model, step), waited_for)
     pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
-    train_loader = loader(splits.train, batch_size, train_order, t.num_workers, pin)
+    train_loader = loader(splits.train, batch_size, train_order, t.num_workers, pin, drop_last=drop)
     val_split = splits.train if t.overfit_batches else splits.val
     val_loader = loader(val_split, batch_size, val_order, t.num_workers, pin)
     forward = engine.compiled(parallel, next(iter(train_loader))[0], step) if t.compile else parallel

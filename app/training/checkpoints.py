@@ -15,7 +15,7 @@ from torch import nn
 
 from app.checks.built import changed_since
 from app.errors import CheckpointError, RunChanged
-from app.files import CHECKPOINT_FORMAT, write_atomically
+from app.files import CHECKPOINT_FORMAT, file_writer, write_atomically
 from app.models import load_checkpoint as load_checkpoint
 from app.models import load_weights
 from app.training import distributed
@@ -125,7 +125,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    write_atomically(path, lambda tmp: torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp))
+    # to a file object of Python's: a full disk is then an OSError, a DiskFull (files.file_writer)
+    write_atomically(path, file_writer(lambda f: torch.save({"format": CHECKPOINT_FORMAT, **state}, f)))
 
 
 def restore(state: dict[str, Any], model: nn.Module, training: Training, step: Step, what: str) -> None:

@@ -78,7 +78,7 @@ def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: e
 
 
 def _write(path: Path, features: torch.Tensor, labels: torch.Tensor) -> None:
-    files.write_atomically(path, lambda tmp: torch.save({"features": features, "labels": labels}, tmp))
+    files.write_atomically(path, files.file_writer(lambda f: torch.save({"features": features, "labels": labels}, f)))
 
 
 def compute(
@@ -107,6 +107,8 @@ def compute(
 def load(path: Path, limit: float, size: int) -> Features:
     """A split's cached features: read whole when the file is at most ``limit`` bytes, else
     memory-mapped (the OS then keeps in memory what it can)."""
+    if not path.is_file():  # a FIFO would hang torch.load: computed again instead (the caller)
+        raise OSError(f"{path.name} is not a regular file")
     mapped = path.stat().st_size > limit
     stored = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)
     features, labels = stored["features"], stored["labels"]
@@ -154,7 +156,7 @@ def files_digest(splits: data.Splits) -> Optional[str]:
     for split in (splits.train, splits.val):
         for path in getattr(split, "files", []):  # ImageFiles: read from disk
             stat = os.stat(path)
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(os.fsencode(path) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())  # a name's own bytes
             found = True
         digest.update(b"--\n")
     return digest.hexdigest() if found else None
@@ -169,10 +171,10 @@ def folder_name(cfg: DictConfig, key: dict[str, Any]) -> str:
 
 def _key_of(folder: Path) -> Optional[dict[str, Any]]:
     try:
-        key: dict[str, Any] = json.loads((folder / "key.json").read_text())
-        return key
-    except (OSError, ValueError):
+        key = json.loads(files.read_bounded(folder / "key.json", 2**20))  # a few kB: the paths' digest, not the paths
+    except (OSError, ValueError):  # none yet, torn, not a file (FileRefused is an OSError): computed again
         return None
+    return key if isinstance(key, dict) else None
 
 
 def _described(found: list[Features]) -> str:

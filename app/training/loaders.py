@@ -3,14 +3,18 @@ the loader that batches it, whose workers leave signals to the run and are shut 
 ends."""
 
 import contextlib
+import logging
 import math
 import os
 from collections.abc import Iterator
 
 import torch
+from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from app.data import DecodedImages, ImageDataset, ImageTensorDataset
+
+log = logging.getLogger("app.train")
 
 
 class EpochOrder(Sampler[int]):
@@ -61,8 +65,10 @@ def loader(
     order: EpochOrder,
     num_workers: int | None,
     pin_memory: bool,
+    drop_last: bool = False,
 ) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of ``dataset`` in ``order``; ``num_workers`` None: chosen here.
+    """Batches of ``dataset`` in ``order``; ``num_workers`` None: chosen here; ``drop_last``:
+    without a last batch smaller than the others (``lone_last_batch`` says when).
 
     In-memory tensors are gathered a batch at a time (a sampler of index lists, and no
     collation): one indexing op instead of ``batch_size`` item calls and a stack, which keeps the
@@ -72,7 +78,7 @@ def loader(
     workers = default_num_workers(dataset) if num_workers is None else num_workers
     own = torch.Generator().manual_seed(order.seed)
     if isinstance(dataset, ImageTensorDataset):
-        batches = BatchSampler(order, batch_size, drop_last=False)
+        batches = BatchSampler(order, batch_size, drop_last=drop_last)
         return DataLoader(
             dataset, sampler=batches, batch_size=None, num_workers=workers, pin_memory=pin_memory, generator=own
         )
@@ -81,12 +87,29 @@ def loader(
         dataset,
         batch_size=batch_size,
         sampler=keys,
+        drop_last=drop_last,
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=workers > 0,
         generator=own,
         worker_init_fn=leave_signals_to_the_run,
     )
+
+
+def lone_last_batch(model: nn.Module, images: int, batch_size: int) -> bool:
+    """Whether an epoch's last batch, of ``images`` in batches of ``batch_size``, would hold one
+    image only, and ``model`` trains batch norm on it: in training mode batch norm needs 2 values
+    a channel ("Expected more than 1 value per channel"), so that batch is dropped (said here,
+    once). It is the same batch whatever the epoch's order, and on resume: the run stays exact."""
+    model.train()  # as a training pass sets it: a frozen extractor's batch norm stays in eval mode
+    norms = any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
+    if not norms or images % batch_size != 1 or images < batch_size:
+        return False
+    log.warning(
+        "the last batch of 1 image is dropped in each epoch: batch norm needs 2 (%d training images, a "
+        "process's share, in batches of %d)", images, batch_size,
+    )  # fmt: skip
+    return True
 
 
 class EpochKeys(Sampler[tuple[int, int]]):

@@ -1,12 +1,13 @@
 """What a run records: ``metrics.csv`` (one row per epoch), and JSON files written whole."""
 
 import csv
+import io
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional
 
-from app.files import write_atomically
+from app.errors import FileRefused
+from app.files import append_whole, read_bounded, write_atomically
 from app.training.engine import PassResult
 
 METRICS_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
@@ -16,6 +17,8 @@ EMA_FIELDS = ["ema_val_loss", "ema_val_acc"]
 
 
 TIMING_FIELDS = ("seconds", "images_per_s")  # the columns two identical runs may differ in
+# The largest metrics.csv a resumed run reads back: 64 MiB, about 500,000 epochs' rows of 130 bytes.
+MAX_METRICS_BYTES = 64 * 2**20
 
 
 # ------------------------------------------------------------------------------- metrics
@@ -38,9 +41,7 @@ class MetricsLog:
         source = earlier if earlier is not None and earlier.exists() else path
         self.rows: list[dict[str, Any]] = []
         if keep and source is not None and source.exists():
-            with source.open(newline="") as f:
-                rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
-            self.rows = [row for row in rows if row["epoch"] <= keep]
+            self.rows = [row for row in _read(source) if row["epoch"] <= keep]
 
         def rows_to(tmp: Path) -> None:
             with tmp.open("w", newline="") as f:
@@ -56,11 +57,24 @@ class MetricsLog:
         if not self.write:
             self.rows.append(row)
             return
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(row)
-            f.flush()
-            os.fsync(f.fileno())
+        line = io.StringIO()
+        csv.DictWriter(line, self.fields, extrasaction="ignore").writerow(row)
+        append_whole(self.path, line.getvalue())  # a full disk: the file as it was, and a DiskFull
         self.rows.append(row)
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.csv`` the app wrote: ``FileRefused`` for one it did not write."""
+    try:
+        rows = [
+            {k: _number(v) for k, v in row.items()}
+            for row in csv.DictReader(io.StringIO(read_bounded(path, MAX_METRICS_BYTES).decode()))
+        ]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise FileRefused(f"{path}: not a metrics.csv this app wrote ({error})") from None
+    if any(not isinstance(row.get("epoch"), int) for row in rows):
+        raise FileRefused(f"{path}: a row without a whole epoch number, not a metrics.csv this app wrote")
+    return rows
 
 
 def _number(text: str) -> Any:
