@@ -44,9 +44,8 @@ from app.files import (
     class_folders,
     held_out,
     image_files,
-    open_image,
-    screened,
 )
+from app.images import open_image, screened
 
 log = logging.getLogger(__name__)  # under "app": in the run's train.log
 

@@ -16,7 +16,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from app import files, launch
+from app import files, images, launch
 from app.configs import PREDICT_NAME, VERSION_BASE, PredictConfig
 
 log = logging.getLogger("app.predict")
@@ -44,15 +44,15 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
     step = engine.Step(device, engine.resolve_precision(precision, device))
     found = files.image_files_under(cfg.input)
-    unreadable = files.unreadable(found)
+    unreadable = images.unreadable(found)
     readable = [path for path in found if path not in unreadable]
     for path, reason in unreadable.items():
         log.warning("left out %s: %s", files.shown(path), reason)
     if not readable:
         raise ValueError(f"none of the {len(found)} images under input={cfg.input} can be read")
-    images = data.ImageList(readable, data.image_transform(OmegaConf.structured(trained.config)))
+    pictures = data.ImageList(readable, data.image_transform(OmegaConf.structured(trained.config)))
     loader = loaders.loader(
-        images, cfg.batch_size, loaders.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
+        pictures, cfg.batch_size, loaders.EpochOrder(len(pictures), 0, False), cfg.num_workers, device.type == "cuda"
     )
     with loaders.workers_released(loader):
         logits, order = engine.predictions(trained.model.to(device), loader, step, "predict")

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from app import files, summary
+from app import files, images, summary
 from app.checks import ConfigError
 from app.configs import Corrupt, PredictConfig
 from app.errors import CheckpointError, CorruptImages, DiskFull, UnreadableImage
@@ -65,7 +65,7 @@ def png(path: Path, size: tuple[int, int], mode: str = "1") -> Path:
 def test_a_png_that_declares_more_pixels_than_the_bound_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
     big = png(tmp_path / "big.png", (9000, 9000))  # 81 M pixels: under PIL's own bound, over the app's
     started = time.perf_counter()
-    bad = files.unreadable([str(big)])
+    bad = images.unreadable([str(big)])
     assert "declares 9000 x 9000 pixels, more than the 67,108,864 the app decodes" in bad[str(big)]
     assert time.perf_counter() - started < 5  # its header only: decoded, 81 MB of pixels and 243 MB as RGB
 
@@ -75,7 +75,7 @@ def test_an_image_more_elongated_than_32_to_1_is_unreadable_and_skipped_with_the
 ) -> None:
     strip, fine = png(tmp_path / "strip.png", (1, 100_000)), png(tmp_path / "fine.png", (8, 8), "RGB")
     with caplog.at_level(logging.WARNING, logger="app.data"):
-        kept, labels = files.screened([str(strip), str(fine)], [0, 1], Corrupt.skip)
+        kept, labels = images.screened([str(strip), str(fine)], [0, 1], Corrupt.skip)
     assert (kept, labels) == ([str(fine)], [1])
     assert "more elongated than 32 to 1" in caplog.text and "strip.png" in caplog.text
 
@@ -98,7 +98,7 @@ def test_a_fifo_a_device_and_a_dangling_link_named_like_images_are_unreadable_no
     dangling.symlink_to(tmp_path / "nothing.png")
     found = files.image_files_under(str(tmp_path))
     assert found == [str(fifo), str(dangling), str(device)]
-    bad = within(20, lambda: files.unreadable(found))
+    bad = within(20, lambda: images.unreadable(found))
     assert "a FIFO, not a regular file" in bad[str(fifo)]
     assert "a device, not a regular file" in bad[str(device)]
     assert "No such file" in bad[str(dangling)]
@@ -128,14 +128,14 @@ def test_file_names_that_are_not_utf8_are_logged_escaped_without_a_logging_error
     logger = logging.getLogger("app.data")
     logger.addHandler(handler)
     try:
-        files.screened([name], [0], Corrupt.skip)
+        images.screened([name], [0], Corrupt.skip)
     finally:
         logger.removeHandler(handler)
         handler.close()
     assert "caf\\xe9.png" in (tmp_path / "train.log").read_text()
     assert "Logging error" not in capsys.readouterr().err
     with pytest.raises(CorruptImages, match=r"caf\\xe9.png"):
-        files.screened([name], [0], Corrupt.fail)
+        images.screened([name], [0], Corrupt.fail)
 
 
 # ------------------------------------------------------------------------------- checkpoints

@@ -24,11 +24,12 @@ ALLOWED = {
     "errors": set(),  # every exception, with its hint
     "files": {"configs", "errors"},  # run-dir layout, lock, atomic writes, a checkpoint's config
     "plots": {"files"},  # all Pillow drawing
+    "images": {"configs", "errors", "files"},  # image files opened with bounds, the scan
     # the checking side, torch-free
     "checks": {"configs", "errors", "files"},
     "launch": {"configs", "errors", "files", "checks"},
     # what a _target_ names
-    "data": {"configs", "errors", "files"},
+    "data": {"configs", "errors", "files", "images"},
     "models": {"configs", "errors", "files", "checks"},  # a checkpoint's config is checked before it is built
     "schedules": {"configs"},
     "loggers": {"files"},
@@ -37,10 +38,10 @@ ALLOWED = {
     # the commands
     "train": {"configs", "errors", "checks", "launch", "training", "summary"},
     "evaluate": {"configs", "errors", "files", "launch", "data", "models", "plots", "training"},
-    "predict": {"configs", "files", "launch", "data", "models", "training"},
+    "predict": {"configs", "files", "images", "launch", "data", "models", "training"},
     "summary": {"configs", "files", "plots"},
 }
-TORCH_FREE = ["configs", "errors", "files", "plots", "checks", "launch", "summary", "train"]  # on import
+TORCH_FREE = ["configs", "errors", "files", "images", "plots", "checks", "launch", "summary", "train"]  # on import
 MODULE_LINES, FUNCTION_LINES = 450, 60  # the schema, app/configs.py, aside
 
 
