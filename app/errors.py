@@ -33,6 +33,16 @@ class DownloadFailed(AppError, OSError):
     hint = "without the network, copy the cifar-10-batches-py folder into dataset.root and set dataset.download=false"
 
 
+class UnsafeDataFile(AppError, ValueError):
+    """A dataset file that is not what it should be: a pickle that would import or call more than
+    a CIFAR-10 batch does (which could run any code), or one cut short."""
+
+    hint = (
+        "replace dataset.root's cifar-10-batches-py with the one torchvision extracts: move it away and "
+        "set dataset.download=true (the archive's md5 is checked), or copy a trusted one"
+    )
+
+
 class CorruptImages(AppError, ValueError):
     """Image files the scan before training could not decode (``dataset.corrupt=fail``)."""
 

@@ -1,0 +1,107 @@
+"""Nothing but a ``_target_`` the check passed runs code: a file the app reads (CIFAR-10's pickled
+batches, torchvision's cached weights) is read as data and refused when it would run anything;
+Hydra imports no module from a search path; no launcher string becomes a shell line of its
+own; no logging handler reaches a socket or a file outside the run dir. Each route is tried
+with a canary, a file or folder that running the smuggled code would make, and the canary
+never appears."""
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app import files
+from app.configs import ImageConfig, Normalize
+from app.errors import UnsafeDataFile
+
+
+class MakesDir:
+    """Unpickling it makes the directory ``path``: what a pickle in a data file could do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.makedirs, (self.path,)
+
+
+class Execs:
+    """Unpickling it runs Python source that makes the directory ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.source = f"import os; os.makedirs({str(path)!r})"
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return exec, (self.source,)
+
+
+# ------------------------------------------------------------------------ CIFAR-10's batches
+NAMES = [f"class{i}" for i in range(10)]
+
+
+def cifar10_folder(root: Path, protocol: int = 2, numpy1: bool = False) -> Path:
+    """A cifar-10-batches-py of 10 images a batch in CIFAR-10's own structure (bytes keys, as
+    ``pickle.load(f, encoding="bytes")`` shows the real ones); ``numpy1``: numpy 1.x's module
+    path for the array rebuilder, as in the files Toronto serves."""
+    folder = root / files.CIFAR10_FOLDER
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [*files.CIFAR10_TRAIN, files.CIFAR10_TEST]:
+        batch = {
+            b"batch_label": b"training batch 1 of 5",
+            b"labels": list(range(10)),
+            b"data": rng.integers(0, 256, (10, 3 * 32 * 32), dtype=np.uint8),
+            b"filenames": [f"{i}.png".encode() for i in range(10)],
+        }
+        data = pickle.dumps(batch, protocol=protocol)
+        if numpy1:
+            data = data.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+        (folder / name).write_bytes(data)
+    meta = {b"label_names": [n.encode() for n in NAMES], b"num_vis": 3072}
+    (folder / files.CIFAR10_META).write_bytes(pickle.dumps(meta, protocol=protocol))
+    return folder
+
+
+def load_cifar10(root: Path) -> Any:
+    from app.data import cifar10
+
+    return cifar10(image=ImageConfig(32, 3, Normalize.dataset), root=str(root))
+
+
+@pytest.mark.parametrize(("protocol", "numpy1"), [(2, True), (2, False), (5, False)])
+def test_a_cifar_batch_in_cifars_own_format_still_loads(tmp_path: Path, protocol: int, numpy1: bool) -> None:
+    folder = cifar10_folder(tmp_path, protocol, numpy1)
+    if numpy1:
+        assert b"numpy.core.multiarray" in (folder / files.CIFAR10_TEST).read_bytes()
+    splits = load_cifar10(tmp_path)
+    assert splits.names == NAMES and len(splits.train) == 50 and len(splits.val) == 10
+    expected = pickle.loads((folder / files.CIFAR10_TEST).read_bytes())[b"data"]
+    pixels = expected.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    assert {bytes(a) for a in splits.val.arrays} == {bytes(a) for a in pixels}
+
+
+@pytest.mark.parametrize("payload", [MakesDir, Execs])
+@pytest.mark.parametrize("name", [files.CIFAR10_TRAIN[0], files.CIFAR10_TEST, files.CIFAR10_META])
+def test_a_cifar_batch_that_would_run_code_is_refused(tmp_path: Path, payload: type, name: str) -> None:
+    folder = cifar10_folder(tmp_path / "data")
+    canary = tmp_path / "canary"
+    key = b"label_names" if name == files.CIFAR10_META else b"data"
+    (folder / name).write_bytes(pickle.dumps({key: payload(canary), b"labels": list(range(10))}, protocol=2))
+    assert files.cifar10_present(str(tmp_path / "data"))  # the launch check's view: the files are there
+    with pytest.raises(UnsafeDataFile) as refused:
+        load_cifar10(tmp_path / "data")
+    assert str(folder / name) in str(refused.value) and "cifar-10-batches-py" in refused.value.hint
+    assert not canary.exists()
+
+
+def test_a_cifar_batch_of_other_data_is_refused_by_name(tmp_path: Path) -> None:
+    folder = cifar10_folder(tmp_path)
+    (folder / files.CIFAR10_TEST).write_bytes(pickle.dumps({"data": np.zeros((10, 5)), "labels": [0] * 10}))
+    with pytest.raises(UnsafeDataFile, match="test_batch is not a CIFAR-10 python batch"):
+        load_cifar10(tmp_path)
+    (folder / files.CIFAR10_TEST).write_bytes(b"\x80\x02}q\x00")  # cut short
+    with pytest.raises(UnsafeDataFile, match="test_batch is not a CIFAR-10 python batch"):
+        load_cifar10(tmp_path)
