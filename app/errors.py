@@ -27,6 +27,16 @@ class WeightsUnavailable(AppError, OSError):
     hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
 
 
+class WeightsUnreadable(AppError, ValueError):
+    """The file in torch's hub cache for torchvision's weights is not a plain state dict: cut
+    short, another file, or one made to run code when read (which it is never allowed to)."""
+
+    hint = (
+        "delete that file (the next run downloads torchvision's own and checks its hash), or give a "
+        "state dict you trust with feature_extractor.checkpoint=PATH"
+    )
+
+
 class DownloadFailed(AppError, OSError):
     """A dataset could not be downloaded (offline, say)."""
 

@@ -105,3 +105,61 @@ def test_a_cifar_batch_of_other_data_is_refused_by_name(tmp_path: Path) -> None:
     (folder / files.CIFAR10_TEST).write_bytes(b"\x80\x02}q\x00")  # cut short
     with pytest.raises(UnsafeDataFile, match="test_batch is not a CIFAR-10 python batch"):
         load_cifar10(tmp_path)
+
+
+# ----------------------------------------------------------------- torchvision's cached weights
+def planted_weights(torch_home: Path, url: str, content: object) -> Path:
+    """``content`` saved where torch.hub caches the file of ``url`` under ``TORCH_HOME``."""
+    import torch
+
+    cached = torch_home / "hub" / "checkpoints" / os.path.basename(url)
+    cached.parent.mkdir(parents=True)
+    torch.save(content, cached)
+    return cached
+
+
+@pytest.mark.parametrize("payload", [MakesDir, Execs])
+def test_a_cached_weights_file_that_would_run_code_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, payload: type
+) -> None:
+    from torchvision.models import ResNet18_Weights
+
+    from app.configs import ResNet18Weights
+    from app.errors import WeightsUnreadable
+    from app.models import resnet18
+
+    # TORCH_HOME is the environment's (or hydra.job.env_set's): whatever sits in its cache is read
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    canary = tmp_path / "canary"
+    cached = planted_weights(tmp_path / "torch", ResNet18_Weights.IMAGENET1K_V1.url, payload(canary))
+    with pytest.raises(WeightsUnreadable) as refused:
+        resnet18(512, ResNet18Weights.IMAGENET1K_V1)
+    assert str(cached) in str(refused.value) and "delete that file" in refused.value.hint
+    assert not canary.exists()
+
+
+def test_cached_weights_that_are_a_state_dict_still_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from torchvision.models import AlexNet_Weights, alexnet
+
+    from app.configs import AlexNetWeights
+    from app.models import alexnet as body
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no download: the cache holds the file
+    state = alexnet().state_dict()
+    planted_weights(tmp_path, AlexNet_Weights.IMAGENET1K_V1.url, state)
+    built = body(9216, AlexNetWeights.IMAGENET1K_V1)
+    assert torch.equal(built.state_dict()["features.0.weight"], state["features.0.weight"])
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    import torch
+
+    from app.errors import CheckpointError
+    from app.models import resnet18
+
+    canary = tmp_path / "canary"
+    torch.save({"fc.weight": MakesDir(canary)}, tmp_path / "state.pt")
+    with pytest.raises(CheckpointError, match="cannot be read as a checkpoint"):
+        resnet18(512, checkpoint=str(tmp_path / "state.pt"))
+    assert not canary.exists()
