@@ -7,6 +7,8 @@ never appears."""
 
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -163,3 +165,82 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="cannot be read as a checkpoint"):
         resnet18(512, checkpoint=str(tmp_path / "state.pt"))
     assert not canary.exists()
+
+
+# --------------------------------------------------------------------------- hydra.searchpath
+def canary_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A module on ``sys.path`` whose import makes the canary dir (a name of its own per test:
+    an imported module is not imported again)."""
+    name = f"canary_{tmp_path.name.replace('-', '_')}"
+    canary = tmp_path / "canary"
+    (tmp_path / f"{name}.py").write_text(f"import os\nos.makedirs({str(canary)!r}, exist_ok=True)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name, canary
+
+
+def test_a_pkg_searchpath_would_be_imported_while_composing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The route is real: Hydra imports the module before the composed config is anyone's to check.
+    from app.launch import app_hydra
+    from app.launch.hydra_errors import _compose
+
+    name, canary = canary_module(tmp_path, monkeypatch)
+    with app_hydra(), pytest.warns(UserWarning, match="is not available"):
+        _compose([f"hydra.searchpath=[pkg://{name}]"], "config")
+    assert canary.is_dir()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["hydra.searchpath=[pkg://MODULE]"],
+        ["+hydra.searchpath=[file:///tmp,pkg://MODULE]"],
+        ["-m", "hydra.searchpath=[file:///tmp],[pkg://MODULE]"],
+        ["hydra.searchpath=[structured://MODULE]"],
+        ["-cd", "CONF", "-cn", "evil"],
+    ],
+    ids=["override", "+override", "sweep", "another scheme", "primary config in --config-dir"],
+)
+def test_a_searchpath_that_imports_a_module_is_refused_before_composing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    from app.launch import check_command, parse_command
+
+    name, canary = canary_module(tmp_path, monkeypatch)
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "evil.yaml").write_text(
+        "defaults:\n  - config\n  - _self_\nhydra:\n  searchpath: ['${oc.env:EVIL}']\n"
+    )
+    monkeypatch.setenv("EVIL", f"pkg://{name}")  # Hydra resolves a primary config's search path
+    argv = [arg.replace("MODULE", name).replace("CONF", str(tmp_path / "conf")) for arg in argv]
+    _, problems = check_command(parse_command(argv))
+    assert [p.key for p in problems] == ["hydra.searchpath"], problems
+    assert "file://" in problems[0].rule and "--config-dir" in problems[0].hint
+    assert not canary.exists()
+
+
+def test_a_searchpath_of_directories_still_composes(tmp_path: Path) -> None:
+    from app.launch import check_command, parse_command
+
+    (tmp_path / "debug").mkdir()
+    (tmp_path / "debug" / "mine.yaml").write_text("# @package _global_\ntrainer:\n  epochs: 3\n")
+    for searchpath in [f"file://{tmp_path}", str(tmp_path)]:
+        assert check_command(parse_command([f"hydra.searchpath=[{searchpath}]", "+debug=mine"]))[1] == []
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("program", ["app.train", "app.launch"], ids=["app-train", "app-check"])
+def test_the_real_commands_refuse_a_pkg_searchpath_and_import_nothing(tmp_path: Path, program: str) -> None:
+    (tmp_path / "canary_mod.py").write_text("import os\nos.makedirs('canary')\n")
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), *filter(None, [env.get("PYTHONPATH")])])
+    result = subprocess.run(
+        [sys.executable, "-m", program, "hydra.searchpath=[pkg://canary_mod]", "hydra.run.dir=out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1 and result.stderr.startswith("Refused:"), result.stdout + result.stderr
+    assert "hydra.searchpath=pkg://canary_mod" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "canary").exists() and not (tmp_path / "out").exists()
