@@ -7,6 +7,7 @@ never appears."""
 
 import os
 import pickle
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -244,3 +245,117 @@ def test_the_real_commands_refuse_a_pkg_searchpath_and_import_nothing(tmp_path: 
     assert result.returncode == 1 and result.stderr.startswith("Refused:"), result.stdout + result.stderr
     assert "hydra.searchpath=pkg://canary_mod" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "canary").exists() and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------- submitit's shell script
+def launched(overrides: list[str], extra: dict[str, Any] | None = None) -> tuple[Any, list[Any]]:
+    """The composed config of a sweep job under ``overrides`` (``extra``: keys set under
+    ``hydra.launcher.additional_parameters`` after composing, as a YAML config could), and
+    its problems, as the launch check sees the first job."""
+    from omegaconf import open_dict
+
+    from app.checks import check_config
+    from app.launch import app_hydra, as_the_job_sees_it
+    from app.launch.hydra_errors import _compose
+
+    with app_hydra():
+        cfg, problems = _compose(overrides, "config")
+    assert cfg is not None and problems == []
+    if extra:
+        with open_dict(cfg):
+            cfg.hydra.launcher.additional_parameters.update(extra)
+    with as_the_job_sees_it(cfg, 0):
+        return cfg, check_config(cfg)
+
+
+def sbatch_script(cfg: Any) -> str:
+    """The script submitit's SLURM executor writes for the job, from the launcher's values as
+    the plugin passes them (submitit's own function)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    HydraConfig.instance().set_config(cfg)  # ${hydra:...} resolves as in the launcher
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert isinstance(launcher, dict)
+    return _make_sbatch_string(
+        command="python -u -m submitit.core._submit /folder",
+        folder="/folder",
+        job_name=launcher["name"],
+        comment=launcher.get("comment"),
+        setup=launcher.get("setup"),
+        srun_args=launcher.get("srun_args"),
+        additional_parameters=launcher.get("additional_parameters"),
+    )
+
+
+def commands(script: str) -> list[list[str]]:
+    """The lines bash runs as commands, as words: neither blank nor a comment (#SBATCH lines are)."""
+    lines = [shlex.split(line, comments=True) for line in script.splitlines()]
+    return [words for words in lines if words]
+
+
+SHELL_ROUTES = {
+    "setup": (["hydra.launcher.setup=['touch canary']"], {}, "hydra.launcher.setup"),
+    "a line break in a string": (
+        ["hydra.launcher.comment='nightly\ntouch canary #'"],
+        {},
+        "hydra.launcher.comment",
+    ),
+    "a line break in the job's name": (["hydra.job.name='train\ntouch canary #'"], {}, "hydra.launcher.name"),
+    "a line break in an sbatch option's name": (
+        [],
+        {"mail-type\ntouch canary #": "END"},
+        "hydra.launcher.additional_parameters.mail-type\\ntouch canary #",
+    ),
+}
+
+
+@pytest.mark.parametrize("route", SHELL_ROUTES)
+def test_a_launcher_string_that_would_become_a_shell_line_is_refused(route: str) -> None:
+    overrides, extra, key = SHELL_ROUTES[route]
+    cfg, problems = launched(["hydra/launcher=submitit_slurm", *overrides], extra)
+    assert ["touch", "canary"] in commands(sbatch_script(cfg))  # submitit 1.5.4 writes a command of it
+    assert key in [p.key for p in problems], problems
+
+
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (["'--kill-on-bad-exit=1'", "'--cpu-bind=cores'", "'--mpi=pmix'"], []),
+        (["'--kill-on-bad-exit=1'", "'--mem-bind=local;touch canary'"], [1]),
+        (["'$(touch canary)'", "'--task-prolog=/tmp/evil.sh'", "'--export=ALL'"], [0, 1]),
+        (["'--x=a b'", "'--prolog=./evil'", "'--bcast'"], [0, 1, 2]),
+    ],
+)
+def test_srun_args_are_plain_options_that_run_no_program(args: list[str], refused: list[int]) -> None:
+    _, problems = launched(["hydra/launcher=slurm_ddp", f"hydra.launcher.srun_args=[{','.join(args)}]"])
+    assert [p.key for p in problems] == [f"hydra.launcher.srun_args.{i}" for i in refused]
+
+
+def test_an_sbatch_option_name_is_letters_digits_and_dashes() -> None:
+    _, problems = launched(["hydra/launcher=submitit_slurm", "+hydra.launcher.additional_parameters.mail-type=END"])
+    assert problems == []
+    _, problems = launched(["hydra/launcher=submitit_slurm"], {"mail-type=END --wrap": "x"})
+    assert [p.key for p in problems] == ["hydra.launcher.additional_parameters.mail-type=END --wrap"]
+
+
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local", "slurm_ddp"])
+def test_the_stored_submitit_launchers_still_pass(launcher: str) -> None:
+    assert launched([f"hydra/launcher={launcher}"])[1] == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "hydra/launcher=submitit_slurm", "hydra.launcher.setup=['touch canary']"],
+        ["-m", "hydra/launcher=submitit_slurm", "+hydra.launcher.teardown=['touch canary']"],
+        ["-m", "hydra/launcher=submitit_local", "+hydra.launcher.setup=['touch canary']"],  # run with a shell
+    ],
+)
+def test_the_launch_refuses_shell_lines_for_any_submitit_launcher(argv: list[str]) -> None:
+    from app.launch import check_command, parse_command
+
+    _, problems = check_command(parse_command(argv))
+    assert [p.key for p in problems] == [argv[-1].partition("=")[0].lstrip("+")]
+    assert "wrapper script" in problems[0].hint
