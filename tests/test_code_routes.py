@@ -359,3 +359,121 @@ def test_the_launch_refuses_shell_lines_for_any_submitit_launcher(argv: list[str
     _, problems = check_command(parse_command(argv))
     assert [p.key for p in problems] == [argv[-1].partition("=")[0].lstrip("+")]
     assert "wrapper script" in problems[0].hint
+
+
+# ------------------------------------------------------------------------- logging's handlers
+def logging_dir(base: Path, handler: str) -> Path:
+    """A config dir with ``hydra/job_logging=evil``: Hydra's default, its file handler as ``handler``."""
+    root = base / "conf"
+    (root / "hydra" / "job_logging").mkdir(parents=True)
+    (root / "hydra" / "job_logging" / "evil.yaml").write_text(
+        "version: 1\nformatters:\n  simple:\n    format: '%(message)s'\n"
+        f"handlers:\n  console:\n    class: logging.StreamHandler\n    stream: ext://sys.stdout\n  file:\n{handler}"
+        "root:\n  handlers: [console, file]\ndisable_existing_loggers: false\n"
+    )
+    return root
+
+
+def test_a_log_file_outside_the_run_dir_would_be_made_by_logging(tmp_path: Path) -> None:
+    # The route is real: dictConfig opens a FileHandler's file as it builds it.
+    import logging.config
+
+    logging.config.dictConfig(
+        {"version": 1, "handlers": {"f": {"class": "logging.FileHandler", "filename": str(tmp_path / "x.log")}}}
+    )
+    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})  # closes it again
+    assert (tmp_path / "x.log").is_file()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["hydra.job_logging.handlers.file.filename=CANARY"], "hydra.job_logging.handlers.file.filename"),
+        (["hydra.job_logging.handlers.file.filename=canary.log"], "hydra.job_logging.handlers.file.filename"),
+        (
+            ["hydra.job_logging.handlers.file.filename=${hydra.runtime.output_dir}/../canary.log"],
+            "hydra.job_logging.handlers.file.filename",
+        ),
+        (
+            ["hydra.job_logging.handlers.file.filename=../canary.log", "hydra.job.chdir=true"],
+            "hydra.job_logging.handlers.file.filename",
+        ),
+        (
+            ["+hydra.job_logging.handlers.rotating={class:logging.handlers.RotatingFileHandler,filename:CANARY}"],
+            "hydra.job_logging.handlers.rotating.filename",
+        ),
+        (["hydra/hydra_logging=hydra_debug"], "hydra.hydra_logging.handlers.file.filename"),  # the launch dir's
+        (
+            ["+hydra.job_logging.handlers.net={class:logging.handlers.SocketHandler,host:localhost,port:9}"],
+            "hydra.job_logging.handlers.net.class",
+        ),
+        (
+            ["hydra.job_logging.handlers.console.class=logging.handlers.SysLogHandler"],
+            "hydra.job_logging.handlers.console.class",
+        ),
+        (
+            ["+hydra.job_logging.handlers.buffer={class:logging.handlers.MemoryHandler,capacity:1,target:file}"],
+            "hydra.job_logging.handlers.buffer.class",
+        ),
+        (
+            ["+hydra.hydra_logging.formatters.simple.class=logging.handlers.DatagramHandler"],
+            "hydra.hydra_logging.formatters.simple.class",
+        ),
+        (["hydra.output_subdir=CANARY"], "hydra.output_subdir"),
+        (["hydra.output_subdir=../canary"], "hydra.output_subdir"),
+    ],
+)
+def test_a_logging_handler_that_writes_outside_the_run_dir_or_connects_is_refused(
+    tmp_path: Path, overrides: list[str], key: str
+) -> None:
+    from app.launch import check_overrides
+
+    canary = tmp_path / "canary"
+    given = [o.replace("CANARY", str(canary)) for o in overrides]
+    _, problems = check_overrides([*given, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert [p.key for p in problems] == [key], problems
+    assert not canary.exists() and not (tmp_path / "run").exists()
+
+
+def test_attributes_set_on_a_handler_are_refused(tmp_path: Path) -> None:
+    from app.launch import check_overrides
+
+    handler = "    class: logging.FileHandler\n    filename: ${hydra.runtime.output_dir}/a.log\n    delay: true\n"
+    handler += f"    .:\n      baseFilename: {tmp_path / 'canary.log'}\n"
+    _, problems = check_overrides(["hydra/job_logging=evil"], config_dir=str(logging_dir(tmp_path, handler)))
+    assert [p.key for p in problems] == ["hydra.job_logging.handlers.file.."]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["hydra/job_logging=disabled"],
+        ["hydra/job_logging=none"],
+        ["hydra/job_logging=stdout"],
+        ["hydra/hydra_logging=disabled"],
+        ["hydra/hydra_logging=none"],
+        ["hydra.job_logging.handlers.file.filename=train.log", "hydra.job.chdir=true"],
+        ["hydra.job_logging.handlers.file.filename=${hydra.runtime.output_dir}/logs/train.log"],
+        ["hydra.output_subdir=null"],
+        ["hydra.output_subdir=meta/.hydra"],
+        ["-m", "trainer.epochs=1,2"],
+    ],
+)
+def test_hydras_logging_options_and_a_log_in_the_run_dir_still_pass(overrides: list[str]) -> None:
+    from app.launch import check_overrides
+
+    multirun = overrides[:1] == ["-m"]
+    assert check_overrides(overrides[multirun:], multirun=multirun)[1] == []
+
+
+@pytest.mark.cli
+def test_the_real_launch_refuses_a_log_file_outside_the_run_dir(tmp_path: Path) -> None:
+    from tests.conftest import TINY, run_cli
+
+    handler = f"    class: logging.FileHandler\n    filename: {tmp_path / 'canary.log'}\n"
+    conf = logging_dir(tmp_path, handler)
+    result = run_cli("-cd", str(conf), "hydra/job_logging=evil", *TINY, "hydra.run.dir=out", cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("Refused:"), result.stdout + result.stderr
+    assert "hydra.job_logging.handlers.file.filename" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "canary.log").exists() and not (tmp_path / "out").exists()
