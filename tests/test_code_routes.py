@@ -198,8 +198,9 @@ def test_a_pkg_searchpath_would_be_imported_while_composing(tmp_path: Path, monk
         ["-m", "hydra.searchpath=[file:///tmp],[pkg://MODULE]"],
         ["hydra.searchpath=[structured://MODULE]"],
         ["-cd", "CONF", "-cn", "evil"],
+        ["-m", "-cd", "CONF", "hydra/sweeper=optuna", "+search=evil"],
     ],
-    ids=["override", "+override", "sweep", "another scheme", "primary config in --config-dir"],
+    ids=["override", "+override", "sweep", "another scheme", "primary config in --config-dir", "sweeper's params"],
 )
 def test_a_searchpath_that_imports_a_module_is_refused_before_composing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
@@ -212,6 +213,11 @@ def test_a_searchpath_that_imports_a_module_is_refused_before_composing(
         "defaults:\n  - config\n  - _self_\nhydra:\n  searchpath: ['${oc.env:EVIL}']\n"
     )
     monkeypatch.setenv("EVIL", f"pkg://{name}")  # Hydra resolves a primary config's search path
+    (tmp_path / "conf" / "search").mkdir()
+    (tmp_path / "conf" / "search" / "evil.yaml").write_text(  # the sweeper adds its params to each job's overrides
+        "# @package _global_\nhydra:\n  sweeper:\n    direction: maximize\n    params:\n"
+        f"      hydra.searchpath: choice([pkg://{name}])\n      optimizer.lr: interval(1e-4,1e-3)\n"
+    )
     argv = [arg.replace("MODULE", name).replace("CONF", str(tmp_path / "conf")) for arg in argv]
     _, problems = check_command(parse_command(argv))
     assert [p.key for p in problems] == ["hydra.searchpath"], problems
