@@ -254,11 +254,11 @@ def test_the_real_commands_refuse_a_pkg_searchpath_and_import_nothing(tmp_path: 
 
 
 # ------------------------------------------------------------------- submitit's shell script
-def launched(overrides: list[str], extra: dict[str, Any] | None = None) -> tuple[Any, list[Any]]:
-    """The composed config of a sweep job under ``overrides`` (``extra``: keys set under
-    ``hydra.launcher.additional_parameters`` after composing, as a YAML config could), and
-    its problems, as the launch check sees the first job."""
-    from omegaconf import open_dict
+def launched(overrides: list[str], extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """The launcher's values of a sweep's first job under ``overrides`` (``extra``: keys set
+    under ``hydra.launcher.additional_parameters`` after composing, as a YAML config could), as
+    the plugin passes them to submitit (resolved), and the problems the launch check finds."""
+    from omegaconf import OmegaConf, open_dict
 
     from app.checks import check_config
     from app.launch import app_hydra, as_the_job_sees_it
@@ -270,20 +270,16 @@ def launched(overrides: list[str], extra: dict[str, Any] | None = None) -> tuple
     if extra:
         with open_dict(cfg):
             cfg.hydra.launcher.additional_parameters.update(extra)
-    with as_the_job_sees_it(cfg, 0):
-        return cfg, check_config(cfg)
+    with as_the_job_sees_it(cfg, 0):  # ${hydra:...} resolves as in the launcher; undone after
+        launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+        assert isinstance(launcher, dict)
+        return {str(k): v for k, v in launcher.items()}, check_config(cfg)
 
 
-def sbatch_script(cfg: Any) -> str:
-    """The script submitit's SLURM executor writes for the job, from the launcher's values as
-    the plugin passes them (submitit's own function)."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
+def sbatch_script(launcher: dict[str, Any]) -> str:
+    """The script submitit's SLURM executor writes for the job (submitit's own function)."""
     from submitit.slurm.slurm import _make_sbatch_string
 
-    HydraConfig.instance().set_config(cfg)  # ${hydra:...} resolves as in the launcher
-    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
-    assert isinstance(launcher, dict)
     return _make_sbatch_string(
         command="python -u -m submitit.core._submit /folder",
         folder="/folder",
@@ -320,8 +316,8 @@ SHELL_ROUTES = {
 @pytest.mark.parametrize("route", SHELL_ROUTES)
 def test_a_launcher_string_that_would_become_a_shell_line_is_refused(route: str) -> None:
     overrides, extra, key = SHELL_ROUTES[route]
-    cfg, problems = launched(["hydra/launcher=submitit_slurm", *overrides], extra)
-    assert ["touch", "canary"] in commands(sbatch_script(cfg))  # submitit 1.5.4 writes a command of it
+    launcher, problems = launched(["hydra/launcher=submitit_slurm", *overrides], extra)
+    assert ["touch", "canary"] in commands(sbatch_script(launcher))  # submitit 1.5.4 writes a command of it
     assert key in [p.key for p in problems], problems
 
 
@@ -381,13 +377,13 @@ def logging_dir(base: Path, handler: str) -> Path:
 
 
 def test_a_log_file_outside_the_run_dir_would_be_made_by_logging(tmp_path: Path) -> None:
-    # The route is real: dictConfig opens a FileHandler's file as it builds it.
+    # The route is real: dictConfig opens a FileHandler's file as it builds it (its configurator
+    # alone here, so that this process's logging stays as it is).
     import logging.config
 
-    logging.config.dictConfig(
-        {"version": 1, "handlers": {"f": {"class": "logging.FileHandler", "filename": str(tmp_path / "x.log")}}}
-    )
-    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})  # closes it again
+    configurator = logging.config.DictConfigurator({"version": 1})
+    handler = configurator.configure_handler({"class": "logging.FileHandler", "filename": str(tmp_path / "x.log")})
+    handler.close()
     assert (tmp_path / "x.log").is_file()
 
 
