@@ -10,7 +10,6 @@ one, images are standardised with the dataset's own statistics.
 
 import logging
 import os
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
@@ -40,6 +39,8 @@ from app.files import (
     CIFAR10_META,
     CIFAR10_TEST,
     CIFAR10_TRAIN,
+    cifar10_batch,
+    cifar10_names,
     cifar10_present,
     class_folders,
     held_out,
@@ -414,28 +415,28 @@ def cifar10(
     batches for training, its test batch for validation, classes ``0..classes-1``."""
     root = os.path.expanduser(root)
     if download and not cifar10_present(root):
-        from torchvision.datasets import CIFAR10
+        from torchvision.datasets import cifar
 
-        try:
-            CIFAR10(root, train=True, download=True)  # one archive, checked by its md5, holds both splits
-        except OSError as error:  # urllib's URLError is one
+        try:  # CIFAR10.download() alone: its archive, checked by its md5 (CIFAR10() would unpickle it all)
+            cifar.download_and_extract_archive(
+                cifar.CIFAR10.url, root, filename=cifar.CIFAR10.filename, md5=cifar.CIFAR10.tgz_md5
+            )
+        except (OSError, RuntimeError) as error:  # urllib's URLError is one; RuntimeError: a wrong md5
             raise DownloadFailed(f"CIFAR-10 could not be downloaded into {root}: {error}") from None
     folder = os.path.join(root, CIFAR10_FOLDER)
     if not cifar10_present(root):  # the launch check says so first; this guards direct calls
         raise FileNotFoundError(f"{folder} is missing (dataset.download=true fetches it)")
-    # Read as torchvision reads them (pickles: only from a folder you trust), without its md5
-    # check of every file, which costs a second at each start.
-    with open(os.path.join(folder, CIFAR10_META), "rb") as f:
-        names = [str(n) for n in pickle.load(f, encoding="latin1")["label_names"]][:classes]
+    # Pickles, read by an unpickler that takes arrays and lists only (nothing in them runs),
+    # without torchvision's md5 check of every file, which costs a second at each start.
+    names = cifar10_names(os.path.join(folder, CIFAR10_META))[:classes]
     generator = torch.Generator().manual_seed(seed)
 
     def split(batches: Sequence[str], size: int | None, augmented: bool) -> ImageArrays:
         arrays, labels = [], []
         for name in batches:
-            with open(os.path.join(folder, name), "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
-            arrays.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-            labels += [int(label) for label in entry["labels"]]
+            images, batch_labels = cifar10_batch(os.path.join(folder, name))
+            arrays.append(images)
+            labels += batch_labels
         kept = [i for i, label in enumerate(labels) if label < classes]
         kept = [kept[i] for i in torch.randperm(len(kept), generator=generator).tolist()][:size]
         return ImageArrays(

@@ -61,10 +61,30 @@ class WeightsUnavailable(AppError, OSError):
     hint = "a download failed (offline?): give a local state dict with feature_extractor.checkpoint=PATH"
 
 
+class WeightsUnreadable(AppError, ValueError):
+    """The file in torch's hub cache for torchvision's weights is not a plain state dict: cut
+    short, another file, or one made to run code when read (which it is never allowed to)."""
+
+    hint = (
+        "delete that file (the next run downloads torchvision's own and checks its hash), or give a "
+        "state dict you trust with feature_extractor.checkpoint=PATH"
+    )
+
+
 class DownloadFailed(AppError, OSError):
     """A dataset could not be downloaded (offline, say)."""
 
     hint = "without the network, copy the cifar-10-batches-py folder into dataset.root and set dataset.download=false"
+
+
+class UnsafeDataFile(AppError, ValueError):
+    """A dataset file that is not what it should be: a pickle that would import or call more than
+    a CIFAR-10 batch does (which could run any code), or one cut short."""
+
+    hint = (
+        "replace dataset.root's cifar-10-batches-py with the one torchvision extracts: move it away and "
+        "set dataset.download=true (the archive's md5 is checked), or copy a trusted one"
+    )
 
 
 class CorruptImages(AppError, ValueError):

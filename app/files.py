@@ -2,6 +2,7 @@
 ImageFolder-style dataset on disk, how a dataset is split, and a run dir with the lock that
 keeps two live runs out of the same one."""
 
+import codecs
 import contextlib
 import errno
 import fcntl
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, NoReturn, Optional
 
 from app.configs import RESUME_AUTO
-from app.errors import DiskFull, FileRefused, RunDirBusy, RunDirTaken
+from app.errors import DiskFull, FileRefused, RunDirBusy, RunDirTaken, UnsafeDataFile
 
 log = logging.getLogger("app.data")  # the scan's warnings, under "app": in the run's train.log
 
@@ -109,6 +110,79 @@ def cifar10_present(root: str) -> bool:
     """True when ``root`` holds CIFAR-10's python batches, as torchvision extracts them."""
     folder = os.path.join(os.path.expanduser(root), CIFAR10_FOLDER)
     return all(os.path.isfile(os.path.join(folder, n)) for n in (*CIFAR10_TRAIN, CIFAR10_TEST, CIFAR10_META))
+
+
+# The callables a CIFAR-10 python batch names (written by Python 2's cPickle with numpy 1.x:
+# numpy's array rebuilder, ndarray and dtype), as numpy 2 names them too (numpy._core), its
+# protocol-5 buffer rebuilder, and _codecs.encode, Python 3's bytes at protocol 2.
+CIFAR10_PICKLED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class _ArraysReader(pickle.Unpickler):
+    """Reads a pickle of dicts, lists, strings and numpy arrays: any other callable it names
+    (``os.system``, ``builtins.exec``) is refused before it is imported, so nothing in it runs."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in CIFAR10_PICKLED:
+            raise pickle.UnpicklingError(f"it calls {module}.{name}, which a CIFAR-10 batch never does")
+        import numpy as np
+
+        array = np.zeros(1, np.uint8)
+        return {  # numpy's own rebuilders, wherever this numpy keeps them
+            "_reconstruct": array.__reduce__()[0],
+            "_frombuffer": array.__reduce_ex__(5)[0],
+            "ndarray": np.ndarray,
+            "dtype": np.dtype,
+            "encode": codecs.encode,
+        }[name]
+
+
+def _cifar10_file(path: str) -> dict[str, Any]:
+    """A CIFAR-10 pickle's dict, its bytes keys read as text (torchvision's ``encoding="latin1"``)."""
+    try:
+        with open(path, "rb") as f:
+            entry = _ArraysReader(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+        raise UnsafeDataFile(f"{path} is not a CIFAR-10 python batch: {error}") from None
+    if not isinstance(entry, dict):
+        raise UnsafeDataFile(f"{path} is not a CIFAR-10 python batch: it holds a {type(entry).__name__}, not a dict")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
+
+
+def cifar10_batch(path: str) -> tuple[Any, list[int]]:
+    """A CIFAR-10 python batch's images (uint8, ``[N, 32, 32, 3]``) and labels, read without
+    running anything the file holds: ``UnsafeDataFile`` for any other content."""
+    import numpy as np
+
+    entry = _cifar10_file(path)
+    data, labels = entry.get("data"), entry.get("labels")
+    if not (
+        isinstance(data, np.ndarray)
+        and data.dtype == np.uint8
+        and data.ndim == 2
+        and data.shape[1] == 3 * 32 * 32
+        and isinstance(labels, list)
+        and len(labels) == len(data)
+        and all(isinstance(label, int) for label in labels)
+    ):
+        raise UnsafeDataFile(f"{path} is not a CIFAR-10 python batch: no uint8 data [N, 3072] with N int labels")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
+def cifar10_names(path: str) -> list[str]:
+    """The class names in CIFAR-10's ``batches.meta``, read as ``cifar10_batch`` reads a batch."""
+    names = _cifar10_file(path).get("label_names")
+    if not isinstance(names, list) or not all(isinstance(n, (str, bytes)) for n in names):
+        raise UnsafeDataFile(f"{path} is not CIFAR-10's batches.meta: no list of label_names")
+    return [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
 
 
 def held_out(images: int, val_fraction: float) -> int:

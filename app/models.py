@@ -25,7 +25,7 @@ from app.configs import (
     ViTB16Weights,
     typed_config,
 )
-from app.errors import CheckpointError, WeightsUnavailable
+from app.errors import CheckpointError, WeightsUnavailable, WeightsUnreadable
 from app.files import CHECKPOINT_FORMAT, checkpoint_pickle
 
 # The attribute that holds a torchvision classification model's classifier, by family.
@@ -56,23 +56,30 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str)
     module.load_state_dict(weights)
 
 
-def load_checkpoint(path: str) -> dict[str, Any]:
-    """A checkpoint app-train wrote, read without running any pickled code, and only once its
-    pickle is known to be of a checkpoint's size (``files.checkpoint_pickle``: a regular file's
-    zip, its data.pkl within bounds) and the file no larger than this machine's memory."""
+def read_state(path: str) -> Any:
+    """A file ``torch.save`` wrote, read as plain data (tensors, dicts, lists, numbers, strings):
+    ``weights_only``, so no pickled object is built and nothing in the file runs; and only once
+    its pickle is known to be of a checkpoint's size (``files.checkpoint_pickle``: a regular
+    file's zip, its data.pkl within bounds) and the file no larger than this machine's memory."""
     try:
         checkpoint_pickle(path)  # about 10 ms; torch.load would unpickle whatever size it holds
         memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         if os.path.getsize(path) > memory:  # read whole into memory, it would be killed for it
             raise CheckpointError(f"{path} holds {os.path.getsize(path):,} bytes, more than this machine's memory")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
-    except Exception as error:
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for what it refuses
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"{path} cannot be read as a checkpoint ({reason}): it may be cut short or not a torch file"
+            f"{path} cannot be read as a checkpoint ({reason}): it may be cut short, not a torch file, "
+            "or hold objects that would run code when read"
         ) from None
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """A checkpoint app-train wrote, read without running any pickled code."""
+    state = read_state(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} was not written by app-train (a plain torchvision state dict goes to "
@@ -82,22 +89,34 @@ def load_checkpoint(path: str) -> dict[str, Any]:
 
 
 def downloaded(weights: Any, name: str) -> dict[str, torch.Tensor]:
-    """``weights.get_state_dict()``: from torch's hub cache, else downloaded; offline, a
+    """``weights.get_state_dict()``: from torch's hub cache (``$TORCH_HOME/hub/checkpoints``),
+    else downloaded there with its hash checked; read ``weights_only`` (torch.hub's default is
+    not), so a file planted in the cache runs nothing: ``WeightsUnreadable``. Offline, a
     ``WeightsUnavailable`` that says where the file goes and what to do instead."""
+    import os
+    import pickle
+
+    from torch.hub import get_dir
+
+    target = os.path.join(get_dir(), "checkpoints", os.path.basename(weights.url))  # torch.hub's cache path
     try:
-        state: dict[str, torch.Tensor] = weights.get_state_dict(progress=True)
+        state = weights.get_state_dict(progress=True, check_hash=True, weights_only=True)
     except OSError as error:  # urllib's URLError, a refused connection, a full disk, ...
-        import os
-
-        from torch.hub import get_dir
-
         reason = getattr(error, "reason", None) or error
-        target = os.path.join(get_dir(), "checkpoints", os.path.basename(weights.url))
         raise WeightsUnavailable(
             f"feature_extractor.weights={name}: torchvision could not download {weights.url} ({reason}). "
             f"Offline, fetch that file elsewhere and either copy it to {target} or give it with "
             "feature_extractor.checkpoint=PATH (and feature_extractor.weights=null)"
         ) from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:  # what torch.load refuses
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsUnreadable(
+            f"feature_extractor.weights={name}: {target} is not a plain state dict ({reason})"
+        ) from None
+    if not isinstance(state, dict):
+        raise WeightsUnreadable(
+            f"feature_extractor.weights={name}: {target} holds a {type(state).__name__}, not a state dict"
+        )
     return state
 
 
@@ -119,7 +138,7 @@ def torchvision_body(
         raise ValueError("set feature_extractor.weights or feature_extractor.checkpoint, not both")
     if weights is not None:  # torchvision downloads these on first use
         net.load_state_dict(downloaded(weights_enum[weights.name], weights.name))
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint is not None else None
+    state = read_state(checkpoint) if checkpoint is not None else None
     ours = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
     what = f"feature_extractor.checkpoint={checkpoint}"
     if state is not None and not ours:

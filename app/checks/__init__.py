@@ -15,6 +15,8 @@ Which module to open:
 * ``walk``: ``check_config``: the walk over a config's nodes, the ``_target_`` allow-list
   (``Targets``, ``allow_target``), logging's imports, and how the cross-field rules are run
   (a rule that raises is an internal problem; under ``APP_CHECKS_STRICT`` it is re-raised).
+* ``outputs``: where Hydra writes or connects from its node: logging's handlers (the console,
+  or a file inside the run dir) and ``hydra.output_subdir``.
 * ``rules`` (and ``hydra_rules``, for Hydra's node): the cross-field rules: to add a rule.
   ``facts``: what the rules read besides the config (a node's kind by type, memory, folders).
 """

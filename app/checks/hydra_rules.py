@@ -4,10 +4,11 @@ docstring says how); every one asks for ``cfg.get("hydra")`` first, which ``comp
 and Python callers of ``train()`` drop.
 """
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from app.checks.facts import launcher_target, torchrun_world, unwritable
 from app.checks.problems import Problem
@@ -206,3 +207,84 @@ def _one_gpu_per_task(cfg: DictConfig) -> Iterator[Problem]:
             f"equal to tasks_per_node ({tasks}): each task trains on one GPU of its node",
             f"hydra.launcher.gpus_per_node={tasks}, or hydra.launcher.tasks_per_node={gpus}",
         )
+
+
+# submitit writes a SLURM job as a bash script (submitit 1.5.4, slurm._make_sbatch_string): each
+# launcher string becomes a quoted "#SBATCH --key=value" line, additional_parameters' keys
+# unquoted, setup and teardown lines verbatim, srun_args quoted into the srun line; the local
+# executor runs setup with a shell. A line break in any string starts a shell line of its own.
+SHELL_LINES = ("setup", "teardown")
+SRUN_ARG = re.compile(r"^[A-Za-z0-9_=:,./@%+-]+$")  # a conservative charset: no quote, space, $, ;, |, &, `
+# srun options that run a program of their own (on every node, before or after each task)
+SRUN_RUNS = ("--prolog", "--epilog", "--task-prolog", "--task-epilog", "--bcast")
+SBATCH_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _shown(text: str) -> str:
+    return text.encode("unicode_escape").decode()  # a newline shown as \n, not as a line break
+
+
+@cross_rule(
+    "hydra/launcher=submitit_*: no setup or teardown lines (submitit runs them as shell lines), no line break or "
+    "other control character in any launcher string or key, additional_parameters keys of letters, digits, _ and "
+    "-, srun_args of letters, digits and _=:,./@%+- that name no program for srun to run (--prolog, --epilog, ...)"
+)
+def _launcher_writes_no_shell_lines(cfg: DictConfig) -> Iterator[Problem]:
+    if launcher_target(cfg) not in SUBMITIT_LAUNCHERS:
+        return
+    from app.checks.walk import resolved_leaves  # walk imports this module: read at call time
+
+    launcher = cfg.hydra.launcher
+    for key in SHELL_LINES:
+        lines = launcher._get_node(key) if key in launcher else None  # read as written, never resolved
+        if lines is not None and not lines._is_none() and (not isinstance(lines, ListConfig) or len(lines)):
+            yield Problem(
+                f"hydra.launcher.{key}",
+                _shown(str(lines)),
+                "empty: submitit writes each line into the job's shell script (the local executor runs it with a "
+                "shell), where no check reads it",
+                "set the environment up before app-train (your shell, a module load), or in a wrapper script "
+                "that runs app-train",
+            )
+    srun_args: list[tuple[str, str]] = []
+    for full, _, value, text in resolved_leaves(launcher, "hydra.launcher"):
+        if text is not None:
+            yield Problem(
+                _shown(full),
+                _shown(text),
+                "a value the launch check can resolve: submitit writes it into the job's shell script",
+                "write the value out",
+            )
+        elif CONTROL.search(full) or CONTROL.search(str(value)):
+            yield Problem(
+                _shown(full),
+                _shown(str(value)),
+                "one line: submitit writes it into the job's shell script, where a line break starts a command",
+                "write it without line breaks, tabs or other control characters",
+            )
+        elif full.rpartition(".")[0] == "hydra.launcher.srun_args":
+            srun_args.append((full, str(value)))
+    yield from _sbatch_words(launcher, srun_args)
+
+
+def _sbatch_words(launcher: DictConfig, srun_args: list[tuple[str, str]]) -> Iterator[Problem]:
+    """additional_parameters' keys (written unquoted) and srun_args (options srun runs with)."""
+    options = launcher._get_node("additional_parameters") if "additional_parameters" in launcher else None
+    for name in map(str, options.keys() if isinstance(options, DictConfig) and not options._is_none() else []):
+        if not SBATCH_KEY.match(name) and not CONTROL.search(name):  # a control character: told already
+            yield Problem(
+                f"hydra.launcher.additional_parameters.{name}",
+                name,
+                "an sbatch option's name: letters, digits, _ and - (written unquoted after #SBATCH --)",
+                "e.g. +hydra.launcher.additional_parameters.mail-type=END",
+            )
+    for full, arg in srun_args:
+        if not SRUN_ARG.match(arg) or arg.partition("=")[0] in SRUN_RUNS:
+            yield Problem(
+                full,
+                arg,
+                "an srun option of letters, digits and _=:,./@%+- (no quote, space or shell character), "
+                f"not one that runs a program ({', '.join(SRUN_RUNS)})",
+                "e.g. hydra.launcher.srun_args=['--kill-on-bad-exit=1','--cpu-bind=cores']",
+            )

@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import app.checks.hydra_rules  # noqa: F401  (registers the rules on Hydra's node in CROSS_RULES)
 from app.checks.constraints import _constrained, _has_schema, _validate, example, field_hints, unresolved
+from app.checks.outputs import logging_problems
 from app.checks.problems import Problem, unknown_key
 from app.checks.rules import CROSS_RULES, CrossRule
 
@@ -306,6 +307,7 @@ def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Pro
     problems += _builds_only_registered(cfg, walk.targets, {p.key for p in problems})
     problems += _hydra_builds_written_out(cfg)
     problems += _logging_imports_only_logging(cfg)
+    problems += logging_problems(cfg, {p.key for p in problems})
     problems = _told_once(problems)
     # A cross-field rule says more than a field's own rule (">= 63 for alexnet" beats ">= 1"),
     # so its problem replaces the field's.

@@ -6,10 +6,12 @@ its rank 0 will check it), the refusal printed (``report``), and the same check 
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
-from typing import Optional
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
 
 from app.checks import ConfigError, Problem, Targets, check_config, render, torchrun_processes
 from app.configs import CONFIG_NAME, MainConfig
@@ -19,7 +21,60 @@ from app.launch.hydra_setup import app_hydra, as_the_job_sees_it
 from app.launch.overrides import key_of
 from app.launch.sweeps import _first_job, _minimises, interval_of, samples, sweep_points, sweeper_params
 
+SEARCHPATH = "hydra.searchpath"
 Composed = tuple[Optional[DictConfig], list[Problem]]  # what _compose gives: the config, or None, and problems
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in an override's value: a list's, a dict's, a sweep's choices."""
+    from hydra.core.override_parser.types import ChoiceSweep
+
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple, dict, ChoiceSweep)):
+        items = value.list if isinstance(value, ChoiceSweep) else value.values() if isinstance(value, dict) else value
+        for item in items:
+            yield from _strings(item)
+
+
+def searchpath_problems(
+    overrides: Sequence[str], config_name: str = CONFIG_NAME, config_dir: Optional[str] = None
+) -> list[Problem]:
+    """A ``hydra.searchpath`` entry other than a directory (``file://`` or a plain path), on the
+    command line or in a primary config of ``config_dir``: Hydra imports a ``pkg://`` entry's
+    module to look in it as it starts composing, before any check (1.3.8: its config loader's
+    ``_process_config_searchpath``, which asks each source ``available()``). Checked on the
+    text, before anything is composed."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser, entries = OverridesParser.create(), list[tuple[str, str]]()
+    for text in overrides:
+        if key_of(text) == SEARCHPATH:
+            try:
+                entries += [("", path) for path in _strings(parser.parse_override(text).value())]
+            except OverrideParseException:  # told by parse_each; Hydra composes nothing from such a line
+                pass
+    name = config_name if config_name.endswith(".yaml") else f"{config_name}.yaml"
+    primary = os.path.join(config_dir, name) if config_dir is not None else ""
+    if os.path.isfile(primary):  # Hydra reads its primary config's hydra.searchpath first, resolved
+        try:
+            paths = OmegaConf.select(OmegaConf.load(primary), SEARCHPATH)
+            paths = OmegaConf.to_container(paths, resolve=True) if OmegaConf.is_config(paths) else paths
+        except (OSError, YAMLError, OmegaConfBaseException) as error:
+            return [Problem("--config-name", primary, f"a primary config the launch check can read ({error})", "")]
+        entries += [(f" (in {primary})", path) for path in _strings(paths)]
+    return [
+        Problem(
+            SEARCHPATH,
+            path,
+            f"a directory (file://DIR or a path){where}: Hydra opens any other source while composing, before "
+            "any check (a pkg:// entry's module is imported)",
+            "give a directory of configs with --config-dir DIR or hydra.searchpath=[file:///abs/dir]",
+        )
+        for where, path in entries
+        if "://" in path and path.partition("://")[0] != "file"  # Hydra's own test of a path's scheme
+    ]
 
 
 def check_overrides(
@@ -38,6 +93,9 @@ def check_overrides(
                 f"check the path: it is read from {os.getcwd()}",
             )
         ]
+    problems = searchpath_problems(overrides, config_name, config_dir)
+    if problems:
+        return 1, problems
     with app_hydra(config_dir):
         points, problems = sweep_points(overrides, multirun)
         if problems:
@@ -47,6 +105,8 @@ def check_overrides(
         base, space, offset = composed[0], list[str](), 0
         if multirun and base is not None:
             params = sweeper_params(base, overrides)
+            if searchpath_problems(params):  # the sweeper's own search space, before a point is composed
+                return 1, searchpath_problems(params)
             space = [o for o in [*overrides, *params] if interval_of(o) is not None]
             if space and not samples(base):
                 return 1, [
@@ -157,6 +217,9 @@ def compose_config(overrides: Sequence[str] = (), validate: bool = True) -> Dict
     """
     if isinstance(overrides, str):
         raise TypeError(f"overrides is a list of strings, e.g. [{overrides!r}], not one string")
+    problems = searchpath_problems(overrides)
+    if problems:
+        raise ConfigError(problems)
     with app_hydra():
         cfg, problems = _compose(list(overrides), CONFIG_NAME)
         if cfg is not None and validate:
