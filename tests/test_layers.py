@@ -29,7 +29,8 @@ ALLOWED = {
     "checks": {"configs", "errors", "files"},
     "launch": {"configs", "errors", "files", "checks"},
     # what a _target_ names
-    "data": {"configs", "errors", "files", "images"},
+    "pixels": {"configs"},  # a picture as the model's tensor
+    "data": {"configs", "errors", "files", "images", "pixels"},
     "models": {"configs", "errors", "files", "checks"},  # a checkpoint's config is checked before it is built
     "schedules": {"configs"},
     "loggers": {"files"},
