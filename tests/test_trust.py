@@ -360,3 +360,10 @@ def test_whatever_the_jobs_environment_holds_the_job_builds_only_what_the_check_
     except ChangedInTheJob:
         return
     assert built_problems(resolved) == [] and OmegaConf.select(resolved, where) == at_launch
+
+
+@pytest.mark.parametrize("name", ["PYTHONPATH", "LD_PRELOAD", "TORCHINDUCTOR_CACHE_DIR", "DYLD_INSERT_LIBRARIES"])
+def test_env_set_cannot_make_the_jobs_processes_load_code(name: str, tmp_path: Path) -> None:
+    _, problems = launch.check_overrides([*TINY, f"+hydra.job.env_set.{name}={tmp_path}"])
+    assert [p.key for p in problems] == [f"hydra.job.env_set.{name}"], problems
+    assert launch.check_overrides([*TINY, "+hydra.job.env_set.OMP_NUM_THREADS=1"])[1] == []

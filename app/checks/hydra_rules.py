@@ -106,6 +106,33 @@ def _written(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+# Variables that make the job's processes (Python, its loader workers, torch.compile's compiler,
+# anything a launcher starts) load code from a path of the variable's choosing. hydra.job.env_set
+# sets them for the job only, where no check runs first; each is refused there.
+CODE_LOADING_VARIABLES = {
+    "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYTHONSAFEPATH", "PYTHONEXECUTABLE",
+    "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV", "PATH",
+    "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "TORCH_EXTENSIONS_DIR", "CUDA_CACHE_PATH",
+}  # fmt: skip
+
+
+@cross_rule(
+    "hydra.job.env_set sets no variable that makes a process load code from a path (PYTHONPATH, "
+    "LD_PRELOAD, LD_*, DYLD_*, PATH, TORCHINDUCTOR_CACHE_DIR, ...)"
+)
+def _env_set_loads_no_code(cfg: DictConfig) -> Iterator[Problem]:
+    hydra = cfg.get("hydra")
+    env_set = hydra.job.get("env_set") if hydra is not None else None
+    for name in map(str, env_set or {}):
+        if name in CODE_LOADING_VARIABLES or name.startswith(("LD_", "DYLD_")):
+            yield Problem(
+                f"hydra.job.env_set.{name}",
+                str(env_set._get_node(name)._value()),  # type: ignore[union-attr]
+                "a variable that loads no code: this one makes the job's processes load it from a path",
+                f"set {name} in the environment you launch from, where you see it, not for the job only",
+            )
+
+
 @cross_rule("hydra.output_subdir is null: the job writes .hydra/ itself, once it holds the run dir's lock")
 def _hydra_files_after_the_lock(cfg: DictConfig) -> Iterator[Problem]:
     hydra = cfg.get("hydra")
