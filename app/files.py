@@ -69,7 +69,7 @@ def image_files_under(path: str) -> list[str]:
     walked = os.walk(
         path,
         followlinks=True,
-        onerror=lambda error: log.warning("%s: not walked (%s)", shown(str(error.filename)), error.strerror),
+        onerror=_not_walked,
     )
     for folder, dirs, names in walked:
         dirs.sort()  # a deterministic walk: which of two links to one folder is walked is fixed

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from app.checks.problems import Problem
-from app.checks.walk import Targets, _builds_only_registered, _told_once, _Walk
+from app.checks.walk import _told_once, walked
 from app.configs import MainConfig, TrainerConfig
 from app.errors import ChangedInTheJob, UntrustedCheckpoint
 
@@ -30,11 +30,7 @@ CHECKPOINT_BUILDS = ("feature_extractor", "classifier")
 
 def built_problems(cfg: DictConfig, where: str = "") -> list[Problem]:
     """What the walk and the ``_target_`` allow-list refuse in ``cfg``, each key after ``where``."""
-    walk = _Walk(Targets.registered())
-    walk.node(cfg, "")
-    problems = walk.problems
-    problems += _builds_only_registered(cfg, walk.targets, {p.key for p in problems})
-    return [dataclasses.replace(p, key=f"{where}{p.key}") for p in _told_once(problems)]
+    return [dataclasses.replace(p, key=f"{where}{p.key}") for p in _told_once(walked(cfg))]
 
 
 def resolved_as_built(cfg: DictConfig) -> DictConfig:
@@ -53,26 +49,32 @@ def resolved_as_built(cfg: DictConfig) -> DictConfig:
     return resolved
 
 
-def checkpoint_problems(values: Mapping[str, Any], where: str = "checkpoint:") -> list[Problem]:
-    """What the allow-list refuses in what a checkpoint's config builds (``values``: the config
-    saved in it, as ``app.files.checkpoint_config`` or ``torch.load`` reads it)."""
-    nodes = {name: values.get(name) for name in CHECKPOINT_BUILDS}
+def _built_by(values: Mapping[str, Any], where: str) -> tuple[DictConfig, list[Problem]]:
+    """(the nodes of a checkpoint's config that build its model, resolved; what the allow-list
+    refuses in them); ``values``: the config saved in it, as ``app.files.checkpoint_config`` or
+    ``torch.load`` reads it."""
     try:
-        cfg = OmegaConf.create(nodes)
+        cfg = OmegaConf.create({name: values.get(name) for name in CHECKPOINT_BUILDS})
         OmegaConf.resolve(cfg)  # a checkpoint holds resolved values: any interpolation was put there
     except (OmegaConfBaseException, ValueError, TypeError) as error:
-        return [Problem(where.rstrip(":"), "(its config)", "a config app-train saved", " ".join(str(error).split()))]
-    return built_problems(cfg, where)
+        told = " ".join(str(error).split())
+        return OmegaConf.create(), [
+            Problem(where.rstrip(":") or "checkpoint", "(its config)", "a config app-train saved", told)
+        ]
+    return cfg, built_problems(cfg, where)
+
+
+def checkpoint_problems(values: Mapping[str, Any], where: str = "checkpoint:") -> list[Problem]:
+    """What the allow-list refuses in what a checkpoint's config builds."""
+    return _built_by(values, where)[1]
 
 
 def checked_checkpoint(values: Mapping[str, Any], path: str) -> DictConfig:
     """The part of a checkpoint's config that ``app.models.load`` builds, resolved and checked;
     ``UntrustedCheckpoint`` naming what it would build otherwise."""
-    problems = checkpoint_problems(values, "")
+    cfg, problems = _built_by(values, "")
     if problems:
         raise UntrustedCheckpoint(f"{path}: its config builds what no config of the app builds: {_listed(problems)}")
-    cfg = OmegaConf.create({name: values.get(name) for name in CHECKPOINT_BUILDS})
-    OmegaConf.resolve(cfg)
     return cfg
 
 

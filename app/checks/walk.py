@@ -298,13 +298,18 @@ def _logging_imports_only_logging(cfg: DictConfig) -> Iterator[Problem]:
             )
 
 
+def walked(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Problem]:
+    """The walk's problems of ``cfg`` (keys, values, typed targets) and the ``_target_``
+    allow-list's: what ``check_config`` starts with, and all ``app.checks.built`` checks."""
+    walk = _Walk(Targets.registered() if targets is None else targets)
+    walk.node(cfg, "")
+    return walk.problems + list(_builds_only_registered(cfg, walk.targets, {p.key for p in walk.problems}))
+
+
 def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Problem]:
     """Every problem of one composed config (of its ``hydra`` node, what Hydra instantiates or
     imports from it)."""
-    walk = _Walk(Targets.registered() if targets is None else targets)
-    walk.node(cfg, "")
-    problems = walk.problems
-    problems += _builds_only_registered(cfg, walk.targets, {p.key for p in problems})
+    problems = walked(cfg, targets)
     problems += _hydra_builds_written_out(cfg)
     problems += _logging_imports_only_logging(cfg)
     problems += logging_problems(cfg, {p.key for p in problems})

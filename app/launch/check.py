@@ -105,8 +105,9 @@ def check_overrides(
         base, space, offset = composed[0], list[str](), 0
         if multirun and base is not None:
             params = sweeper_params(base, overrides)
-            if searchpath_problems(params):  # the sweeper's own search space, before a point is composed
-                return 1, searchpath_problems(params)
+            problems = searchpath_problems(params)  # the sweeper's own search space, before a point is composed
+            if problems:
+                return 1, problems
             space = [o for o in [*overrides, *params] if interval_of(o) is not None]
             if space and not samples(base):
                 return 1, [

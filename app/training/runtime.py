@@ -83,6 +83,13 @@ _hydra_files: ContextVar[Optional[dict[str, str]]] = ContextVar("hydra_files", d
 _held: ContextVar[bool] = ContextVar("held", default=False)
 
 
+def _new_job(cfg: DictConfig) -> None:
+    """A job starts: Hydra's files of ``cfg`` as Hydra passed it, kept for ``held_run_dir``; its
+    run dir not held yet."""
+    _hydra_files.set(hydra_files(cfg))
+    _held.set(False)
+
+
 def hydra_files(cfg: DictConfig) -> dict[str, str]:
     """What Hydra would have written in ``.hydra/`` for the job ``cfg`` (as Hydra passed it)."""
     from hydra.core.hydra_config import HydraConfig
@@ -111,8 +118,7 @@ def run_job(job: Callable[[DictConfig, Path], Any], cfg: DictConfig, job_log: lo
     absolute, the run dir's lock held, and an error told as one paragraph (exit 1)."""
     from hydra.core.hydra_config import HydraConfig
 
-    _hydra_files.set(hydra_files(cfg))
-    _held.set(False)
+    _new_job(cfg)
     hydra_config = HydraConfig.get()
     absolute_paths(cfg, hydra_config.runtime.cwd)
     output_dir = Path(hydra_config.runtime.output_dir)
@@ -147,7 +153,7 @@ def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> O
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    _hydra_files.set(hydra_files(cfg))  # before anything changes cfg: as Hydra would have written it
+    _new_job(cfg)  # before anything changes cfg: as Hydra would have written it
     hydra_config = HydraConfig.get()
     output_dir = Path(hydra_config.runtime.output_dir)
     distributed.from_submitit(str(hydra_config.launcher.get("_target_", "")))  # SLURM's ranks, as torchrun's
@@ -165,7 +171,6 @@ def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> O
         if main and _held.get():
             record_status(output_dir, status, time.perf_counter() - started, **more)
 
-    _held.set(False)
     try:
         best = run(cfg, output_dir)
     except RankZeroFailed as error:  # rank 0 tells why, on the console and in train.log
