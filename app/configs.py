@@ -26,12 +26,14 @@ Beside ``config`` (app-train's), the primary configs ``evaluate`` and ``predict`
 ``app-evaluate`` and ``app-predict``.
 """
 
+import difflib
+import functools
 import os
 import typing
 import zipfile
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Optional, Union
 
 from annotated_types import Ge, Gt, Interval, Len, Predicate, doc
 from hydra_zen import ZenStore, make_config
@@ -86,8 +88,14 @@ def _is(test: Any, path: str) -> bool:
 
 # A path is read from the directory the run is launched from (app.training.runtime.absolute_paths
 # makes each one absolute in the job, from the fields whose predicate is one of PATH_CHECKS).
-FilePath = Annotated[str, Predicate(existing_file)]
-DirPath = Annotated[str, Predicate(existing_dir)]
+# To mypy a path field takes a str or a pathlib.Path; OmegaConf 2.3, which has no Union, holds
+# it as the str it converts a Path to (so a composed or loaded config always reads back a str).
+if typing.TYPE_CHECKING:
+    PathText = Union[str, os.PathLike[str]]
+else:
+    PathText = str
+FilePath = Annotated[PathText, Predicate(existing_file)]
+DirPath = Annotated[PathText, Predicate(existing_dir)]
 AtLeastOne = Annotated[int, Ge(1)]
 NotNegative = Annotated[float, Ge(0)]
 Positive = Annotated[float, Gt(0)]
@@ -97,6 +105,40 @@ Positive = Annotated[float, Gt(0)]
 Workers = Annotated[int, Interval(ge=0, le=64), doc("each loader worker is a process: 64 at most")]
 # torch's intra-op threads: at most 1024, more than any machine's cores (a typo would start that many).
 Threads = Annotated[int, Interval(ge=1, le=1024), doc("more threads than cores only slow torch down")]
+
+
+# ------------------------------------------------------------------------------ the base
+class UnknownField(AttributeError):
+    """A value set on a config object under a name that is none of its fields: a typo that
+    would otherwise train with the default (``cfg.trainer.epoch = 2`` leaves ``epochs`` as it is)."""
+
+    hint = "set one of the fields the config class declares (mypy --strict flags the name too)"
+
+    def __init__(self, config: object, name: str) -> None:
+        names = list(getattr(config, "__dataclass_fields__", {}))
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        also = (
+            f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else f"; its fields: {', '.join(names)}"
+        )
+        super().__init__(f"{type(config).__name__} has no field {name!r}{also}", name=name, obj=config)
+
+
+class Config:
+    """The base of every config class: keyword-only dataclasses (``@dataclass(kw_only=True)``), so
+    that a field without a default is one mypy requires, and objects that refuse a value set under
+    a name that is not a field (``UnknownField``) where a plain object would grow a new attribute."""
+
+    if not typing.TYPE_CHECKING:  # to mypy, a class with __setattr__ takes any attribute name
+
+        def __new__(cls, *args: Any, **values: Any) -> Any:
+            config = super().__new__(cls)
+            object.__setattr__(config, "_given", tuple(values))  # what partial_override sets (given)
+            return config
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name not in self.__dataclass_fields__:
+                raise UnknownField(self, name)
+            object.__setattr__(self, name, value)
 
 
 # --------------------------------------------------------------------------------- dataset
@@ -127,16 +169,16 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 Statistics = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std) per RGB channel
 
 
-@dataclass
-class ImageConfig:
+@dataclass(kw_only=True)
+class ImageConfig(Config):
     # side of the square images fed to the extractor, in pixels (its minimum: a cross-field rule)
     size: AtLeastOne = 124
     channels: Annotated[int, Predicate(grey_or_rgb)] = 3
     normalize: Normalize = Normalize.auto
 
 
-@dataclass
-class DatasetConfig:
+@dataclass(kw_only=True)
+class DatasetConfig(Config):
     """Keys every dataset option has; the factory returns a train and a validation split."""
 
     in_memory: ClassVar[bool] = False  # the factory holds every image, resized, in memory
@@ -144,8 +186,8 @@ class DatasetConfig:
     # image takes their average); None: pixels are left in [0, 1]
     statistics: ClassVar[Optional[Statistics]] = None
 
-    _target_: str = MISSING
-    _convert_: str = "object"  # the factory receives an ImageConfig, as its signature says
+    _target_: str = field(init=False, default=MISSING)
+    _convert_: str = field(init=False, default="object")  # the factory receives an ImageConfig, as its signature says
     image: ImageConfig = field(default_factory=ImageConfig)
     classes: Annotated[int, Ge(2), doc("a classifier needs two classes or more")] = 10
     train_size: Optional[AtLeastOne] = None  # images to use; null: all there are
@@ -156,7 +198,7 @@ class DatasetConfig:
 BothSplits = Annotated[float, Interval(gt=0, lt=1), doc("both splits need images")]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DigitsConfig(DatasetConfig):
     """scikit-learn's 1,797 handwritten 8x8 digits, resized; ``classes`` keeps digits 0..classes-1."""
 
@@ -166,37 +208,39 @@ class DigitsConfig(DatasetConfig):
     statistics: ClassVar[Optional[Statistics]] = ((0.3053,) * 3, (0.3760,) * 3)
     images_per_class: ClassVar[tuple[int, ...]] = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 
-    _target_: str = "app.data.digits"
+    _target_: str = field(init=False, default="app.data.digits")
     classes: Annotated[int, Interval(ge=2, le=10), doc("digits has ten classes, 0-9")] = 10
     val_fraction: BothSplits = 0.2
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FakeDataConfig(DatasetConfig):
     """torchvision FakeData: random images, deterministic from the seed (smoke tests, benchmarks)."""
 
-    _target_: str = "app.data.fake"  # random pixels in [0, 1], left as they are (no statistics)
+    _target_: str = field(
+        init=False, default="app.data.fake"
+    )  # random pixels in [0, 1], left as they are (no statistics)
     train_size: Optional[AtLeastOne] = 256  # null: 1000
     val_size: Optional[AtLeastOne] = 64  # null: 200
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ImageFolderConfig(DatasetConfig):
     """Your own images: one subfolder of ``root`` per class, searched recursively for the file
     types torchvision's ImageFolder reads."""
 
     statistics: ClassVar[Optional[Statistics]] = (IMAGENET_MEAN, IMAGENET_STD)  # photographs
 
-    _target_: str = "app.data.image_folder"
-    root: DirPath = MISSING
-    classes: Annotated[int, Ge(2), doc("must equal the number of class folders")] = MISSING
+    _target_: str = field(init=False, default="app.data.image_folder")
+    root: DirPath
+    classes: Annotated[int, Ge(2), doc("must equal the number of class folders")]
     val_fraction: BothSplits = 0.2  # unused with val_root
     val_root: Optional[DirPath] = None  # the same class folders, validation images: instead of the seeded split
     augment: Augment = Augment.none
     corrupt: Corrupt = Corrupt.fail  # files PIL cannot decode, found by a scan before training
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Cifar10Config(DatasetConfig):
     """torchvision's CIFAR-10: 50,000 training and 10,000 test (here: validation) 32x32 images;
     ``classes`` keeps classes 0..classes-1 (airplane, automobile, bird, ...)."""
@@ -204,17 +248,17 @@ class Cifar10Config(DatasetConfig):
     # the 50,000 training images' per-channel mean and std, as commonly quoted
     statistics: ClassVar[Optional[Statistics]] = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
-    _target_: str = "app.data.cifar10"
+    _target_: str = field(init=False, default="app.data.cifar10")
     classes: Annotated[int, Interval(ge=2, le=10), doc("CIFAR-10 has ten classes")] = 10
     # where cifar-10-batches-py is, or goes; read from the launch dir when relative, ~ expanded
-    root: Annotated[str, Predicate(directory_path)] = "${oc.env:HOME}/.cache/app-train/cifar10"
+    root: Annotated[PathText, Predicate(directory_path)] = "${oc.env:HOME}/.cache/app-train/cifar10"
     download: bool = False  # fetch the archive (163 MB) into root when it is not there
     augment: Augment = Augment.none
 
 
 store(DigitsConfig(), group="dataset", name="digits")
 store(FakeDataConfig(), group="dataset", name="fake")
-store(ImageFolderConfig(), group="dataset", name="folder")
+store(ImageFolderConfig(root=MISSING, classes=MISSING), group="dataset", name="folder")  # given at launch
 store(Cifar10Config(), group="dataset", name="cifar10")
 
 
@@ -293,8 +337,8 @@ class ViTB16Weights(Enum):
     DEFAULT = "DEFAULT"
 
 
-@dataclass
-class FeatureExtractorConfig:
+@dataclass(kw_only=True)
+class FeatureExtractorConfig(Config):
     """A pretrained CNN body that maps an image batch to flat ``out_features``-wide vectors.
 
     Each backbone's facts live on its own class: ``out_features`` (the width it produces, which
@@ -307,34 +351,44 @@ class FeatureExtractorConfig:
     max_image_size: ClassVar[Optional[int]] = None  # largest, where there is one
     presets: ClassVar[dict[str, Preset]] = {}  # by weights name, DEFAULT included
 
-    _target_: str = MISSING
+    _target_: str = field(init=False, default=MISSING)
     # a local state dict of the torchvision model, or a checkpoint this app wrote (its extractor)
     checkpoint: Optional[FilePath] = None
-    out_features: int = MISSING
+    out_features: int = field(init=False, default=MISSING)
+
+    @property
+    def weights(self) -> Optional[Enum]:
+        """torchvision's weights, by name (downloaded on first use): a field of each body, whose
+        Enum holds the names it accepts (not one here: OmegaConf would type every body's as this one's)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no weights field")
 
 
 # Each stride-32 body below ends on single pixels at 32 px; smaller inputs are refused.
-@dataclass
+@dataclass(kw_only=True)
 class AlexNetConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 63  # smaller maps vanish in AlexNet's third max-pool
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
-    _target_: str = "app.models.alexnet"
+    _target_: str = field(init=False, default="app.models.alexnet")
     weights: Optional[AlexNetWeights] = None  # torchvision's weights (downloads on first use)
-    out_features: Annotated[int, Interval(ge=9216, le=9216), doc("AlexNet pools to 256x6x6")] = 9216
+    out_features: Annotated[int, Interval(ge=9216, le=9216), doc("AlexNet pools to 256x6x6")] = field(
+        init=False, default=9216
+    )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ResNet18Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
-    _target_: str = "app.models.resnet18"
+    _target_: str = field(init=False, default="app.models.resnet18")
     weights: Optional[ResNet18Weights] = None
-    out_features: Annotated[int, Interval(ge=512, le=512), doc("ResNet-18 pools to 512 channels")] = 512
+    out_features: Annotated[int, Interval(ge=512, le=512), doc("ResNet-18 pools to 512 channels")] = field(
+        init=False, default=512
+    )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ResNet50Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
     presets: ClassVar[dict[str, Preset]] = {
@@ -343,32 +397,38 @@ class ResNet50Config(FeatureExtractorConfig):
         "DEFAULT": Preset(232, 224),
     }
 
-    _target_: str = "app.models.resnet50"
+    _target_: str = field(init=False, default="app.models.resnet50")
     weights: Optional[ResNet50Weights] = None
-    out_features: Annotated[int, Interval(ge=2048, le=2048), doc("ResNet-50 pools to 2048 channels")] = 2048
+    out_features: Annotated[int, Interval(ge=2048, le=2048), doc("ResNet-50 pools to 2048 channels")] = field(
+        init=False, default=2048
+    )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class VGG11BNConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # five 2x2 max-pools
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
-    _target_: str = "app.models.vgg11_bn"
+    _target_: str = field(init=False, default="app.models.vgg11_bn")
     weights: Optional[VGG11BNWeights] = None
-    out_features: Annotated[int, Interval(ge=25088, le=25088), doc("VGG pools to 512x7x7")] = 25088
+    out_features: Annotated[int, Interval(ge=25088, le=25088), doc("VGG pools to 512x7x7")] = field(
+        init=False, default=25088
+    )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MobileNetV3SmallConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
-    _target_: str = "app.models.mobilenet_v3_small"
+    _target_: str = field(init=False, default="app.models.mobilenet_v3_small")
     weights: Optional[MobileNetV3SmallWeights] = None
-    out_features: Annotated[int, Interval(ge=576, le=576), doc("MobileNetV3-Small pools to 576 channels")] = 576
+    out_features: Annotated[int, Interval(ge=576, le=576), doc("MobileNetV3-Small pools to 576 channels")] = field(
+        init=False, default=576
+    )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EfficientNetB0Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
     presets: ClassVar[dict[str, Preset]] = {
@@ -376,22 +436,26 @@ class EfficientNetB0Config(FeatureExtractorConfig):
         "DEFAULT": Preset(256, 224, "bicubic"),
     }
 
-    _target_: str = "app.models.efficientnet_b0"
+    _target_: str = field(init=False, default="app.models.efficientnet_b0")
     weights: Optional[EfficientNetB0Weights] = None
-    out_features: Annotated[int, Interval(ge=1280, le=1280), doc("EfficientNet-B0 pools to 1280 channels")] = 1280
+    out_features: Annotated[int, Interval(ge=1280, le=1280), doc("EfficientNet-B0 pools to 1280 channels")] = field(
+        init=False, default=1280
+    )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ConvNeXtTinyConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # a 4x4 stem, then three 2x2 downsamplings
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": Preset(236, 224), "DEFAULT": Preset(236, 224)}
 
-    _target_: str = "app.models.convnext_tiny"
+    _target_: str = field(init=False, default="app.models.convnext_tiny")
     weights: Optional[ConvNeXtTinyWeights] = None
-    out_features: Annotated[int, Interval(ge=768, le=768), doc("ConvNeXt-Tiny pools to 768 channels")] = 768
+    out_features: Annotated[int, Interval(ge=768, le=768), doc("ConvNeXt-Tiny pools to 768 channels")] = field(
+        init=False, default=768
+    )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ViTB16Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 224  # its position embeddings are for 14x14 patches of 16 px
     max_image_size: ClassVar[Optional[int]] = 224
@@ -401,9 +465,11 @@ class ViTB16Config(FeatureExtractorConfig):
         "DEFAULT": IMAGENET_V1,
     }
 
-    _target_: str = "app.models.vit_b_16"
+    _target_: str = field(init=False, default="app.models.vit_b_16")
     weights: Optional[ViTB16Weights] = None
-    out_features: Annotated[int, Interval(ge=768, le=768), doc("ViT-B/16's class token is 768 wide")] = 768
+    out_features: Annotated[int, Interval(ge=768, le=768), doc("ViT-B/16's class token is 768 wide")] = field(
+        init=False, default=768
+    )
 
 
 store(AlexNetConfig(), group="feature_extractor", name="alexnet")
@@ -417,23 +483,30 @@ store(ViTB16Config(), group="feature_extractor", name="vit_b_16")
 
 
 # ------------------------------------------------------------------------------- classifier
-@dataclass
-class LinearConfig:
-    _target_: str = "torch.nn.Linear"
-    in_features: AtLeastOne = MISSING
-    out_features: AtLeastOne = MISSING
+@dataclass(kw_only=True)
+class LayerConfig(Config):
+    """A layer of the head: a ``torch.nn`` module built from its fields (each subclass's)."""
+
+    _target_: str = field(init=False, default=MISSING)
+
+
+@dataclass(kw_only=True)
+class LinearConfig(LayerConfig):
+    _target_: str = field(init=False, default="torch.nn.Linear")
+    in_features: AtLeastOne
+    out_features: AtLeastOne
     bias: bool = True
 
 
-@dataclass
-class ReLUConfig:
-    _target_: str = "torch.nn.ReLU"
+@dataclass(kw_only=True)
+class ReLUConfig(LayerConfig):
+    _target_: str = field(init=False, default="torch.nn.ReLU")
     inplace: bool = False
 
 
-@dataclass
-class DropoutConfig:
-    _target_: str = "torch.nn.Dropout"
+@dataclass(kw_only=True)
+class DropoutConfig(LayerConfig):
+    _target_: str = field(init=False, default="torch.nn.Dropout")
     p: Annotated[float, Interval(ge=0, lt=1), doc("the probability of zeroing a unit")] = 0.5
     inplace: bool = False
 
@@ -449,17 +522,26 @@ def _follows(index: int) -> Any:
     return II(f"..[{index}].out_features")
 
 
-@dataclass
-class HeadConfig:
+# To mypy the head's layers are LayerConfigs. To OmegaConf they are any nodes: a layer written as
+# a dict on the command line would otherwise be read as LayerConfig, which has no fields; the
+# launch check reads each one as the layer config with its _target_ (LinearConfig, ...).
+if typing.TYPE_CHECKING:
+    Layers = list[LayerConfig]
+else:
+    Layers = list[Any]
+
+
+@dataclass(kw_only=True)
+class HeadConfig(Config):
     """A ``torch.nn.Sequential`` whose layers are its positional ``_args_``."""
 
-    _target_: str = "torch.nn.Sequential"
-    _args_: list[Any] = MISSING
+    _target_: str = field(init=False, default="torch.nn.Sequential")
+    _args_: Layers
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SmallHeadConfig(HeadConfig):
-    _args_: list[Any] = field(
+    _args_: Layers = field(
         default_factory=lambda: [
             LinearConfig(in_features=FROM_EXTRACTOR, out_features=100),
             ReLUConfig(),
@@ -468,9 +550,9 @@ class SmallHeadConfig(HeadConfig):
     )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LargeHeadConfig(HeadConfig):
-    _args_: list[Any] = field(
+    _args_: Layers = field(
         default_factory=lambda: [
             LinearConfig(in_features=FROM_EXTRACTOR, out_features=512),
             ReLUConfig(),
@@ -488,41 +570,42 @@ store(LargeHeadConfig(), group="classifier", name="large")
 
 
 # -------------------------------------------------------------------------------- optimizer
-@dataclass
-class OptimizerConfig:
+@dataclass(kw_only=True)
+class OptimizerConfig(Config):
     """Partial: the job calls it with the trainable parameters."""
 
-    _target_: str = MISSING
-    _partial_: bool = True
-    _convert_: str = "all"  # betas reach torch as a plain list, not a ListConfig
+    _target_: str = field(init=False, default=MISSING)
+    _partial_: bool = field(init=False, default=True)
+    _convert_: str = field(init=False, default="all")  # betas reach torch as a plain list, not a ListConfig
     lr: Positive = 1e-3
     weight_decay: NotNegative = 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SGDConfig(OptimizerConfig):
-    _target_: str = "torch.optim.SGD"
+    _target_: str = field(init=False, default="torch.optim.SGD")
     lr: Positive = 0.01
     momentum: NotNegative = 0.9
     dampening: NotNegative = 0.0
     nesterov: bool = False  # needs momentum > 0 and dampening 0 (a cross-field rule)
 
 
-@dataclass
+Beta = Annotated[float, Interval(ge=0, lt=1)]
+
+
+@dataclass(kw_only=True)
 class AdamConfig(OptimizerConfig):
-    _target_: str = "torch.optim.Adam"
+    _target_: str = field(init=False, default="torch.optim.Adam")
     lr: Positive = 1e-4
     # torch unpacks exactly two coefficients, each a decay rate in [0, 1)
-    betas: Annotated[list[Annotated[float, Interval(ge=0, lt=1)]], Len(2, 2)] = field(
-        default_factory=lambda: [0.9, 0.999]
-    )
+    betas: Annotated[tuple[Beta, Beta], Len(2, 2)] = (0.9, 0.999)
     eps: Positive = 1e-8
     amsgrad: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AdamWConfig(AdamConfig):
-    _target_: str = "torch.optim.AdamW"
+    _target_: str = field(init=False, default="torch.optim.AdamW")
     weight_decay: NotNegative = 0.01
 
 
@@ -535,38 +618,38 @@ store(SGDConfig(), group="optimizer", name="sgd")
 Fraction = Annotated[float, Interval(gt=0, le=1)]
 
 
-@dataclass
-class SchedulerConfig:
+@dataclass(kw_only=True)
+class SchedulerConfig(Config):
     """Partial: the job calls it with the optimizer and the optimizer steps per epoch, and steps
     it after every optimizer step; lengths are in epochs (fractions allowed)."""
 
-    _target_: str = MISSING
-    _partial_: bool = True
+    _target_: str = field(init=False, default=MISSING)
+    _partial_: bool = field(init=False, default=True)
     warmup_epochs: NotNegative = 0.0  # a linear ramp from warmup_start_factor x lr up to lr
     warmup_start_factor: Fraction = 0.01
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ConstantConfig(SchedulerConfig):
     """The optimizer's lr throughout (after any warm-up)."""
 
-    _target_: str = "app.schedules.constant"
+    _target_: str = field(init=False, default="app.schedules.constant")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CosineConfig(SchedulerConfig):
     """Cosine decay from lr to eta_min over the epochs after the warm-up."""
 
-    _target_: str = "app.schedules.cosine"
+    _target_: str = field(init=False, default="app.schedules.cosine")
     epochs: AtLeastOne = II("trainer.epochs")
     eta_min: NotNegative = 0.0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StepConfig(SchedulerConfig):
     """lr x gamma every step_size epochs after the warm-up."""
 
-    _target_: str = "app.schedules.step"
+    _target_: str = field(init=False, default="app.schedules.step")
     step_size: Positive = 1.0
     gamma: Positive = 0.5
 
@@ -576,11 +659,11 @@ class Anneal(Enum):
     linear = "linear"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OneCycleConfig(SchedulerConfig):
     """torch's OneCycleLR, peaking at the optimizer's lr: its warm-up is the rise to the peak."""
 
-    _target_: str = "app.schedules.onecycle"
+    _target_: str = field(init=False, default="app.schedules.onecycle")
     epochs: AtLeastOne = II("trainer.epochs")
     warmup_epochs: NotNegative = 0.3  # the rise (cosine or linear, as anneal_strategy); at least one step
     warmup_start_factor: Fraction = 0.04  # torch's div_factor=25
@@ -595,20 +678,20 @@ store(OneCycleConfig(), group="scheduler", name="onecycle")
 
 
 # ----------------------------------------------------------------------------------- logger
-@dataclass
-class LoggerConfig:
+@dataclass(kw_only=True)
+class LoggerConfig(Config):
     """Where the per-epoch figures go besides ``metrics.csv`` and ``curves.png``, which every run
     writes (resume, the summary and the plot read them)."""
 
-    _target_: str = "app.loggers.Logger"
-    _partial_: bool = True  # the job calls it with the run dir and the step it resumes from
+    _target_: str = field(init=False, default="app.loggers.Logger")
+    _partial_: bool = field(init=False, default=True)  # the job calls it with the run dir and the step it resumes from
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TensorBoardConfig(LoggerConfig):
     """TensorBoard event files in ``<run dir>/tensorboard`` (``pip install tensorboard``)."""
 
-    _target_: str = "app.loggers.TensorBoardLogger"
+    _target_: str = field(init=False, default="app.loggers.TensorBoardLogger")
     every_n_steps: AtLeastOne = 10  # train loss and lr every n optimizer steps; the rest per epoch
 
 
@@ -644,8 +727,8 @@ def resumable(path: str) -> bool:
     return path == RESUME_AUTO or whole_checkpoint(path)
 
 
-@dataclass
-class TrainerConfig:
+@dataclass(kw_only=True)
+class TrainerConfig(Config):
     # What a resumed run (trainer.resume) may set otherwise than the run it continues: how long it
     # goes on, where and how fast it computes, how it stops and reports. Any other key would make
     # it another run than the one its checkpoint holds (a new seed draws another val split, a new
@@ -668,7 +751,7 @@ class TrainerConfig:
     # with freeze_extractor and no random augmentation: each image's features are computed once,
     # kept under feature_cache_dir (keyed by extractor, weights, data and precision) and reused
     feature_cache: bool = True
-    feature_cache_dir: Annotated[str, Predicate(directory_path)] = (
+    feature_cache_dir: Annotated[PathText, Predicate(directory_path)] = (
         "~/.cache/app-train/features"  # shared by runs and sweeps
     )
     # a cached split larger than this is read memory-mapped from disk, not loaded into memory
@@ -680,7 +763,7 @@ class TrainerConfig:
     compile: bool = False  # torch.compile the model (eager, with a warning, where it cannot)
     deterministic: bool = False  # torch's deterministic algorithms: same seed, same metrics.csv
     overwrite: bool = False  # replace what an earlier run left in the run dir (else: refused)
-    resume: Optional[Annotated[str, Predicate(resumable)]] = None  # a last.pt, or auto
+    resume: Optional[Annotated[PathText, Predicate(resumable)]] = None  # a last.pt, or auto
     label_smoothing: Annotated[float, Interval(ge=0, lt=1)] = 0.0
     clip_grad_norm: Optional[Positive] = None  # the largest gradient norm an optimizer step takes
     accumulate_batches: AtLeastOne = 1  # batches whose gradients add up to one optimizer step
@@ -717,50 +800,105 @@ def plain_tag(tag: str) -> bool:
     return bool(tag) and not any(c.isspace() or c == "," for c in tag)
 
 
-@dataclass
-class MainConfig:
+# The option of each group that app-train runs unless told otherwise
+DEFAULT_OPTIONS = {
+    "dataset": "digits",
+    "feature_extractor": "alexnet",
+    "classifier": "small",
+    "optimizer": "adam",
+    "scheduler": "cosine",
+    "trainer": "default",
+    "logger": "csv",
+}
+DEFAULTS: list[Any] = ["_self_", *({group: option} for group, option in DEFAULT_OPTIONS.items())]
+
+
+@dataclass(kw_only=True)
+class MainConfig(Config):
     """The schema of the whole run; the defaults list picks one option of each group."""
 
     # and TrainerConfig's; a schedule's length follows trainer.epochs (a run extended to 40 epochs)
     resume_may_change: ClassVar[tuple[str, ...]] = ("logger", "tags", "scheduler.epochs")
 
-    defaults: list[Any] = field(
-        default_factory=lambda: [
-            "_self_",
-            {"dataset": "digits"},
-            {"feature_extractor": "alexnet"},
-            {"classifier": "small"},
-            {"optimizer": "adam"},
-            {"scheduler": "cosine"},
-            {"trainer": "default"},
-            {"logger": "csv"},
-        ]
-    )
-    dataset: DatasetConfig = MISSING
-    feature_extractor: FeatureExtractorConfig = MISSING
-    classifier: HeadConfig = MISSING
-    optimizer: OptimizerConfig = MISSING
-    scheduler: Optional[SchedulerConfig] = None
-    trainer: TrainerConfig = MISSING
-    logger: LoggerConfig = MISSING
+    # Hydra's defaults list (not an argument: in Python every group's config is given)
+    defaults: list[Any] = field(init=False, default_factory=lambda: [*DEFAULTS])
+    dataset: DatasetConfig
+    feature_extractor: FeatureExtractorConfig
+    classifier: HeadConfig
+    optimizer: OptimizerConfig
+    scheduler: Optional[SchedulerConfig]  # None: the optimizer's lr throughout
+    trainer: TrainerConfig
+    logger: LoggerConfig
     # words to find the run by later: kept in its summary.json and in the sweep's summary.csv
     tags: list[Annotated[str, Predicate(plain_tag)]] = field(default_factory=list)
 
 
-store(MainConfig(), name=CONFIG_NAME)
+# Each group's option is the defaults list's, an experiment's or the command line's; ~scheduler: none
+store(MainConfig(**{group: MISSING for group in DEFAULT_OPTIONS} | {"scheduler": None}), name=CONFIG_NAME)
 
 
-def partial_override(name: str, options: Optional[dict[str, str]] = None, **values: Any) -> Any:
-    """A config for the global package that sets ``values`` and leaves every other key as it is.
+class Unset(Enum):
+    """A group a partial override leaves as it is (``None`` there means: no scheduler)."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
+def given(config: Config) -> dict[str, Any]:
+    """The values a config object was given as arguments (each ``Config`` value, its own given
+    values likewise), as plain values; the fields left to their defaults are not among them."""
+    from omegaconf import OmegaConf
+
+    values: dict[str, Any] = {}
+    for name in getattr(config, "_given", ()):
+        value = getattr(config, name)
+        if isinstance(value, Config):
+            value = given(value)
+        elif isinstance(value, (list, tuple)):  # a head's layers: whole, each with its _target_
+            value = [OmegaConf.to_container(OmegaConf.structured(v)) if isinstance(v, Config) else v for v in value]
+        values[name] = value
+    return values
+
+
+def partial_override(
+    name: str,
+    *,
+    dataset: Optional[DatasetConfig] = None,
+    feature_extractor: Optional[FeatureExtractorConfig] = None,
+    classifier: Optional[HeadConfig] = None,
+    optimizer: Optional[OptimizerConfig] = None,
+    scheduler: Union[SchedulerConfig, None, Unset] = UNSET,
+    trainer: Optional[TrainerConfig] = None,
+    logger: Optional[LoggerConfig] = None,
+    tags: Optional[list[str]] = None,
+    pick_options: bool = False,
+) -> Any:
+    """A config for the global package that sets what each group's config object was given
+    (``trainer=TrainerConfig(epochs=1)`` sets ``trainer.epochs`` alone) and leaves every other key
+    as it is; mypy checks each value's names and types. With ``pick_options``, a group given as the
+    class of one of its stored options also picks that option (``optimizer=AdamWConfig(...)``:
+    Hydra's ``override /optimizer: adamw``); a group's base class (``OptimizerConfig(lr=...)``)
+    never does.
 
     Hydra merges only a subclass of ``MainConfig`` into the typed main config, so this is one,
-    with its own empty defaults list and every field it does not set MISSING (which a merge
-    skips). Nested values are plain dicts, checked against the schema when they are merged;
-    ``options`` picks group options (``{"feature_extractor": "resnet18"}``) as the defaults list does.
+    with its own defaults list and every field it does not set MISSING (which a merge skips).
     """
-    unset = {f.name: MISSING for f in fields(MainConfig) if f.name != "defaults" and f.name not in values}
+    groups: dict[str, Any] = {
+        "dataset": dataset, "feature_extractor": feature_extractor, "classifier": classifier,
+        "optimizer": optimizer, "trainer": trainer, "logger": logger,
+    }  # fmt: skip
+    values: dict[str, Any] = {group: given(config) for group, config in groups.items() if config is not None}
+    if scheduler is not UNSET:
+        values["scheduler"] = None if scheduler is None else given(scheduler)
+        groups["scheduler"] = scheduler
+    if tags is not None:
+        values["tags"] = tags
+    options = {group: _option_of(group, config) for group, config in groups.items() if pick_options}
+    unset = {f.name: MISSING for f in fields(MainConfig) if f.init and f.name not in values}
     return make_config(
-        hydra_defaults=[*({f"override /{group}": option} for group, option in (options or {}).items()), "_self_"],
+        hydra_defaults=[*({f"override /{group}": option} for group, option in options.items() if option), "_self_"],
         **unset,
         **values,
         bases=(MainConfig,),
@@ -768,27 +906,37 @@ def partial_override(name: str, options: Optional[dict[str, str]] = None, **valu
     )
 
 
+def _option_of(group: str, config: Any) -> Optional[str]:
+    """The name of ``group``'s stored option whose config class is the class of ``config``."""
+    found = [e["name"] for e in store if e["group"] == group and _class(e["node"]) is type(config)]
+    return found[0] if len(found) == 1 else None
+
+
+def _class(node: Any) -> type:
+    return node if isinstance(node, type) else type(node)
+
+
 # ``+debug=fast``: a run of seconds, for smoke tests.
 FastDebugConfig = partial_override(
     "FastDebugConfig",
-    dataset={"image": {"size": 64}, "train_size": 64, "val_size": 32},
-    trainer={"epochs": 1, "batch_size": 16},
+    dataset=DatasetConfig(image=ImageConfig(size=64), train_size=64, val_size=32),
+    trainer=TrainerConfig(epochs=1, batch_size=16),
 )
 # ``+debug=overfit``: the same two batches for 30 epochs at a constant, higher lr: the training
 # loss must fall to about 0 (AlexNet from random weights: below 0.05 by the end), or the model,
 # the loss or the data has a bug.
 OverfitDebugConfig = partial_override(
     "OverfitDebugConfig",
-    dataset={"image": {"size": 64}},
-    optimizer={"lr": 3e-4},
+    dataset=DatasetConfig(image=ImageConfig(size=64)),
+    optimizer=OptimizerConfig(lr=3e-4),
     scheduler=None,
-    trainer={"epochs": 30, "batch_size": 16, "overfit_batches": 2, "early_stopping_patience": None},
+    trainer=TrainerConfig(epochs=30, batch_size=16, overfit_batches=2, early_stopping_patience=None),
 )
 # ``+debug=profile``: torch's profiler on a few steps of a short run, trace in profile/.
 ProfileDebugConfig = partial_override(
     "ProfileDebugConfig",
-    dataset={"image": {"size": 64}, "train_size": 128, "val_size": 32},
-    trainer={"epochs": 1, "batch_size": 16, "profile_steps": 4},
+    dataset=DatasetConfig(image=ImageConfig(size=64), train_size=128, val_size=32),
+    trainer=TrainerConfig(epochs=1, batch_size=16, profile_steps=4),
 )
 store(FastDebugConfig(), group="debug", name="fast", package="_global_")
 store(OverfitDebugConfig(), group="debug", name="overfit", package="_global_")
@@ -796,10 +944,9 @@ store(ProfileDebugConfig(), group="debug", name="profile", package="_global_")
 
 
 # ------------------------------------------------------------------------------ experiments
-def experiment(name: str, options: dict[str, str], **values: Any) -> Any:
-    """A named experiment for ``+experiment=NAME``: a ``partial_override`` that also picks the
-    group ``options`` (Hydra's ``override /group: option``), every other key left as it is."""
-    return partial_override(name, options, **values)
+experiment = functools.partial(partial_override, pick_options=True)
+"""A named experiment for ``+experiment=NAME``: a ``partial_override`` whose groups given as an
+option's class pick that option (Hydra's ``override /group: option``), every other key left as it is."""
 
 
 def as_untyped(config: Any) -> Any:
@@ -821,47 +968,36 @@ def as_untyped(config: Any) -> Any:
 # features (computed once, then read from the feature cache), AdamW at a head's lr.
 DigitsResNet18Frozen = experiment(
     "DigitsResNet18Frozen",
-    {"dataset": "digits", "feature_extractor": "resnet18", "classifier": "small", "optimizer": "adamw"},
-    dataset={"image": {"size": 64}},  # 8x8 digits: 64 px is 2 pixels per ResNet-18 output map side
-    optimizer={"lr": 1e-3},
-    trainer={"freeze_extractor": True, "epochs": 8},
+    dataset=DigitsConfig(image=ImageConfig(size=64)),  # 8x8 digits: 64 px is 2 pixels per ResNet-18 output map side
+    feature_extractor=ResNet18Config(),
+    classifier=SmallHeadConfig(),
+    optimizer=AdamWConfig(lr=1e-3),
+    trainer=TrainerConfig(freeze_extractor=True, epochs=8),
 )
 # ``+experiment=digits_alexnet_finetune``: all of AlexNet trained, its body at a tenth of the
 # head's lr, the larger head and a one-cycle schedule.
 DigitsAlexNetFinetune = experiment(
     "DigitsAlexNetFinetune",
-    {
-        "dataset": "digits",
-        "feature_extractor": "alexnet",
-        "classifier": "large",
-        "optimizer": "adamw",
-        "scheduler": "onecycle",
-    },
-    optimizer={"lr": 3e-4},
-    trainer={"freeze_extractor": False, "extractor_lr_scale": 0.1, "epochs": 6},
+    dataset=DigitsConfig(),
+    feature_extractor=AlexNetConfig(),
+    classifier=LargeHeadConfig(),
+    optimizer=AdamWConfig(lr=3e-4),
+    scheduler=OneCycleConfig(),
+    trainer=TrainerConfig(freeze_extractor=False, extractor_lr_scale=0.1, epochs=6),
 )
 # ``+experiment=digits_resnet18_finetune``: all of ResNet-18 trained, its body at a tenth of the
 # head's lr, warmed up for half an epoch, with label smoothing and an EMA of the weights; on your own
 # images: ``+experiment=digits_resnet18_finetune dataset=folder dataset.root=DIR dataset.classes=N``.
 DigitsResNet18Finetune = experiment(
     "DigitsResNet18Finetune",
-    {
-        "dataset": "digits",
-        "feature_extractor": "resnet18",
-        "classifier": "small",
-        "optimizer": "adamw",
-        "scheduler": "cosine",
-    },
-    dataset={"image": {"size": 64}},
-    optimizer={"lr": 1e-3},
-    scheduler={"warmup_epochs": 0.5},  # half an epoch: a +debug=fast run of 1 epoch keeps it
-    trainer={
-        "freeze_extractor": False,
-        "extractor_lr_scale": 0.1,
-        "epochs": 6,
-        "label_smoothing": 0.1,
-        "ema_decay": 0.99,
-    },
+    dataset=DigitsConfig(image=ImageConfig(size=64)),
+    feature_extractor=ResNet18Config(),
+    classifier=SmallHeadConfig(),
+    optimizer=AdamWConfig(lr=1e-3),
+    scheduler=CosineConfig(warmup_epochs=0.5),  # half an epoch: a +debug=fast run of 1 epoch keeps it
+    trainer=TrainerConfig(
+        freeze_extractor=False, extractor_lr_scale=0.1, epochs=6, label_smoothing=0.1, ema_decay=0.99
+    ),
 )
 EXPERIMENTS = {
     "digits_resnet18_frozen": DigitsResNet18Frozen,
@@ -875,17 +1011,17 @@ for _name, _config in EXPERIMENTS.items():
 # --------------------------------------------------------------------------- search presets
 
 
-@dataclass
-class SamplerSeedConfig:
+@dataclass(kw_only=True)
+class SamplerSeedConfig(Config):
     seed: Optional[int] = 0  # the same trials, in the same order, for the same command
 
 
-@dataclass
-class SearchSweeperConfig:
+@dataclass(kw_only=True)
+class SearchSweeperConfig(Config):
     """``hydra.sweeper`` as a search preset sets it: Optuna, maximising the best validation
     accuracy (what the job returns), its study kept in SQLite in the sweep dir."""
 
-    _target_: str = SEARCH_SWEEPER
+    _target_: str = field(init=False, default=SEARCH_SWEEPER)
     direction: str = "maximize"
     study_name: str = MISSING
     # the sweep dir is made before the study is opened (ResumableOptunaSweeper.sweep)
@@ -896,14 +1032,14 @@ class SearchSweeperConfig:
     params: dict[str, str] = field(default_factory=dict)  # key: Hydra sweep expression (interval, choice)
 
 
-@dataclass
-class SearchSweepDir:
+@dataclass(kw_only=True)
+class SearchSweepDir(Config):
     dir: str = MISSING  # fixed, not dated: the same command finds the same study
     subdir: str = "${hydra.job.num}"
 
 
-@dataclass
-class SearchHydraConfig:
+@dataclass(kw_only=True)
+class SearchHydraConfig(Config):
     sweeper: SearchSweeperConfig = MISSING
     sweep: SearchSweepDir = MISSING
 
@@ -956,19 +1092,19 @@ class Split(Enum):
     train = "train"
 
 
-@dataclass
-class InferenceConfig:
+@dataclass(kw_only=True)
+class InferenceConfig(Config):
     """What ``app-evaluate`` and ``app-predict`` share: a trained model and how to run it."""
 
     # checkpoints/best.pt or last.pt of a run: the model and its config come from it
-    checkpoint: Annotated[str, Predicate(whole_checkpoint)] = MISSING
+    checkpoint: Annotated[PathText, Predicate(whole_checkpoint)]
     batch_size: AtLeastOne = 64
     device: Device = Device.auto
     precision: Optional[Precision] = None  # null: the checkpoint's trainer.precision
     num_workers: Optional[Workers] = None  # null: chosen for the data
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EvaluateConfig(InferenceConfig):
     """``app-evaluate checkpoint=PATH``: loss, accuracy and per-class figures on a dataset split.
 
@@ -977,21 +1113,21 @@ class EvaluateConfig(InferenceConfig):
     checkpoint's values first on the command line, where later overrides win.
     """
 
-    defaults: list[Any] = field(default_factory=lambda: ["_self_", {"dataset": "digits"}])
-    dataset: DatasetConfig = MISSING
+    defaults: list[Any] = field(init=False, default_factory=lambda: ["_self_", {"dataset": "digits"}])
+    dataset: DatasetConfig
     split: Split = Split.val  # the validation split the run held out, or its training split
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PredictConfig(InferenceConfig):
     """``app-predict checkpoint=PATH input=FILE_OR_DIR``: a CSV of each image's classes, best first."""
 
-    input: Annotated[str, Predicate(file_or_dir)] = MISSING  # an image, or a folder searched recursively
+    input: Annotated[PathText, Predicate(file_or_dir)]  # an image, or a folder searched recursively
     top_k: Optional[AtLeastOne] = None  # classes listed per image; null: 5, or all when there are fewer
 
 
-store(EvaluateConfig(), name=EVALUATE_NAME)
-store(PredictConfig(), name=PREDICT_NAME)
+store(EvaluateConfig(checkpoint=MISSING, dataset=MISSING), name=EVALUATE_NAME)  # given at launch
+store(PredictConfig(checkpoint=MISSING, input=MISSING), name=PREDICT_NAME)
 
 
 def option_class(group: str, values: Any) -> type:
@@ -1040,16 +1176,39 @@ def node_class(group: str, node: Any) -> type:
     return option_class(group, node)
 
 
+def _typed_layers(values: Any) -> Any:
+    """A head's resolved values with each of its layers typed as the layer config with its
+    ``_target_`` (merged as plain dicts, they would be read as ``LayerConfig``, which has no fields)."""
+    from omegaconf import OmegaConf
+
+    layers = values.get("_args_") if isinstance(values, dict) else None
+    if not isinstance(layers, list):
+        return values
+    classes = {getattr(c, "_target_"): c for c in _subclasses(LayerConfig)}  # noqa: B009  (a class attribute)
+    typed = [
+        OmegaConf.merge(OmegaConf.structured(classes[layer["_target_"]]), layer)
+        if isinstance(layer, dict) and layer.get("_target_") in classes
+        else layer
+        for layer in layers
+    ]
+    return {**values, "_args_": typed}
+
+
+def _subclasses(base: type) -> list[type]:
+    direct: list[type] = base.__subclasses__()
+    return [sub for child in direct for sub in [child, *_subclasses(child)]]
+
+
 def typed_config(values: dict[str, Any]) -> MainConfig:
     """A run's resolved config (``config.yaml``, a checkpoint's ``config``) as a ``MainConfig``
     of dataclasses, each node typed as the option that wrote it."""
     from omegaconf import OmegaConf
 
-    groups = [next(iter(item)) for item in MainConfig().defaults if isinstance(item, dict)]
+    groups = list(DEFAULT_OPTIONS)
     nodes: dict[str, Any] = {
         name: None
         if values.get(name) is None
-        else OmegaConf.merge(OmegaConf.structured(option_class(name, values[name])), values[name])
+        else OmegaConf.merge(OmegaConf.structured(option_class(name, values[name])), _typed_layers(values[name]))
         for name in groups
     }
     nodes |= {

@@ -112,7 +112,7 @@ def digits(
 
     # Resized once up front (grey; channels are expanded on access), each split on its own so
     # that the peak memory stays about twice the data; the fixed statistics need no training split.
-    grey = pixels(ImageConfig(image.size, 1, image.normalize), DigitsConfig, preset)
+    grey = pixels(ImageConfig(size=image.size, channels=1, normalize=image.normalize), DigitsConfig, preset)
     return Splits(
         ImageTensorDataset(resized(values[train_idx], grey), labels[train_idx], image.channels),
         ImageTensorDataset(resized(values[val_idx], grey), labels[val_idx], image.channels),

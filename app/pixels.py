@@ -119,11 +119,13 @@ def image_transform(cfg: DictConfig) -> Callable[[Any], torch.Tensor]:
     from torchvision.transforms.functional import to_tensor
 
     image = ImageConfig(
-        cfg.dataset.image.size, cfg.dataset.image.channels, Normalize(_name(cfg.dataset.image.get("normalize", "auto")))
+        size=cfg.dataset.image.size,
+        channels=cfg.dataset.image.channels,
+        normalize=Normalize(_name(cfg.dataset.image.get("normalize", "auto"))),
     )
     dataset: type[DatasetConfig] = node_class("dataset", cfg.dataset)
     if issubclass(dataset, DigitsConfig):  # held in memory as grey tensors, resized as a batch: see digits()
-        grey = pixels(ImageConfig(image.size, 1, image.normalize), dataset, preset_for(cfg))
+        grey = pixels(ImageConfig(size=image.size, channels=1, normalize=image.normalize), dataset, preset_for(cfg))
         return lambda picture: resized(to_tensor(picture.convert("L"))[None], grey)[0].expand(image.channels, -1, -1)
     transform = picture_transform(pixels(image, dataset, preset_for(cfg)))
     mode = "RGB" if image.channels == 3 else "L"

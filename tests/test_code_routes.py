@@ -71,7 +71,7 @@ def cifar10_folder(root: Path, protocol: int = 2, numpy1: bool = False) -> Path:
 def load_cifar10(root: Path) -> Any:
     from app.data import cifar10
 
-    return cifar10(image=ImageConfig(32, 3, Normalize.dataset), root=str(root))
+    return cifar10(image=ImageConfig(size=32, channels=3, normalize=Normalize.dataset), root=str(root))
 
 
 @pytest.mark.parametrize(("protocol", "numpy1"), [(2, True), (2, False), (5, False)])

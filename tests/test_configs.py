@@ -126,7 +126,8 @@ def test_to_object_gives_typed_main_config() -> None:
     obj = OmegaConf.to_object(compose_config(["optimizer=adam"]))
     assert isinstance(obj, MainConfig)
     assert isinstance(obj.optimizer, AdamConfig)
-    assert obj.classifier._args_[2].out_features == 10
+    last = obj.classifier._args_[2]
+    assert isinstance(last, LinearConfig) and last.out_features == 10
 
 
 # -------------------------------------------------------------- every field keeps its type

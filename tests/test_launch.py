@@ -19,7 +19,7 @@ import app.data
 import app.launch
 import app.train
 from app.checks import ConfigError, Problem, check_config
-from app.configs import AdamConfig, ImageConfig, MainConfig
+from app.configs import AdamConfig, ImageConfig, LinearConfig, MainConfig
 from app.launch import check_main, check_overrides, compose_config, load_config, parse_command
 from tests.conftest import TINY, refused_in_process, run_cli
 
@@ -148,7 +148,8 @@ def test_load_config_gives_typed_dataclasses() -> None:
     config = load_config(["optimizer.lr=0.5", "dataset.classes=4"])
     assert isinstance(config, MainConfig) and isinstance(config.optimizer, AdamConfig)
     assert config.optimizer.lr == 0.5
-    assert config.classifier._args_[-1].out_features == 4  # interpolations resolved
+    last = config.classifier._args_[-1]
+    assert isinstance(last, LinearConfig) and last.out_features == 4  # interpolations resolved
 
 
 def test_the_callers_hydra_context_is_left_as_found() -> None:

@@ -5,12 +5,13 @@ import os
 import shlex
 import subprocess
 import sys
+import typing
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import pytest
-from annotated_types import Ge, Gt, Interval, Le, Lt, Timezone
+from annotated_types import Ge, Gt, Interval, Le, Len, Lt, Timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -546,13 +547,25 @@ PROBES: list[object] = [
 ]
 
 
+def as_omegaconf_holds_it(hint: Any) -> Any:
+    """A fixed-length tuple hint (``betas``) as the list of that length OmegaConf holds."""
+    metadata: tuple[Any, ...] = ()
+    if typing.get_origin(hint) is Annotated:
+        hint, metadata = hint.__origin__, hint.__metadata__
+    if typing.get_origin(hint) is tuple:
+        items = typing.get_args(hint)
+        hint = Annotated[list[items[0]], Len(len(items), len(items))]  # type: ignore[valid-type]
+    return Annotated[(hint, *metadata)] if metadata else hint
+
+
 @pytest.mark.parametrize("hint", every_field_hint(), ids=repr)
 def test_launch_validator_gives_pydantics_verdicts(hint: Any) -> None:
     from pydantic import ConfigDict, TypeAdapter
     from pydantic import ValidationError as PydanticError
     from pydantic_core import ValidationError
 
-    reference: TypeAdapter[Any] = TypeAdapter(hint, config=ConfigDict(strict=True, allow_inf_nan=False))
+    config = ConfigDict(strict=True, allow_inf_nan=False)
+    reference: TypeAdapter[Any] = TypeAdapter(as_omegaconf_holds_it(hint), config=config)
     for value in PROBES:
         try:
             reference.validate_python(value)

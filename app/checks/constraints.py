@@ -46,8 +46,20 @@ def unwrap(hint: Any) -> tuple[Any, list[Any]]:
             hint = hint.__origin__
         elif _optional(hint) is not None:
             hint = _optional(hint)
+        elif typing.get_origin(hint) is tuple:
+            hint, length = _listed(hint)
+            metadata += [MinLen(length), MaxLen(length)]
         else:
             return hint, metadata
+
+
+def _listed(hint: Any) -> tuple[Any, int]:
+    """A fixed-length tuple of one type (``tuple[float, float]``) as the list OmegaConf holds it
+    (a ``ListConfig``), and its length."""
+    items = typing.get_args(hint)
+    if not items or Ellipsis in items or len(set(items)) > 1:
+        raise TypeError(f"{hint!r}: a tuple of items of one type, of a fixed length, is what app.checks validates")
+    return list[items[0]], len(items)  # type: ignore[valid-type]
 
 
 def _num(value: Any) -> str:
@@ -149,6 +161,9 @@ def _core_schema(hint: Any) -> Any:
                 checks.append(part.func)
             elif not isinstance(getattr(part, "documentation", None), str):  # doc(): words only
                 raise TypeError(f"{part!r}: a constraint that app.checks cannot enforce yet")
+    if typing.get_origin(hint) is tuple:
+        hint, length = _listed(hint)
+        limits |= {"min_length": length, "max_length": length}
     schema: cs.CoreSchema
     if hint is bool:
         schema = cs.bool_schema(strict=True)
@@ -273,6 +288,7 @@ def example(schema: Any, name: str) -> Optional[str]:
         return None
     default = next((f.default for f in dataclasses.fields(schema) if f.name == name), None)
     default = default.name if isinstance(default, Enum) else default
+    default = list(default) if isinstance(default, tuple) else default  # as Hydra's grammar writes it: [0.9, 0.999]
     concrete = default not in (dataclasses.MISSING, "???", None) and not str(default).startswith("${")
     return str(default) if concrete else None
 
