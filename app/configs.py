@@ -1177,21 +1177,22 @@ def node_class(group: str, node: Any) -> type:
 
 
 def _typed_layers(values: Any) -> Any:
-    """A head's resolved values with each of its layers typed as the layer config with its
-    ``_target_`` (merged as plain dicts, they would be read as ``LayerConfig``, which has no fields)."""
-    from omegaconf import OmegaConf
-
+    """A head's resolved values with each of its layers typed (``typed_layer``)."""
     layers = values.get("_args_") if isinstance(values, dict) else None
     if not isinstance(layers, list):
         return values
+    return {**values, "_args_": [typed_layer(layer) for layer in layers]}
+
+
+def typed_layer(layer: Any) -> Any:
+    """A layer's values (a dict, as a checkpoint or the command line writes it) as a node of the
+    layer config with its ``_target_`` (``LinearConfig``, ...); anything else as it is."""
+    from omegaconf import OmegaConf
+
     classes = {getattr(c, "_target_"): c for c in _subclasses(LayerConfig)}  # noqa: B009  (a class attribute)
-    typed = [
-        OmegaConf.merge(OmegaConf.structured(classes[layer["_target_"]]), layer)
-        if isinstance(layer, dict) and layer.get("_target_") in classes
-        else layer
-        for layer in layers
-    ]
-    return {**values, "_args_": typed}
+    if isinstance(layer, dict) and layer.get("_target_") in classes:
+        return OmegaConf.merge(OmegaConf.structured(classes[layer["_target_"]]), layer)
+    return layer
 
 
 def _subclasses(base: type) -> list[type]:

@@ -268,7 +268,7 @@ class Trained(NamedTuple):
     classes: list[str]  # the class of each output, in order ("0".."9" for digits, folder names)
 
 
-def load(checkpoint: str, device: str = "cpu") -> Trained:
+def load(checkpoint: str | os.PathLike[str], device: str | torch.device = "cpu") -> Trained:
     """A checkpoint app-train wrote (``checkpoints/best.pt``) as a ready model, its typed config
     and its class names, without downloading anything: ``app.models.load("outputs/.../best.pt")``."""
     from hydra.errors import InstantiationException
@@ -277,6 +277,7 @@ def load(checkpoint: str, device: str = "cpu") -> Trained:
 
     from app.checks.built import checked_checkpoint
 
+    checkpoint = os.fspath(checkpoint)
     state = load_checkpoint(checkpoint)
     values = state.get("config")
     if not isinstance(values, dict):

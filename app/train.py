@@ -20,25 +20,24 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from app import launch, summary
-from app.checks import ConfigError, check_config
-from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE
+from app.checks import ConfigError, checked
+from app.configs import CONFIG_NAME, JOB_NAME, VERSION_BASE, MainConfig
 from app.errors import RankZeroFailed
 from app.training import distributed, runtime
 
 log = logging.getLogger("app.train")
 
 
-def train(cfg: DictConfig, output_dir: Path) -> float:
-    """Check ``cfg`` as the launch check would, then ``run`` it: for callers from Python.
+def train(cfg: MainConfig | DictConfig, output_dir: str | os.PathLike[str]) -> float:
+    """Check ``cfg`` (a ``MainConfig`` built in Python, or ``compose_config``'s ``DictConfig``)
+    as the launch check would, then ``run`` it, in ``output_dir``: for callers from Python.
 
     Logs what the CLI logs, to the console and to ``output_dir/train.log``. Raises
     ``app.checks.ConfigError`` before anything is created when ``cfg`` breaks a rule.
     """
-    problems = check_config(cfg)
-    if problems:
-        raise ConfigError(problems)
-    with _logging_like_the_cli(output_dir):
-        return run(cfg, output_dir)
+    node, output = checked(cfg), Path(output_dir)
+    with _logging_like_the_cli(output):
+        return run(node, output)
 
 
 @contextlib.contextmanager

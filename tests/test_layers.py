@@ -33,9 +33,10 @@ ALLOWED = {
     "data": {"configs", "errors", "files", "images", "pixels"},
     "models": {"configs", "errors", "files", "checks"},  # a checkpoint's config is checked before it is built
     "schedules": {"configs"},
+    "factories": {"configs", "checks", "data", "models"},  # the typed way to build what a config describes
     "loggers": {"files"},
     # the job side
-    "training": {"configs", "errors", "files", "checks", "plots", "data", "models", "loggers"},
+    "training": {"configs", "errors", "files", "checks", "plots", "data", "models", "loggers", "factories"},
     # the commands
     "train": {"configs", "errors", "checks", "launch", "training", "summary"},
     "evaluate": {"configs", "errors", "files", "launch", "data", "models", "plots", "training"},

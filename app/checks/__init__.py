@@ -38,9 +38,10 @@ from app.checks.constraints import (
 from app.checks.facts import processes, torchrun_processes
 from app.checks.problems import ConfigError, Problem, render, suggest, unknown_key
 from app.checks.rules import CROSS_RULES, cross_rule
-from app.checks.walk import STRICT, Targets, allow_target, check_config, internal_problem, resolved_leaves
+from app.checks.walk import STRICT, Targets, allow_target, check_config, checked, internal_problem, resolved_leaves
 
 __all__ = [
+    "checked",
     "CROSS_RULES",
     "torchrun_processes",
     "STRICT",

@@ -35,6 +35,8 @@ class ConfigError(AppError, ValueError):
     def __init__(self, problems: Sequence[Problem], points: int = 1) -> None:
         self.problems, self.points = list(problems), points
         super().__init__(render(self.problems, points))
+        # The first underlying error (Hydra's, OmegaConf's), as ``raise ... from`` would chain it
+        self.__cause__ = next((p.error for p in self.problems if p.error is not None), None)
 
 
 def render(problems: Sequence[Problem], points: int = 1) -> str:

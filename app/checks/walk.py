@@ -20,14 +20,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from omegaconf import DictConfig, ListConfig, Node, OmegaConf
+from omegaconf import DictConfig, ListConfig, Node, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 import app.checks.hydra_rules  # noqa: F401  (registers the rules on Hydra's node in CROSS_RULES)
 from app.checks.constraints import _constrained, _has_schema, _validate, example, field_hints, unresolved
 from app.checks.outputs import logging_problems
-from app.checks.problems import Problem, unknown_key
+from app.checks.problems import ConfigError, Problem, unknown_key
 from app.checks.rules import CROSS_RULES, CrossRule
+from app.configs import MainConfig
 
 STRICT = "APP_CHECKS_STRICT"  # a file: a rule that raises is written there and re-raised
 
@@ -304,6 +305,26 @@ def walked(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Problem]:
     walk = _Walk(Targets.registered() if targets is None else targets)
     walk.node(cfg, "")
     return walk.problems + list(_builds_only_registered(cfg, walk.targets, {p.key for p in walk.problems}))
+
+
+def checked(config: "MainConfig | DictConfig") -> DictConfig:
+    """A run's config given in Python, as the ``DictConfig`` the job reads, checked as the launch
+    checks it: a ``MainConfig`` (built in Python: its head's widths may still be interpolations)
+    or its ``DictConfig`` (``app.launch.compose_config``'s). Raises ``ConfigError`` for what
+    app-train would refuse, ``TypeError`` for anything else."""
+    node: DictConfig
+    if isinstance(config, MainConfig):
+        node = OmegaConf.structured(config)
+        with open_dict(node):
+            del node["defaults"]  # Hydra's defaults list, gone from a composed config
+    elif isinstance(config, DictConfig):
+        node = config
+    else:
+        raise TypeError(f"a MainConfig, or its DictConfig (app.launch.compose_config's), not a {type(config).__name__}")
+    problems = check_config(node)
+    if problems:
+        raise ConfigError(problems)
+    return node
 
 
 def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Problem]:

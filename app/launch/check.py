@@ -14,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
 from app.checks import ConfigError, Problem, Targets, check_config, render, torchrun_processes
-from app.configs import CONFIG_NAME, MainConfig
+from app.configs import CONFIG_NAME, MainConfig, typed_layer
 from app.launch.argv import Command
 from app.launch.hydra_errors import NOT_AN_INTEGER, _compose
 from app.launch.hydra_setup import app_hydra, as_the_job_sees_it
@@ -238,4 +238,8 @@ def load_config(overrides: Sequence[str] = ()) -> MainConfig:
     config = OmegaConf.to_object(compose_config(overrides))
     if not isinstance(config, MainConfig):
         raise TypeError(f"composed a {type(config).__name__}, not a MainConfig")
+    # a layer written as a dict on the command line, as its layer config (LinearConfig, ...)
+    layers = [typed_layer(layer) for layer in config.classifier._args_]
+    typed: list[Any] = [OmegaConf.to_object(layer) if OmegaConf.is_config(layer) else layer for layer in layers]
+    config.classifier._args_ = typed
     return config

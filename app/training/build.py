@@ -13,13 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from app import data
+from app import data, factories
 from app.models import ImageClassifier
 from app.training import distributed, engine, features
 from app.training.loaders import EpochOrder, loader, lone_last_batch
@@ -62,11 +61,10 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     for seed in (torch.manual_seed, random.seed, np.random.seed):
         seed(t.seed + ranks.rank)
     step = engine.Step(device, engine.resolve_precision(t.precision.value, device), t.channels_last)
-    splits: data.Splits = instantiate(cfg.dataset, data.preset_for(cfg))  # the weights' preset, if the images follow it
+    splits = factories.splits(cfg)
     train_order, val_order = _orders(cfg, splits, ranks)
     batch_size = t.batch_size // ranks.world  # the global batch, shared out: the launch check keeps it whole
-    # The extractor and the head are each built from their own config node
-    model = ImageClassifier(instantiate(cfg.feature_extractor), instantiate(cfg.classifier), t.freeze_extractor)
+    model = factories.model(cfg)
     drop = lone_last_batch(model, len(train_order), batch_size)  # each process's share: the same size on each
     batches_per_epoch = len(train_order) // batch_size if drop else math.ceil(len(train_order) / batch_size)
     model.to(device).to(memory_format=step.memory_format)
@@ -109,8 +107,8 @@ def _training(cfg: DictConfig, model: ImageClassifier, steps_per_epoch: int) -> 
     body = [p for p in model.extractor.parameters() if p.requires_grad]  # none when frozen
     # The head's group first: its lr is optimizer.lr, the one metrics.csv and the loggers show.
     groups = [{"params": head}] + ([{"params": body, "lr": cfg.optimizer.lr * t.extractor_lr_scale}] if body else [])
-    optimizer = instantiate(cfg.optimizer)(groups)
-    scheduler = instantiate(cfg.scheduler)(optimizer, steps_per_epoch) if cfg.scheduler is not None else None
+    optimizer = factories.optimizer(cfg, groups)
+    scheduler = factories.scheduler(cfg, optimizer, steps_per_epoch)
     ema = engine.exponential_average(model, t.ema_decay) if t.ema_decay is not None else None
     return engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
 

@@ -1,0 +1,74 @@
+"""The typed way to build what a config describes: ``model(cfg)``, ``splits(cfg)``,
+``optimizer(cfg, params)``, ``scheduler(cfg, optimizer, steps)``, each returning its real type
+(``hydra.utils.instantiate`` returns ``Any``).
+
+Each takes the whole run's config, a ``MainConfig`` built in Python (checked here first, as the
+launch checks it: ``ConfigError``) or the ``DictConfig`` of ``app.launch.compose_config`` (taken
+as checked): a head's widths follow the extractor and the dataset, a dataset's seed the trainer's.
+The job builds its run with these same functions (``app.training.build``).
+"""
+
+from collections.abc import Iterable
+from typing import Any, Optional, Union
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+
+from app import data
+from app.checks import checked
+from app.configs import MainConfig
+from app.models import ImageClassifier
+
+Config = Union[MainConfig, DictConfig]
+# What torch optimizers take: tensors, or parameter groups (dicts with "params" and their own lr)
+Parameters = Union[Iterable[torch.Tensor], Iterable[dict[str, Any]]]
+
+
+def _node(cfg: Config) -> DictConfig:
+    return cfg if isinstance(cfg, DictConfig) else checked(cfg)
+
+
+def extractor(cfg: Config) -> nn.Module:
+    """The pretrained body of ``cfg.feature_extractor``: images in, ``[batch, out_features]`` out."""
+    body: nn.Module = instantiate(_node(cfg).feature_extractor)
+    return body
+
+
+def head(cfg: Config) -> nn.Sequential:
+    """The head of ``cfg.classifier``, its widths from the extractor to the classes."""
+    layers: nn.Sequential = instantiate(_node(cfg).classifier)
+    return layers
+
+
+def model(cfg: Config) -> ImageClassifier:
+    """The extractor and the head, the extractor frozen as ``trainer.freeze_extractor`` says."""
+    node = _node(cfg)
+    return ImageClassifier(extractor(node), head(node), node.trainer.freeze_extractor)
+
+
+def splits(cfg: Config) -> data.Splits:
+    """The dataset's training and validation splits, their images prepared as the run prepares them."""
+    node = _node(cfg)
+    built: data.Splits = instantiate(
+        node.dataset, data.preset_for(node)
+    )  # the weights' preset, if the images follow it
+    return built
+
+
+def optimizer(cfg: Config, params: Parameters) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over ``params``."""
+    built: torch.optim.Optimizer = instantiate(_node(cfg).optimizer)(params)
+    return built
+
+
+def scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Optional[LRScheduler]:
+    """``cfg.scheduler`` for ``optimizer``, stepped after each of the ``steps_per_epoch`` optimizer
+    steps of an epoch; None where the config has no scheduler."""
+    node = _node(cfg)
+    if node.scheduler is None:
+        return None
+    built: LRScheduler = instantiate(node.scheduler)(optimizer, steps_per_epoch)
+    return built
