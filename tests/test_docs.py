@@ -74,21 +74,3 @@ def test_python_examples_run(tmp_path: Path) -> None:
     # train() from Python logs what the CLI logs, on the console and in train.log
     line = "[app.train][INFO] - epoch 1/1  train loss"
     assert line in logged and line in (run / "train.log").read_text()
-
-
-@pytest.mark.cli
-def test_python_examples_type_check(tmp_path: Path) -> None:
-    # mypy --strict, as on the app: what the README shows a Python user is typed, not only run.
-    files = []
-    for index, block in enumerate(code_blocks("python")):
-        path = tmp_path / f"readme_example_{index}.py"
-        path.write_text(block)
-        files.append(str(path))
-    result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", "mypy.ini", *files],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

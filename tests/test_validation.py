@@ -88,7 +88,7 @@ BAD = [
     (["dataset.classes=${nope}"], "dataset.classes"),
     (["dataset=folder", "dataset.root=no/such/dir", "dataset.classes=3"], "dataset.root"),
     (
-        ["dataset=folder", f"dataset.root={ROOT / 'tests' / 'typing_must_fail'}", "dataset.classes=3"],
+        ["dataset=folder", f"dataset.root={ROOT / 'tests' / 'typing' / 'must_fail'}", "dataset.classes=3"],
         "dataset.classes",
     ),  # no class folders there: 0 != 3
     # unknown keys

@@ -1,0 +1,4 @@
+# expect: [call-arg] Unexpected keyword argument "clases" for "DigitsConfig"
+from app.configs import DigitsConfig
+
+DigitsConfig(clases=3)

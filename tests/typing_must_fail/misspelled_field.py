@@ -1,4 +1,0 @@
-# expect: Unexpected keyword argument "clases" for "DigitsConfig"
-from app.configs import DigitsConfig
-
-DigitsConfig(clases=3)

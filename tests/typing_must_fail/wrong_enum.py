@@ -1,4 +1,0 @@
-# expect: Argument "device" to "TrainerConfig" has incompatible type "str"; expected "Device"
-from app.configs import TrainerConfig
-
-TrainerConfig(device="gpu")

@@ -1,4 +1,0 @@
-# expect: Argument "optimizer" to "MainConfig" has incompatible type "AlexNetConfig"; expected "OptimizerConfig"
-from app.configs import AlexNetConfig, MainConfig
-
-MainConfig(optimizer=AlexNetConfig())
