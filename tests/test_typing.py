@@ -114,3 +114,12 @@ def test_a_correct_program_runs(snippet: Path, tmp_path: Path, monkeypatch: pyte
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("APP_EXAMPLE_CHECKPOINT", os.fspath(CHECKPOINT))
     exec(compile(snippet.read_text(), str(snippet), "exec"), {"__name__": "__main__"})
+
+
+@pytest.mark.cli
+def test_the_readmes_install_is_typed_to_mypy_from_any_folder(tmp_path: Path) -> None:
+    """This environment's install (the README's editable one, pip install -e: a plain .pth file,
+    pyproject.toml's package-dir) is found by mypy outside the checkout, with its annotations."""
+    (tmp_path / "mine.py").write_text("from app.configs import TrainerConfig\n\nTrainerConfig(epoch=3)\n")
+    result = mypy("--strict", "--cache-dir", str(tmp_path / "cache"), "mine.py", cwd=tmp_path)
+    assert 'Unexpected keyword argument "epoch" for "TrainerConfig"' in result.stdout, result.stdout + result.stderr
