@@ -31,6 +31,7 @@ import functools
 import os
 import typing
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Annotated, Any, ClassVar, Optional, Union
@@ -874,7 +875,7 @@ def partial_override(
     logger: Optional[LoggerConfig] = None,
     tags: Optional[list[str]] = None,
     pick_options: bool = False,
-) -> Any:
+) -> type:
     """A config for the global package that sets what each group's config object was given
     (``trainer=TrainerConfig(epochs=1)`` sets ``trainer.epochs`` alone) and leaves every other key
     as it is; mypy checks each value's names and types. With ``pick_options``, a group given as the
@@ -949,7 +950,7 @@ experiment = functools.partial(partial_override, pick_options=True)
 option's class pick that option (Hydra's ``override /group: option``), every other key left as it is."""
 
 
-def as_untyped(config: Any) -> Any:
+def as_untyped(config: type) -> Any:
     """``config`` (a ``partial_override``) as a plain node without its MISSING keys, to store.
 
     Hydra retypes the root to the first ``MainConfig`` subclass merged into it and then refuses
@@ -1044,12 +1045,12 @@ class SearchHydraConfig(Config):
     sweep: SearchSweepDir = MISSING
 
 
-def search_preset(name: str, params: dict[str, str], n_trials: int = 20) -> Any:
+def search_preset(name: str, params: Mapping[str, str], n_trials: int = 20) -> type:
     """``+hparams_search=NAME``: the Optuna sweeper over ``params``, its study and sweep dir named ``NAME``."""
     return make_config(
         hydra_defaults=[{"override /hydra/sweeper": "optuna"}, "_self_"],
         hydra=SearchHydraConfig(
-            sweeper=SearchSweeperConfig(study_name=name, n_trials=n_trials, params=params),
+            sweeper=SearchSweeperConfig(study_name=name, n_trials=n_trials, params=dict(params)),
             sweep=SearchSweepDir(dir=f"multirun/search/{name}"),
         ),
         zen_dataclass={"cls_name": f"Search_{name}", "module": __name__},
