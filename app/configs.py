@@ -133,7 +133,8 @@ class Config:
 
         def __new__(cls, *args: Any, **values: Any) -> Any:
             config = super().__new__(cls)
-            object.__setattr__(config, "_given", tuple(values))  # what partial_override sets (given)
+            # the names it is given (kw_only: all of them by name), which a partial override sets
+            object.__setattr__(config, "_given", tuple(values))
             return config
 
         def __setattr__(self, name: str, value: Any) -> None:
@@ -218,9 +219,8 @@ class DigitsConfig(DatasetConfig):
 class FakeDataConfig(DatasetConfig):
     """torchvision FakeData: random images, deterministic from the seed (smoke tests, benchmarks)."""
 
-    _target_: str = field(
-        init=False, default="app.data.fake"
-    )  # random pixels in [0, 1], left as they are (no statistics)
+    # random pixels in [0, 1], left as they are (no statistics)
+    _target_: str = field(init=False, default="app.data.fake")
     train_size: Optional[AtLeastOne] = 256  # null: 1000
     val_size: Optional[AtLeastOne] = 64  # null: 200
 
@@ -360,8 +360,9 @@ class FeatureExtractorConfig(Config):
     @property
     def weights(self) -> Optional[Enum]:
         """torchvision's weights, by name (downloaded on first use): a field of each body, whose
-        Enum holds the names it accepts (not one here: OmegaConf would type every body's as this one's)."""
-        raise NotImplementedError(f"{type(self).__name__} declares no weights field")
+        Enum holds the names it accepts (not a field here: OmegaConf would type every body's
+        weights as this one's); a body without such weights has none."""
+        return None
 
 
 # Each stride-32 body below ends on single pixels at 32 px; smaller inputs are refused.
