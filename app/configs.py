@@ -5,7 +5,9 @@ mypy checks configs written in Python, OmegaConf refuses mistyped overrides, and
 module (for ``--help``, ``--cfg``, tab completion, notebooks) never imports torch. A value's
 constraint sits on its field as a PEP 593 annotation from ``annotated-types``
 (``Annotated[int, Ge(1)]``); ``app.checks`` enforces them, ``--help`` and the README list them.
-This module imports nothing else from ``app``.
+Every class is a keyword-only dataclass on ``Config``: a field without a default is one mypy
+requires, ``_target_`` and fixed widths cannot be passed (``init=False``), and a value set under
+a name that is not a field raises ``UnknownField``. This module imports nothing else from ``app``.
 
 The tree (``python -m app.train --help`` lists it too)::
 

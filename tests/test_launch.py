@@ -43,7 +43,8 @@ def test_a_cli_run_checks_its_config_once(monkeypatch: pytest.MonkeyPatch, tmp_p
         ran.append(cfg)
         return 0.0
 
-    for where, module in (("launch", "app.launch.check"), ("train", "app.train")):  # each one's checks.check_config
+    # the launch's checks.check_config, and the one train() (from Python) calls, through checks.checked
+    for where, module in (("launch", "app.launch.check"), ("train", "app.checks.walk")):
         monkeypatch.setattr(f"{module}.check_config", counting(where, check_config))
     monkeypatch.setattr(app.train, "run", run)
     monkeypatch.setattr(sys, "argv", ["app-train", "+debug=fast", f"hydra.run.dir={tmp_path / 'out'}"])
