@@ -1012,6 +1012,44 @@ for _name, _config in EXPERIMENTS.items():
     store(as_untyped(_config), group="experiment", name=_name, package="_global_")
 
 
+# ------------------------------------------------------------------- your own, registered
+@typing.overload
+def add_option(group: typing.Literal["dataset"], name: str, config: DatasetConfig) -> None: ...
+@typing.overload
+def add_option(group: typing.Literal["feature_extractor"], name: str, config: FeatureExtractorConfig) -> None: ...
+@typing.overload
+def add_option(group: typing.Literal["classifier"], name: str, config: HeadConfig) -> None: ...
+@typing.overload
+def add_option(group: typing.Literal["optimizer"], name: str, config: OptimizerConfig) -> None: ...
+@typing.overload
+def add_option(group: typing.Literal["scheduler"], name: str, config: SchedulerConfig) -> None: ...
+@typing.overload
+def add_option(group: typing.Literal["trainer"], name: str, config: TrainerConfig) -> None: ...
+@typing.overload
+def add_option(group: typing.Literal["logger"], name: str, config: LoggerConfig) -> None: ...
+def add_option(group: str, name: str, config: Config) -> None:
+    """``config`` as option ``name`` of ``group`` (``app-train dataset=NAME``), in the app's store
+    and in Hydra's; mypy and this function refuse a config of another group's class."""
+    schema = _schema(group)
+    if not isinstance(config, schema):
+        raise TypeError(f"the {group} group's options are {schema.__name__}s, not {type(config).__name__}")
+    store(config, group=group, name=name)
+    store.add_to_hydra_store(overwrite_ok=True)
+
+
+def add_experiment(name: str, config: type) -> None:
+    """An ``experiment(...)`` as ``+experiment=NAME``, in the app's store and in Hydra's."""
+    store(as_untyped(config), group="experiment", name=name, package="_global_")
+    store.add_to_hydra_store(overwrite_ok=True)
+
+
+def _schema(group: str) -> type:
+    """The config class of ``group``'s slot in ``MainConfig`` (``Optional[X]``: X)."""
+    hint: Any = {f.name: f.type for f in fields(MainConfig)}[group]
+    base: type = typing.get_args(hint)[0] if typing.get_args(hint) else hint
+    return base
+
+
 # --------------------------------------------------------------------------- search presets
 
 
@@ -1139,12 +1177,19 @@ def option_class(group: str, values: Any) -> type:
     node, as a checkpoint holds it) builds: the option with its ``_target_``, else the group's
     schema (the heads share theirs)."""
     target = values.get("_target_") if hasattr(values, "get") else None  # a dict or a DictConfig
-    found = [type(e["node"]) for e in store if e["group"] == group and getattr(e["node"], "_target_", None) == target]
-    if len(found) == 1:
-        return found[0]
-    schema: Any = {f.name: f.type for f in fields(MainConfig)}[group]
-    base: type = typing.get_args(schema)[0] if typing.get_args(schema) else schema  # Optional[X]: X
-    return base
+    found = {
+        type(e["node"]): None for e in store if e["group"] == group and getattr(e["node"], "_target_", None) == target
+    }
+    # Of the classes that build it (a user's subclass, say), those with a field for every key it
+    # has, and of these the one with the fewest fields: the class that wrote it
+    keys = set(values.keys()) if hasattr(values, "keys") else set()
+    # (a base before its subclasses where they have the same fields)
+    fitting = sorted(
+        ((len(fields(c)), len(c.__mro__)), c.__qualname__, c) for c in found if {f.name for f in fields(c)} >= keys
+    )
+    if len(fitting) == 1 or (fitting and fitting[0][0] < fitting[1][0]):
+        return fitting[0][2]
+    return _schema(group)  # none, or several alike (the heads share theirs)
 
 
 PATH_CHECKS = (existing_file, existing_dir, directory_path, resumable)  # the predicates of path fields

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,22 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = run_cli(*TINY, f"hydra.run.dir={out}", cwd=out.parent)
     assert result.returncode == 0, result.stderr
     return {"dir": out, "result": result}
+
+
+@pytest.fixture
+def own_registrations() -> Iterator[None]:
+    """What a test registers as a user would (``app.configs.add_option``, ``add_experiment``,
+    ``store(...)``) is gone after it, from the app's store and from Hydra's."""
+    from hydra.core.config_store import ConfigStore
+
+    from app.configs import store
+
+    before = set(store._internal_repo)
+    yield
+    for group, name in set(store._internal_repo) - before:
+        del store._internal_repo[group, name]
+        store._queue.discard((group, name))  # stored, not yet added to Hydra's
+        folder = ConfigStore.instance().repo
+        for part in (group or "").split("/") if group else []:
+            folder = folder[part]
+        folder.pop(f"{name}.yaml", None)

@@ -29,6 +29,7 @@ from app.configs import (
     SmallHeadConfig,
     TrainerConfig,
     UnknownField,
+    add_option,
     as_untyped,
     experiment,
     given,
@@ -109,6 +110,7 @@ def test_a_partial_override_sets_only_what_each_config_was_given() -> None:
     assert head["_args_"] == [{"_target_": "torch.nn.Linear", "in_features": 9216, "out_features": 4, "bias": True}]
 
 
+@pytest.mark.usefixtures("own_registrations")
 def test_an_experiment_picks_the_option_of_a_class_and_sets_only_its_given_values() -> None:
     mine = experiment(
         "MineForTest",
@@ -126,6 +128,13 @@ def test_an_experiment_picks_the_option_of_a_class_and_sets_only_its_given_value
     assert cfg.scheduler is None and cfg.trainer.epochs == 2 and cfg.trainer.batch_size == 32
     default = compose_config(["+experiment=mine_for_test"])  # the dataset keeps its default option
     assert DEFAULT_OPTIONS["dataset"] == "digits" and OmegaConf.get_type(default.dataset) is DigitsConfig
+
+
+@pytest.mark.usefixtures("own_registrations")
+def test_an_option_of_another_groups_class_is_refused_at_registration() -> None:
+    with pytest.raises(TypeError, match="the dataset group's options are DatasetConfigs, not AdamConfig"):
+        add_option("dataset", "adam_as_data", AdamConfig())  # type: ignore[call-overload]
+    assert "adam_as_data" not in {e["name"] for e in store if e["group"] == "dataset"}
 
 
 def test_train_takes_a_main_config_built_in_python(tmp_path: Path) -> None:

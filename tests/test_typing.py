@@ -108,6 +108,7 @@ def test_a_correct_program_type_checks(name: str, user_errors: dict[str, list[st
     assert user_errors[name] == []
 
 
+@pytest.mark.usefixtures("own_registrations")
 @pytest.mark.parametrize("snippet", MUST_PASS, ids=lambda path: path.stem)
 def test_a_correct_program_runs(snippet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """What mypy accepts works: each must-pass program runs (in-process, in an empty folder)."""
