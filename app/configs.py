@@ -583,6 +583,9 @@ class OptimizerConfig(Config):
     _convert_: str = field(init=False, default="all")  # betas reach torch as a plain list, not a ListConfig
     lr: Positive = 1e-3
     weight_decay: NotNegative = 0.0
+    # torch's fused implementation: one kernel per step over every parameter; null: fused where
+    # torch has it for the parameters' device (CPU, CUDA), as app.factories.optimizer decides
+    fused: Optional[bool] = None
 
 
 @dataclass(kw_only=True)

@@ -76,12 +76,13 @@ class ImageTensorDataset(ImageDataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """One image, or a whole batch when ``index`` is a list (one gather, no stacking)."""
+    def __getitem__(self, index: int | list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image, or a whole batch when ``index`` is a list or a tensor of indices (one
+        gather, no stacking)."""
         images = self.images[index]
         if images.shape[-3] != self.channels:
             images = images.expand(*images.shape[:-3], self.channels, -1, -1)
-            if isinstance(index, list):  # a batch may be pinned: it must own its memory
+            if not isinstance(index, int):  # a batch may be pinned: it must own its memory
                 images = images.contiguous()
         return images, self.labels[index]
 

@@ -150,7 +150,7 @@ def compare(args: argparse.Namespace, frozen: bool) -> dict[str, Any]:
     """App and plain passes alternated (ABBA order, so drift favours neither) after a warm-up round."""
     app = build_app(args, frozen)
     plain, plain_batches, plain_images = build_plain(args, frozen)
-    fair = same_start(app, plain, cast(data.ImageTensorDataset, app.train_loader.dataset).images, plain_images)
+    fair = same_start(app, plain, cast(data.ImageTensorDataset, app.splits.train).images, plain_images)
     device = app.step.device
 
     def run_app() -> int:

@@ -413,3 +413,37 @@ def test_fast_preset_runs_every_group_option(
     needs = roots.get(option, NEEDS.get(option, []))
     assert 0 <= train(compose_config(["+debug=fast", f"{group}={option}", *needs]), tmp_path) <= 1
     assert len(metrics(tmp_path)) == 1
+
+
+# ----------------------------------------------------------------- tensors held whole
+@pytest.mark.parametrize(("world", "drop_last"), [(1, False), (1, True), (2, False)])
+def test_tensors_held_whole_are_batched_in_the_process_as_a_dataloader_batches_them(
+    world: int, drop_last: bool
+) -> None:
+    from torch.utils.data import BatchSampler, DataLoader
+
+    from app.data import ImageTensorDataset
+    from app.training.loaders import TensorBatches
+
+    data = ImageTensorDataset(torch.randn(37, 1, 4, 4), torch.arange(37), channels=3)
+    for rank in range(world):
+        order = EpochOrder(37, seed=5, shuffle=True, rank=rank, world=world)
+        order.set_epoch(3, skip=8)  # a resumed epoch: its first images skipped
+        ours = loader(data, 8, order, 0, False, drop_last=drop_last)
+        assert isinstance(ours, TensorBatches)  # no DataLoader for tensors in memory without workers
+        sampler = BatchSampler(order, 8, drop_last=drop_last)
+        theirs = list(DataLoader(data, sampler=sampler, batch_size=None))
+        assert len(ours) == len(theirs) == len(list(ours))
+        for (images, labels), (their_images, their_labels) in zip(ours, theirs):
+            assert torch.equal(images, their_images) and torch.equal(labels, their_labels)
+            assert images.shape[1] == 3 and images.is_contiguous()  # grey repeated for RGB, owning its memory
+
+
+def test_the_optimizer_is_fused_where_torch_has_a_kernel_unless_the_config_says_no() -> None:
+    from app import factories
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    for option in ("adam", "adamw", "sgd"):
+        assert factories.optimizer(compose_config([f"optimizer={option}"]), params).defaults["fused"] is True
+    chosen = factories.optimizer(compose_config(["optimizer.fused=false"]), [{"params": iter(params)}])
+    assert chosen.defaults["fused"] is False and chosen.param_groups[0]["params"] == params  # a generator is read once

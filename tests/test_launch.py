@@ -108,7 +108,7 @@ def test_the_same_unknown_key_mistake_reads_the_same_wherever_it_is_found() -> N
         ]
     )
     assert [(p.rule, p.hint) for p in composed] == [
-        ("a key of AdamConfig: lr, weight_decay, betas, eps, amsgrad", "did you mean optimizer.betas?")
+        ("a key of AdamConfig: lr, weight_decay, fused, betas, eps, amsgrad", "did you mean optimizer.betas?")
     ]
     assert [(p.rule, p.hint) for p in walked] == [
         ("a key of DropoutConfig: p, inplace", "did you mean classifier._args_.0.p?")

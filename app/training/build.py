@@ -16,12 +16,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from app import data, factories
 from app.models import ImageClassifier
 from app.training import distributed, engine, features
-from app.training.loaders import EpochOrder, loader, lone_last_batch
+from app.training.loaders import Batches, EpochOrder, loader, lone_last_batch
 
 log = logging.getLogger("app.train")
 
@@ -37,8 +36,8 @@ class Job:
     splits: data.Splits  # the images, or a frozen extractor's features standing in for them
     train_order: EpochOrder  # each epoch's order, drawn from the seed and the epoch
     val_order: EpochOrder
-    train_loader: DataLoader[tuple[torch.Tensor, torch.Tensor]]
-    val_loader: DataLoader[tuple[torch.Tensor, torch.Tensor]]
+    train_loader: Batches
+    val_loader: Batches
     model: ImageClassifier  # what checkpoints hold
     forward: nn.Module  # what trains: the model, wrapped by DDP among processes, compiled if asked
     validation: nn.Module  # what validates: each process's share, unwrapped

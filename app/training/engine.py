@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from app.errors import NonFiniteLoss
+from app.training.loaders import Batches
 from app.training.signals import GracefulStop
 
 log = logging.getLogger("app.engine")
@@ -117,7 +117,7 @@ class PassResult:
 
 def run_pass(
     model: nn.Module,
-    loader: DataLoader[tuple[torch.Tensor, torch.Tensor]],
+    loader: Batches,
     step: Step,
     training: Optional[Training] = None,
     desc: str = "",
@@ -198,9 +198,7 @@ def whole(result: PassResult, sums: Callable[[list[float]], list[float]]) -> Pas
     )
 
 
-def predictions(
-    model: nn.Module, loader: DataLoader[tuple[torch.Tensor, torch.Tensor]], step: Step, desc: str = ""
-) -> tuple[torch.Tensor, torch.Tensor]:
+def predictions(model: nn.Module, loader: Batches, step: Step, desc: str = "") -> tuple[torch.Tensor, torch.Tensor]:
     """Every batch's logits (float32, on the CPU) and second items (labels, or indices), in order."""
     model.eval()
     outputs, seconds = [], []

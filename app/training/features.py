@@ -38,7 +38,7 @@ class Features(data.ImageTensorDataset):
         super().__init__(features, labels, channels=0)
         self.mapped = mapped  # read from the file as needed, not held in memory
 
-    def __getitem__(self, index: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int | list[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.images[index], self.labels[index]
 
 

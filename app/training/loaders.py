@@ -7,6 +7,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -59,6 +60,38 @@ class EpochOrder(Sampler[int]):
         return max(0, math.ceil((self._total() - self.skip - self.rank) / self.world))
 
 
+class Batches(Protocol):
+    """What a pass iterates: ``(images, labels)`` batches, as many as its length says."""
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def __len__(self) -> int: ...
+
+
+class TensorBatches:
+    """Batches of tensors held whole (digits in memory, the frozen extractor's cached features),
+    each one gathered by one indexing op on the epoch's order, made a tensor once per epoch: no
+    DataLoader, no Python per image. Per step, that is all a small head's training waits on
+    besides its own arithmetic (docs/benchmarks.md, the feature cache)."""
+
+    def __init__(
+        self, dataset: ImageTensorDataset, batch_size: int, order: EpochOrder, pin_memory: bool, drop_last: bool
+    ) -> None:
+        self.dataset, self.batch_size, self.order = dataset, batch_size, order
+        self.pin_memory, self.drop_last = pin_memory, drop_last
+
+    def __len__(self) -> int:
+        n = len(self.order)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        index = torch.tensor(list(self.order), dtype=torch.long)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            images, labels = self.dataset[index[start : start + self.batch_size]]
+            if self.pin_memory:  # page-locked: copied to the GPU asynchronously
+                images, labels = images.pin_memory(), labels.pin_memory()
+            yield images, labels
+
+
 def loader(
     dataset: ImageDataset,
     batch_size: int,
@@ -66,17 +99,20 @@ def loader(
     num_workers: int | None,
     pin_memory: bool,
     drop_last: bool = False,
-) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
+) -> Batches:
     """Batches of ``dataset`` in ``order``; ``num_workers`` None: chosen here; ``drop_last``:
     without a last batch smaller than the others (``lone_last_batch`` says when).
 
-    In-memory tensors are gathered a batch at a time (a sampler of index lists, and no
-    collation): one indexing op instead of ``batch_size`` item calls and a stack, which keeps the
-    loader far ahead of a GPU. The loader draws its workers' seeds from a generator of its own,
-    never from torch's global one, which a resumed run restores exactly.
+    In-memory tensors are gathered a batch at a time, in the process (``TensorBatches``), or
+    with a sampler of index lists and no collation where workers are asked for: one indexing op
+    instead of ``batch_size`` item calls and a stack, which keeps the loader far ahead of a GPU.
+    The loader draws its workers' seeds from a generator of its own, never from torch's global
+    one, which a resumed run restores exactly.
     """
     workers = default_num_workers(dataset) if num_workers is None else num_workers
     own = torch.Generator().manual_seed(order.seed)
+    if isinstance(dataset, ImageTensorDataset) and workers == 0:
+        return TensorBatches(dataset, batch_size, order, pin_memory, drop_last)
     if isinstance(dataset, ImageTensorDataset):
         batches = BatchSampler(order, batch_size, drop_last=drop_last)
         return DataLoader(
@@ -138,7 +174,7 @@ def leave_signals_to_the_run(worker_id: int) -> None:
 
 
 @contextlib.contextmanager
-def workers_released(*loaders: DataLoader[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[None]:
+def workers_released(*loaders: Batches) -> Iterator[None]:
     """Shut the loaders' worker processes down however the block ends. Workers ignore SIGTERM, so
     multiprocessing's exit handler (SIGTERM, then a join with no timeout) would wait on them
     forever; a stopped or failed run's traceback keeps its loaders, and their workers, alive."""
