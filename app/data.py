@@ -42,6 +42,7 @@ from app.files import (
 )
 from app.images import open_image, screened
 from app.pixels import Pixels as Pixels
+from app.pixels import decoded
 from app.pixels import image_transform as image_transform
 from app.pixels import picture_transform as picture_transform
 from app.pixels import pixels as pixels
@@ -161,7 +162,7 @@ class DecodedImages(ImageDataset):
     """
 
     def __init__(self, labels: list[int], p: Pixels, augment: bool, seed: int) -> None:
-        self.labels, self.augment, self.seed = labels, augment, seed
+        self.labels, self.augment, self.seed, self.pixels = labels, augment, seed, p
         self.mode = "RGB" if p.channels == 3 else "L"
         self.transform = picture_transform(p, augment)
 
@@ -197,7 +198,7 @@ class ImageFiles(DecodedImages):
     def picture(self, index: int) -> Any:
         # bounded as the scan was (an UnreadableImage naming the file): a file replaced since it is refused too
         with open_image(self.files[index]) as opened:
-            return opened.convert(self.mode)
+            return decoded(opened, self.mode, self.pixels, self.augment)
 
 
 class ImageArrays(DecodedImages):

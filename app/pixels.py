@@ -102,6 +102,16 @@ def picture_transform(p: Pixels, augment: bool = False) -> Callable[[Any], torch
     return transforms.Compose(steps)  # type: ignore[no-any-return]
 
 
+def decoded(picture: Any, mode: str, p: Pixels, augment: bool = False) -> Any:
+    """``picture`` (a PIL image opened from a file, its pixels not read yet) decoded in ``mode``.
+    Without ``augment``, a JPEG is decoded at the smallest of 1/8, 1/4, 1/2 or full scale whose
+    shorter side still holds ``p.resize`` pixels (PIL's draft mode: the JPEG decoder's own
+    downscaling), as the resize that follows needs no more; a random crop may need them all."""
+    if not augment:
+        picture.draft(mode, (p.resize, p.resize))  # a no-op for other formats, or pixels already read
+    return picture.convert(mode)
+
+
 def resized(images: torch.Tensor, p: Pixels) -> torch.Tensor:
     """In-memory square images ``[N, C, h, w]`` in [0, 1], by ``p`` (upsampling: no antialiasing)."""
     out = torch.nn.functional.interpolate(images, size=(p.resize, p.resize), mode=p.interpolation, align_corners=False)
@@ -127,6 +137,6 @@ def image_transform(cfg: DictConfig) -> Callable[[Any], torch.Tensor]:
     if issubclass(dataset, DigitsConfig):  # held in memory as grey tensors, resized as a batch: see digits()
         grey = pixels(ImageConfig(size=image.size, channels=1, normalize=image.normalize), dataset, preset_for(cfg))
         return lambda picture: resized(to_tensor(picture.convert("L"))[None], grey)[0].expand(image.channels, -1, -1)
-    transform = picture_transform(pixels(image, dataset, preset_for(cfg)))
-    mode = "RGB" if image.channels == 3 else "L"
-    return lambda picture: transform(picture.convert(mode))
+    p = pixels(image, dataset, preset_for(cfg))
+    transform, mode = picture_transform(p), "RGB" if image.channels == 3 else "L"
+    return lambda picture: transform(decoded(picture, mode, p))

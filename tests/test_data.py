@@ -355,3 +355,22 @@ def test_image_transform_is_the_cifar10_runs_validation_transform(cifar10_root: 
     cfg = compose_config(["dataset=cifar10", f"dataset.root={cifar10_root}", "dataset.image.size=64"])
     val = instantiate(cfg.dataset, preset_for(cfg)).val
     assert torch.equal(image_transform(cfg)(Image.fromarray(val.arrays[0])), val[0][0])
+
+
+def test_a_jpeg_is_decoded_at_the_scale_its_resize_needs_in_training_and_for_a_picture(tmp_path: Path) -> None:
+    from app.data import Pixels, decoded
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for index in range(3):
+            pixels = rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / label / f"{index}.jpg", quality=90)
+    first = tmp_path / "a" / "0.jpg"
+    p = Pixels(size=64, channels=3, resize=64, interpolation="bilinear", mean=None, std=None)
+    assert decoded(Image.open(first), "RGB", p).size == (125, 94)  # 1/4 scale: the shorter side 375 // 4 >= 64
+    assert decoded(Image.open(first), "RGB", p, augment=True).size == (500, 375)  # a random crop may need them all
+    cfg = compose_config(["dataset=folder", f"dataset.root={tmp_path}", "dataset.classes=2", "dataset.image.size=64"])
+    val: ImageFiles = instantiate(cfg.dataset, preset_for(cfg)).val
+    for index in range(len(val)):  # the run's validation images are what image_transform makes of the file
+        assert torch.equal(image_transform(cfg)(Image.open(val.files[index])), val[index][0])

@@ -27,7 +27,7 @@ from app.training.metrics import save_json
 
 log = logging.getLogger("app.features")
 
-FORMAT = "app-train features 1"  # in the key: bump it when code changes the images or features a config yields
+FORMAT = "app-train features 2"  # in the key: bump it when code changes the images or features a config yields
 SPLITS = ("train", "val")
 
 
