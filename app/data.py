@@ -42,7 +42,7 @@ from app.files import (
 )
 from app.images import open_image, screened
 from app.pixels import Pixels as Pixels
-from app.pixels import decoded
+from app.pixels import decoded as decoded
 from app.pixels import image_transform as image_transform
 from app.pixels import picture_transform as picture_transform
 from app.pixels import pixels as pixels
