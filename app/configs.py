@@ -915,12 +915,8 @@ def partial_override(
 
 def _option_of(group: str, config: Any) -> Optional[str]:
     """The name of ``group``'s stored option whose config class is the class of ``config``."""
-    found = [e["name"] for e in store if e["group"] == group and _class(e["node"]) is type(config)]
+    found = [e["name"] for e in store if e["group"] == group and type(e["node"]) is type(config)]
     return found[0] if len(found) == 1 else None
-
-
-def _class(node: Any) -> type:
-    return node if isinstance(node, type) else type(node)
 
 
 # ``+debug=fast``: a run of seconds, for smoke tests.

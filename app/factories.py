@@ -22,7 +22,7 @@ from app.checks import checked
 from app.configs import MainConfig
 from app.models import ImageClassifier
 
-Config = Union[MainConfig, DictConfig]
+RunConfig = Union[MainConfig, DictConfig]  # a run built in Python, or compose_config's
 # Where torch 2.4+ has fused Adam, AdamW and SGD kernels. For the frozen extractor's 9216->100->10
 # head on 2 CPU cores, an epoch's optimizer steps take ~0.2 s one tensor at a time, and ~0.05 s fused
 # (docs/benchmarks.md, the feature cache): the optimizer is most of a small head's work.
@@ -31,38 +31,37 @@ FUSED_DEVICES = ("cpu", "cuda")
 Parameters = Union[Iterable[torch.Tensor], Iterable[dict[str, Any]]]
 
 
-def _node(cfg: Config) -> DictConfig:
+def _node(cfg: RunConfig) -> DictConfig:
     return cfg if isinstance(cfg, DictConfig) else checked(cfg)
 
 
-def extractor(cfg: Config) -> nn.Module:
+def extractor(cfg: RunConfig) -> nn.Module:
     """The pretrained body of ``cfg.feature_extractor``: images in, ``[batch, out_features]`` out."""
     body: nn.Module = instantiate(_node(cfg).feature_extractor)
     return body
 
 
-def head(cfg: Config) -> nn.Sequential:
+def head(cfg: RunConfig) -> nn.Sequential:
     """The head of ``cfg.classifier``, its widths from the extractor to the classes."""
     layers: nn.Sequential = instantiate(_node(cfg).classifier)
     return layers
 
 
-def model(cfg: Config) -> ImageClassifier:
+def model(cfg: RunConfig) -> ImageClassifier:
     """The extractor and the head, the extractor frozen as ``trainer.freeze_extractor`` says."""
     node = _node(cfg)
     return ImageClassifier(extractor(node), head(node), node.trainer.freeze_extractor)
 
 
-def splits(cfg: Config) -> data.Splits:
+def splits(cfg: RunConfig) -> data.Splits:
     """The dataset's training and validation splits, their images prepared as the run prepares them."""
     node = _node(cfg)
-    built: data.Splits = instantiate(
-        node.dataset, data.preset_for(node)
-    )  # the weights' preset, if the images follow it
+    # the weights' preset, if the images follow it
+    built: data.Splits = instantiate(node.dataset, data.preset_for(node))
     return built
 
 
-def optimizer(cfg: Config, params: Parameters) -> torch.optim.Optimizer:
+def optimizer(cfg: RunConfig, params: Parameters) -> torch.optim.Optimizer:
     """``cfg.optimizer`` over ``params``; ``optimizer.fused`` null: torch's fused kernel where it
     has one for the parameters' device (CPU, CUDA), one pass over all of them per step."""
     node, groups = _node(cfg), [dict(g, params=list(g["params"])) if isinstance(g, dict) else g for g in params]
@@ -74,7 +73,7 @@ def optimizer(cfg: Config, params: Parameters) -> torch.optim.Optimizer:
     return built
 
 
-def scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Optional[LRScheduler]:
+def scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Optional[LRScheduler]:
     """``cfg.scheduler`` for ``optimizer``, stepped after each of the ``steps_per_epoch`` optimizer
     steps of an epoch; None where the config has no scheduler."""
     node = _node(cfg)

@@ -159,11 +159,13 @@ def own_registrations() -> Iterator[None]:
 
     from app.configs import store
 
-    before = set(store._internal_repo)
+    def entries() -> set[tuple[Any, str]]:
+        return {(e["group"], e["name"]) for e in store}
+
+    before = entries()
     yield
-    for group, name in set(store._internal_repo) - before:
-        del store._internal_repo[group, name]
-        store._queue.discard((group, name))  # stored, not yet added to Hydra's
+    for group, name in entries() - before:
+        store.delete_entry(group, name)  # also from its queue, if not yet added to Hydra's
         folder = ConfigStore.instance().repo
         for part in (group or "").split("/") if group else []:
             folder = folder[part]
