@@ -925,15 +925,16 @@ FastDebugConfig = partial_override(
     dataset=DatasetConfig(image=ImageConfig(size=64), train_size=64, val_size=32),
     trainer=TrainerConfig(epochs=1, batch_size=16),
 )
-# ``+debug=overfit``: the same two batches for 30 epochs at a constant, higher lr: the training
-# loss must fall to about 0 (AlexNet from random weights: below 0.05 by the end), or the model,
-# the loss or the data has a bug.
+# ``+debug=overfit``: the same two batches for 40 epochs at a constant, higher lr: the training
+# loss must fall to about 0, or the model, the loss or the data has a bug. AlexNet from random
+# weights in bf16 ends at about 0.002 after 40 epochs; after 30 it was still 0.03-0.10 (dropout
+# and bf16 make the last epochs noisy), too close to the 0.05 the test asks for.
 OverfitDebugConfig = partial_override(
     "OverfitDebugConfig",
     dataset=DatasetConfig(image=ImageConfig(size=64)),
     optimizer=OptimizerConfig(lr=3e-4),
     scheduler=None,
-    trainer=TrainerConfig(epochs=30, batch_size=16, overfit_batches=2, early_stopping_patience=None),
+    trainer=TrainerConfig(epochs=40, batch_size=16, overfit_batches=2, early_stopping_patience=None),
 )
 # ``+debug=profile``: torch's profiler on a few steps of a short run, trace in profile/.
 ProfileDebugConfig = partial_override(
