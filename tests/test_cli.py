@@ -79,6 +79,7 @@ def console_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproc
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_large_head_trains(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     sweep_dir, result = sweep
     assert result.returncode == 0, result.stderr
@@ -88,6 +89,7 @@ def test_large_head_trains(sweep: tuple[Path, subprocess.CompletedProcess[str]])
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_multirun_writes_one_complete_run_dir_per_point(sweep: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     sweep_dir, result = sweep
     assert result.returncode == 0, result.stderr
@@ -182,6 +184,7 @@ def test_shell_completion_suggests_group_options(tmp_path: Path) -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_folder_dataset_trains_from_disk(tmp_path: Path, image_folder: Path) -> None:
     result = run_cli(
         "dataset=folder",

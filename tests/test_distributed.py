@@ -135,6 +135,7 @@ def test_two_processes_reach_the_weights_and_figures_of_one_with_the_same_global
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_two_process_run_resumes_with_one_process(two_processes: dict[str, Any], tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(two_processes["dir"], run_dir)
@@ -157,6 +158,7 @@ def test_a_two_process_run_resumes_with_one_process(two_processes: dict[str, Any
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_bad_override_is_refused_once_before_any_process_group(tmp_path: Path) -> None:
     result = torchrun("trainer.batch_size=15", "trainer.epochs=0", cwd=tmp_path)
     output = result.stdout + result.stderr
@@ -169,6 +171,7 @@ def test_a_bad_override_is_refused_once_before_any_process_group(tmp_path: Path)
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path: Path) -> None:
     began = time.monotonic()
     # rank 0 waits for rank 1 at the first step; a 30-minute collective timeout rules out that
@@ -183,6 +186,7 @@ def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     args = [*RUN, "dataset.train_size=400", "trainer.ema_decay=null", "hydra.run.dir=out"]  # 50 steps an epoch
@@ -213,6 +217,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path: Path) 
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_submitit_job_of_two_tasks_is_one_run_and_rank_0_fills_the_feature_cache(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     result = subprocess.run(

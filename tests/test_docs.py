@@ -21,7 +21,9 @@ def test_ci_runs_the_quick_start_test_command() -> None:
     commands = [block.strip() for block in re.findall(r"```bash\n(.*?)```", quick_start, flags=re.S)]
     assert len(commands) == 2, "the Quick start is exactly two commands"
     assert "app.train" in commands[0] and "pytest" in commands[1]
-    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert commands[1] in ci
+    assert ".venv/bin/python -m pytest -m extended" in ci, "the tier the default run leaves out runs in CI"
 
 
 # One interpreter for all the blocks: it imports the heavy third-party packages once (torch,

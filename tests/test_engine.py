@@ -141,6 +141,7 @@ def started(args: list[str], cwd: Path, logged: str, new_session: bool = False) 
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_sigterm_mid_epoch_then_resume_auto_ends_as_a_straight_run(tmp_path: Path) -> None:
     # 20 batches an epoch: a signal sent as epoch 1 ends lands inside epoch 2.
     args = ["+debug=fast", "dataset.train_size=320", "trainer.epochs=2", "trainer.batch_size=16"]
@@ -164,6 +165,7 @@ def test_sigterm_mid_epoch_then_resume_auto_ends_as_a_straight_run(tmp_path: Pat
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers(tmp_path: Path, image_folder: Path) -> None:
     # scancel and a terminal's Ctrl-C signal every process of the group: the loader workers
     # leave the stop to the run, which shuts them down (no worker error, no hang at exit).
@@ -190,6 +192,7 @@ def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers(tmp_
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
     child = started(["+debug=fast", "trainer.epochs=200"], tmp_path, "epoch 1/200")
     child.send_signal(signal.SIGINT)  # two signals before the step ends: Python runs both handlers

@@ -68,6 +68,7 @@ def test_bare_optuna_sweeper_must_say_minimize_to_minimise() -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_interrupted_search_resumes_with_the_same_command(tmp_path: Path) -> None:
     import optuna
 
@@ -88,6 +89,7 @@ def test_interrupted_search_resumes_with_the_same_command(tmp_path: Path) -> Non
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 @pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
 def test_parallel_launcher_sweep_leaves_complete_run_dirs(launcher: str, tmp_path: Path) -> None:
     result = run_cli(

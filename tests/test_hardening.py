@@ -322,6 +322,7 @@ def refused_cleanly_or_checked_clean(argv: list[str], tmp_path: Path, monkeypatc
 
 # ------------------------------------------------------------------------------ data
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_run_dir_with_an_earlier_run_is_refused_unless_overwritten(tmp_path: Path, tiny_run: dict[str, Any]) -> None:
     shutil.copytree(tiny_run["dir"], tmp_path / "out")  # the earlier run: a finished 2-epoch CLI run
     metrics = (tmp_path / "out/metrics.csv").read_bytes()
@@ -370,6 +371,7 @@ def test_temporary_files_are_this_processs_own(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- messages
 @pytest.mark.cli
+@pytest.mark.extended
 def test_an_error_inside_the_job_is_one_paragraph(tmp_path: Path) -> None:
     (tmp_path / "broken.pt").write_text("not a state dict")
     result = run_cli(*TINY, "feature_extractor.checkpoint=broken.pt", "hydra.run.dir=out", cwd=tmp_path)
@@ -449,6 +451,7 @@ CLI_COMMANDS = given(pieces=st.lists(st.sampled_from(CLI_PIECES), min_size=1, ma
 
 # A process a command (~0.6 s refused, ~6 s run): 3 in the default tier, 25 in the slow tier.
 @pytest.mark.cli
+@pytest.mark.extended
 @settings(max_examples=3, deadline=None, suppress_health_check=FUZZ_HEALTH)
 @CLI_COMMANDS
 def test_the_real_cli_refuses_cleanly_or_runs_cleanly(

@@ -326,6 +326,7 @@ def test_predict_writes_names_that_are_not_utf8_escaped_and_leaves_out_what_it_c
 
 # -------------------------------------------------------------------------------- full disk
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_full_disk_at_a_checkpoint_ends_in_one_paragraph_with_the_last_checkpoint_intact(tmp_path: Path) -> None:
     from app.train import train
 

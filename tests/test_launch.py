@@ -219,6 +219,7 @@ def test_app_summary_reads_its_flags_anywhere_and_refuses_a_wrong_one_in_one_par
 
 # ------------------------------------------------------------------------------- the CLI
 @pytest.mark.cli
+@pytest.mark.extended
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_is_refused_before_any_run_dir_where_there_is_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -242,6 +243,7 @@ def test_cuda_is_refused_before_any_run_dir_where_there_is_none(
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_relative_paths_are_read_from_the_launch_dir_even_when_the_job_changes_dir(
     tmp_path: Path, image_folder: Path
 ) -> None:

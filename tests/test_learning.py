@@ -9,6 +9,7 @@ from tests.conftest import run_cli
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_default_recipe_learns_digits(tmp_path: Path) -> None:
     # The default run at half the image size and three epochs instead of four (~13 s on 2 cores).
     result = run_cli("dataset.image.size=64", "trainer.epochs=3", "hydra.run.dir=out", cwd=tmp_path)

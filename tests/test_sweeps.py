@@ -110,6 +110,7 @@ def test_a_tag_with_a_space_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_failing_point_stops_no_other_and_the_sweep_exits_1(failing: dict[str, Any]) -> None:
     result, sweep = failing["result"], failing["dir"]
     assert result.returncode == 1
@@ -129,6 +130,7 @@ def test_a_failing_point_stops_no_other_and_the_sweep_exits_1(failing: dict[str,
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_optuna_records_a_failed_trial_and_searches_on(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     # seed 0 draws 1e-4, then 1e30. (Not the grid sampler: hydra-optuna-sweeper 1.3 crashes when
@@ -155,6 +157,7 @@ def test_optuna_records_a_failed_trial_and_searches_on(tmp_path: Path) -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_ctrl_c_in_a_sweep_job_stops_the_whole_sweep(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     child = subprocess.Popen(

@@ -115,6 +115,7 @@ def test_the_job_builds_the_values_it_checked_once_resolved(monkeypatch: pytest.
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_hydra_job_env_set_cannot_make_a_checked_run_build_a_canary(tmp_path: Path) -> None:
     canary = tmp_path / "canary"
     env_head = "[{_target_:torch.nn.Linear,in_features:9216,out_features:10}]"
@@ -174,6 +175,7 @@ def test_overwrite_replaces_a_run_of_this_app(tmp_path: Path) -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_a_job_that_finds_its_dir_held_leaves_the_live_runs_hydra_files_alone(tmp_path: Path) -> None:
     live = tmp_path / "live"
     (live / files.HYDRA).mkdir(parents=True)

@@ -31,6 +31,7 @@ def mypy(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_mypy_strict_passes_on_app_tests_and_benchmarks() -> None:
     result = mypy("--config-file", "mypy.ini")  # files = app, hydra_plugins, tests, benchmarks
     assert result.returncode == 0, result.stdout + result.stderr

@@ -242,6 +242,7 @@ def test_optuna_search_space_bounds_follow_the_same_rules() -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_real_optuna_sweep_runs_after_its_check(tmp_path: Path) -> None:
     result = run_cli(
         "-m",
@@ -286,6 +287,7 @@ def test_check_console_script_exit_status(tmp_path: Path) -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended
 def test_readme_commands_pass_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every app-train command in the README is valid, except those marked "# refused"; the
     # folder examples read the image folder the README's own command writes first.
