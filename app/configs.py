@@ -155,10 +155,15 @@ class Normalize(Enum):
 
 
 class Augment(Enum):
-    """What randomly changes a training image each epoch (validation images never change)."""
+    """What randomly changes a training image each epoch (validation images never change): each
+    policy after light's random resized crop and flip (torchvision's, ``transforms.v2``)."""
 
     none = "none"
     light = "light"  # torchvision's RandomResizedCrop(size) + RandomHorizontalFlip
+    trivialaugment = "trivialaugment"  # + TrivialAugmentWide: one op a picture, at a random strength
+    randaugment = "randaugment"  # + RandAugment(dataset.randaugment_ops, dataset.randaugment_magnitude)
+    autoaugment = "autoaugment"  # + AutoAugment's ImageNet policy
+    augmix = "augmix"  # + AugMix (severity 3, width 3: torchvision's defaults)
 
 
 class Corrupt(Enum):
@@ -228,7 +233,24 @@ class FakeDataConfig(DatasetConfig):
 
 
 @dataclass(kw_only=True)
-class ImageFolderConfig(DatasetConfig):
+class AugmentedDatasetConfig(DatasetConfig):
+    """A dataset of pictures decoded on access (in loader workers), which can change them each
+    epoch: drawn from (seed, epoch, index), so a resumed run sees what an uninterrupted one saw."""
+
+    # its keys that change the training images only: a model is evaluated without them
+    augment_keys: ClassVar[tuple[str, ...]] = ("augment", "randaugment_ops", "randaugment_magnitude", "random_erasing")
+
+    augment: Augment = Augment.none
+    randaugment_ops: Annotated[int, Interval(ge=1, le=14), doc("RandAugment has 14 ops")] = 2  # ops a picture
+    # strength of each op, in RandAugment's 31 bins (torchvision's default 9; 30: its strongest)
+    randaugment_magnitude: Annotated[int, Interval(ge=0, le=30), doc("RandAugment has 31 bins, 0-30")] = 9
+    # probability that torchvision's RandomErasing blanks a random rectangle of a standardised
+    # training image (its recipe: 0.1); 0: off. On top of any augment, none included
+    random_erasing: Annotated[float, Interval(ge=0, le=1), doc("a probability")] = 0.0
+
+
+@dataclass(kw_only=True)
+class ImageFolderConfig(AugmentedDatasetConfig):
     """Your own images: one subfolder of ``root`` per class, searched recursively for the file
     types torchvision's ImageFolder reads."""
 
@@ -239,12 +261,11 @@ class ImageFolderConfig(DatasetConfig):
     classes: Annotated[int, Ge(2), doc("must equal the number of class folders")]
     val_fraction: BothSplits = 0.2  # unused with val_root
     val_root: Optional[DirPath] = None  # the same class folders, validation images: instead of the seeded split
-    augment: Augment = Augment.none
     corrupt: Corrupt = Corrupt.fail  # files PIL cannot decode, found by a scan before training
 
 
 @dataclass(kw_only=True)
-class Cifar10Config(DatasetConfig):
+class Cifar10Config(AugmentedDatasetConfig):
     """torchvision's CIFAR-10: 50,000 training and 10,000 test (here: validation) 32x32 images;
     ``classes`` keeps classes 0..classes-1 (airplane, automobile, bird, ...)."""
 
@@ -256,7 +277,6 @@ class Cifar10Config(DatasetConfig):
     # where cifar-10-batches-py is, or goes; read from the launch dir when relative, ~ expanded
     root: Annotated[PathText, Predicate(directory_path)] = "${oc.env:HOME}/.cache/app-train/cifar10"
     download: bool = False  # fetch the archive (163 MB) into root when it is not there
-    augment: Augment = Augment.none
 
 
 store(DigitsConfig(), group="dataset", name="digits")
@@ -798,6 +818,8 @@ def feature_cache_unused_because(cfg: Any) -> Optional[str]:
     name = getattr(augment, "name", augment)
     if augment is not None and name != "none":
         return f"dataset.augment={name}: every epoch draws other images"
+    if cfg.dataset.get("random_erasing", 0) > 0:
+        return f"dataset.random_erasing={cfg.dataset.random_erasing}: every epoch erases other rectangles"
     return None
 
 

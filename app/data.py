@@ -3,9 +3,9 @@ and the class names.
 
 Images come out as float tensors ``[channels, size, size]``, standardised, ready for the model:
 validation images exactly as ``image_transform(cfg)`` makes them from a picture; training images
-the same, or randomly cropped and flipped with ``augment=light``. Each factory takes, first and
-positionally, the weights' ``Preset`` that ``preset_for(cfg)`` picks (the job passes it); without
-one, images are standardised with the dataset's own statistics.
+the same, or changed each epoch by the dataset's ``augment`` keys (``pixels.Augmentation``). Each
+factory takes, first and positionally, the weights' ``Preset`` that ``preset_for(cfg)`` picks
+(the job passes it); without one, images are standardised with the dataset's own statistics.
 """
 
 import logging
@@ -41,6 +41,8 @@ from app.files import (
     image_files,
 )
 from app.images import open_image, screened
+from app.pixels import UNCHANGED as UNCHANGED
+from app.pixels import Augmentation as Augmentation
 from app.pixels import Pixels as Pixels
 from app.pixels import decoded as decoded
 from app.pixels import image_transform as image_transform
@@ -161,10 +163,10 @@ class DecodedImages(ImageDataset):
     there are, and when a resumed epoch skips the batches it trained on before a stop.
     """
 
-    def __init__(self, labels: list[int], p: Pixels, augment: bool, seed: int) -> None:
-        self.labels, self.augment, self.seed, self.pixels = labels, augment, seed, p
+    def __init__(self, labels: list[int], p: Pixels, augmentation: Augmentation, seed: int) -> None:
+        self.labels, self.augmentation, self.seed, self.pixels = labels, augmentation, seed, p
         self.mode = "RGB" if p.channels == 3 else "L"
-        self.transform = picture_transform(p, augment)
+        self.transform = picture_transform(p, augmentation)
 
     def picture(self, index: int) -> Any:
         """Picture ``index``, decoded in ``self.mode`` (a ``PIL.Image.Image``)."""
@@ -176,7 +178,7 @@ class DecodedImages(ImageDataset):
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = key if isinstance(key, tuple) else (0, key)
         picture = self.picture(index)
-        if self.augment:
+        if self.augmentation.random:
             with torch.random.fork_rng(devices=[]):  # torchvision draws from torch's global generator
                 # one well-mixed 64-bit seed per (seed, epoch, index), the same in any process or Python
                 torch.manual_seed(
@@ -191,21 +193,25 @@ class DecodedImages(ImageDataset):
 class ImageFiles(DecodedImages):
     """Image files (``files``, a list of paths) decoded from disk on access."""
 
-    def __init__(self, files: list[str], labels: list[int], p: Pixels, augment: bool = False, seed: int = 0) -> None:
-        super().__init__(labels, p, augment, seed)
+    def __init__(
+        self, files: list[str], labels: list[int], p: Pixels, augmentation: Augmentation = UNCHANGED, seed: int = 0
+    ) -> None:
+        super().__init__(labels, p, augmentation, seed)
         self.files = files
 
     def picture(self, index: int) -> Any:
         # bounded as the scan was (an UnreadableImage naming the file): a file replaced since it is refused too
         with open_image(self.files[index]) as opened:
-            return decoded(opened, self.mode, self.pixels, self.augment)
+            return decoded(opened, self.mode, self.pixels, self.augmentation.crops)
 
 
 class ImageArrays(DecodedImages):
     """Pictures held in memory as one ``[N, H, W, 3]`` uint8 array (CIFAR-10's 32x32 images)."""
 
-    def __init__(self, arrays: np.ndarray, labels: list[int], p: Pixels, augment: bool = False, seed: int = 0) -> None:
-        super().__init__(labels, p, augment, seed)
+    def __init__(
+        self, arrays: np.ndarray, labels: list[int], p: Pixels, augmentation: Augmentation = UNCHANGED, seed: int = 0
+    ) -> None:
+        super().__init__(labels, p, augmentation, seed)
         self.arrays = arrays
 
     def picture(self, index: int) -> Any:
@@ -250,6 +256,9 @@ def image_folder(
     val_fraction: float = 0.2,
     val_root: str | None = None,
     augment: Augment = Augment.none,
+    randaugment_ops: int = 2,
+    randaugment_magnitude: int = 9,
+    random_erasing: float = 0.0,
     corrupt: Corrupt = Corrupt.fail,
 ) -> Splits:
     """``root/<class>/**/<image>``: a seeded split of every image into train and validation, or
@@ -270,14 +279,15 @@ def image_folder(
         val_order = torch.randperm(len(val_files), generator=torch.Generator().manual_seed(seed)).tolist()
         val_idx, train_idx = val_order[:val_size], order[:train_size]
 
-    def split(files: list[str], labels: list[int], indices: list[int], augmented: bool) -> ImageFiles:
+    def split(files: list[str], labels: list[int], indices: list[int], augmentation: Augmentation) -> ImageFiles:
         kept = sorted(indices)  # a seeded choice, in the folder's order
         p = pixels(image, ImageFolderConfig, preset)
-        return ImageFiles([files[i] for i in kept], [labels[i] for i in kept], p, augmented, seed)
+        return ImageFiles([files[i] for i in kept], [labels[i] for i in kept], p, augmentation, seed)
 
+    changed = Augmentation(augment.name, randaugment_ops, randaugment_magnitude, random_erasing)
     return Splits(
-        split(files, labels, train_idx, augment is Augment.light),
-        split(val_files, val_labels, val_idx, False),
+        split(files, labels, train_idx, changed),
+        split(val_files, val_labels, val_idx, UNCHANGED),
         classes,
         names,
     )
@@ -295,6 +305,9 @@ def cifar10(
     seed: int = 0,
     download: bool = False,
     augment: Augment = Augment.none,
+    randaugment_ops: int = 2,
+    randaugment_magnitude: int = 9,
+    random_erasing: float = 0.0,
 ) -> Splits:
     """torchvision's CIFAR-10 in ``root`` (downloaded there with ``download``): its training
     batches for training, its test batch for validation, classes ``0..classes-1``."""
@@ -316,7 +329,7 @@ def cifar10(
     names = cifar10_names(os.path.join(folder, CIFAR10_META))[:classes]
     generator = torch.Generator().manual_seed(seed)
 
-    def split(batches: Sequence[str], size: int | None, augmented: bool) -> ImageArrays:
+    def split(batches: Sequence[str], size: int | None, augmentation: Augmentation) -> ImageArrays:
         arrays, labels = [], []
         for name in batches:
             images, batch_labels = cifar10_batch(os.path.join(folder, name))
@@ -328,13 +341,14 @@ def cifar10(
             np.concatenate(arrays)[kept],
             [labels[i] for i in kept],
             pixels(image, Cifar10Config, preset),
-            augmented,
+            augmentation,
             seed,
         )
 
+    changed = Augmentation(augment.name, randaugment_ops, randaugment_magnitude, random_erasing)
     return Splits(
-        split(CIFAR10_TRAIN, train_size, augment is Augment.light),
-        split([CIFAR10_TEST], val_size, False),
+        split(CIFAR10_TRAIN, train_size, changed),
+        split([CIFAR10_TEST], val_size, UNCHANGED),
         classes,
         names,
     )

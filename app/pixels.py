@@ -82,32 +82,77 @@ def _interpolation(name: str) -> Any:
     return InterpolationMode(name)
 
 
-def picture_transform(p: Pixels, augment: bool = False) -> Callable[[Any], torch.Tensor]:
-    """A picture (PIL, already in the right mode) to a tensor by ``p``; ``augment``: a random
-    resized crop and a horizontal flip instead of the resize and centre crop."""
+@dataclass(frozen=True)
+class Augmentation:
+    """How a training picture changes each epoch: a dataset's ``augment`` keys
+    (``AugmentedDatasetConfig``). ``policy`` is an ``Augment`` name."""
+
+    policy: str = "none"
+    randaugment_ops: int = 2
+    randaugment_magnitude: int = 9
+    random_erasing: float = 0.0
+
+    @property
+    def crops(self) -> bool:
+        """A random resized crop and flip (then the policy) instead of the resize and centre crop."""
+        return self.policy != "none"
+
+    @property
+    def random(self) -> bool:
+        return self.crops or self.random_erasing > 0
+
+
+UNCHANGED = Augmentation()  # validation images, and training images with augment=none
+
+
+def _policy(augmentation: Augmentation) -> list[Any]:
+    """The policy after the crop and flip, on the PIL picture (torchvision's ``transforms.v2``)."""
+    from torchvision.transforms import v2
+
+    policies: dict[str, Callable[[], Any]] = {
+        "light": list,
+        "trivialaugment": lambda: [v2.TrivialAugmentWide()],
+        "randaugment": lambda: [
+            v2.RandAugment(num_ops=augmentation.randaugment_ops, magnitude=augmentation.randaugment_magnitude)
+        ],
+        "autoaugment": lambda: [v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)],
+        "augmix": lambda: [v2.AugMix()],
+    }
+    return policies[augmentation.policy]()  # type: ignore[no-any-return]
+
+
+def picture_transform(p: Pixels, augmentation: Augmentation = UNCHANGED) -> Callable[[Any], torch.Tensor]:
+    """A picture (PIL, already in the right mode) to a tensor by ``p``, changed by
+    ``augmentation``: a random resized crop and a horizontal flip instead of the resize and
+    centre crop, then its policy; random erasing last, on the standardised tensor (as
+    torchvision's reference recipe erases)."""
     from torchvision import transforms
+    from torchvision.transforms import v2
 
     interpolation = _interpolation(p.interpolation)
     steps: list[Any] = (
         [
             transforms.RandomResizedCrop(p.size, interpolation=interpolation, antialias=True),
             transforms.RandomHorizontalFlip(),
+            *_policy(augmentation),
         ]
-        if augment
+        if augmentation.crops
         else [transforms.Resize(p.resize, interpolation=interpolation, antialias=True), transforms.CenterCrop(p.size)]
     )
     steps.append(transforms.ToTensor())
     if p.mean is not None and p.std is not None:
         steps.append(transforms.Normalize(p.mean, p.std))
+    if augmentation.random_erasing > 0:
+        steps.append(v2.RandomErasing(p=augmentation.random_erasing))
     return transforms.Compose(steps)  # type: ignore[no-any-return]
 
 
-def decoded(picture: Any, mode: str, p: Pixels, augment: bool = False) -> Any:
+def decoded(picture: Any, mode: str, p: Pixels, random_crop: bool = False) -> Any:
     """``picture`` (a PIL image opened from a file, its pixels not read yet) decoded in ``mode``.
-    Without ``augment``, a JPEG is decoded at the smallest of 1/8, 1/4, 1/2 or full scale whose
-    shorter side still holds ``p.resize`` pixels (PIL's draft mode: the JPEG decoder's own
+    Without ``random_crop``, a JPEG is decoded at the smallest of 1/8, 1/4, 1/2 or full scale
+    whose shorter side still holds ``p.resize`` pixels (PIL's draft mode: the JPEG decoder's own
     downscaling), as the resize that follows needs no more; a random crop may need them all."""
-    if not augment:
+    if not random_crop:
         picture.draft(mode, (p.resize, p.resize))  # a no-op for other formats, or pixels already read
     return picture.convert(mode)
 

@@ -34,7 +34,7 @@ from app import factories
 from app.data import ImageFiles
 from app.images import open_image
 from app.launch import compose_config
-from app.pixels import decoded, picture_transform
+from app.pixels import UNCHANGED, Augmentation, decoded, picture_transform
 from app.training.loaders import EpochOrder, loader, workers_released
 
 HERE = Path(__file__).resolve().parent
@@ -85,10 +85,11 @@ def main() -> None:
         transform = picture_transform(p)
 
         def app_decode(augment: bool) -> None:
-            prepared = picture_transform(p, augment)
+            augmentation = Augmentation("light") if augment else UNCHANGED
+            prepared = picture_transform(p, augmentation)
             for path in files:
                 with open_image(path) as opened:
-                    prepared(decoded(opened, "RGB", p, augment))
+                    prepared(decoded(opened, "RGB", p, augmentation.crops))
 
         def full_decode() -> None:
             for path in files:

@@ -114,12 +114,15 @@ def test_the_cache_is_used_only_for_a_frozen_extractor_and_fixed_images() -> Non
     assert "feature_cache=false" in str(
         unused_because(compose_config(["trainer.freeze_extractor=true", "trainer.feature_cache=false"]))
     )
-    # dataset.augment (folder and cifar10): random crops and flips make new images every epoch
-    for augment, used in (("none", True), ("light", False)):
-        node = OmegaConf.create(
-            {"trainer": {"freeze_extractor": True, "feature_cache": True}, "dataset": {"augment": augment}}
-        )
-        assert (unused_because(node) is None) == used, augment
+    # dataset.augment and random_erasing (folder and cifar10): new images every epoch
+    for dataset, used in (
+        ({"augment": "none", "random_erasing": 0.0}, True),
+        ({"augment": "light", "random_erasing": 0.0}, False),
+        ({"augment": "autoaugment", "random_erasing": 0.0}, False),
+        ({"augment": "none", "random_erasing": 0.1}, False),
+    ):
+        node = OmegaConf.create({"trainer": {"freeze_extractor": True, "feature_cache": True}, "dataset": dataset})
+        assert (unused_because(node) is None) == used, dataset
 
 
 def test_a_cache_dir_that_cannot_be_made_is_refused_at_launch(tmp_path: Path) -> None:

@@ -155,13 +155,45 @@ def test_a_file_broken_after_the_scan_is_named_not_a_worker_traceback(with_corru
 
 
 # --------------------------------------------------------------------------- augment
-def test_augment_light_changes_training_images_by_epoch_only(nested: Path) -> None:
-    splits = folder_splits(nested, "dataset.classes=3", "dataset.augment=light", "trainer.seed=3")
-    first, again, later = splits.train[(1, 0)][0], splits.train[(1, 0)][0], splits.train[(2, 0)][0]
-    assert torch.equal(first, again) and not torch.equal(first, later)
+# Every way a training image can change: each policy (after light's crop and flip), and random
+# erasing alone (on the centre crop) and on top of a policy.
+AUGMENTATIONS = [
+    ["dataset.augment=light"],
+    ["dataset.augment=trivialaugment"],
+    ["dataset.augment=randaugment", "dataset.randaugment_ops=3", "dataset.randaugment_magnitude=20"],
+    ["dataset.augment=autoaugment"],
+    ["dataset.augment=augmix"],
+    ["dataset.random_erasing=1"],
+    ["dataset.augment=trivialaugment", "dataset.random_erasing=0.5"],
+]
+
+
+@pytest.mark.parametrize("augmentation", AUGMENTATIONS, ids=" ".join)
+def test_augmentation_changes_training_images_by_epoch_only(nested: Path, augmentation: list[str]) -> None:
+    splits = folder_splits(nested, "dataset.classes=3", *augmentation, "trainer.seed=3")
+    n = len(splits.train)
+    first, again, later = ([splits.train[(epoch, i)][0] for i in range(n)] for epoch in (1, 1, 2))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))  # the same (seed, epoch, index), the same pixels
+    moved = [not torch.equal(a, b) for a, b in zip(first, later)]  # another epoch, other pixels
+    assert sum(moved) >= 0.75 * n, moved  # a 12-px picture's crop can repeat: most change, not all
     assert torch.equal(splits.val[(1, 0)][0], splits.val[(2, 0)][0])  # validation images never change
     plain = folder_splits(nested, "dataset.classes=3")
     assert torch.equal(plain.train[0][0], plain.train[0][0])  # augment=none: the same tensor every time
+
+
+@pytest.mark.parametrize("augmentation", AUGMENTATIONS[1:5], ids=" ".join)
+def test_each_policy_changes_what_lights_crop_and_flip_gave(nested: Path, augmentation: list[str]) -> None:
+    light = folder_splits(nested, "dataset.classes=3", "dataset.augment=light").train
+    policy = folder_splits(nested, "dataset.classes=3", *augmentation).train
+    changed = [not torch.equal(light[(1, i)][0], policy[(1, i)][0]) for i in range(len(light))]
+    assert sum(changed) >= len(changed) // 2, changed  # a policy may draw its identity op for a picture
+
+
+def test_randaugments_keys_without_randaugment_are_refused(nested: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        folder_splits(nested, "dataset.classes=3", "dataset.augment=light", "dataset.randaugment_magnitude=20")
+    [problem] = refused.value.problems
+    assert problem.key == "dataset.randaugment_magnitude" and "dataset.augment=randaugment" in problem.hint
 
 
 def test_an_epoch_skipped_into_gives_the_same_augmented_batches_in_any_worker(nested: Path) -> None:
@@ -179,7 +211,10 @@ def test_an_epoch_skipped_into_gives_the_same_augmented_batches_in_any_worker(ne
     assert len(resumed) == len(whole) - 2 and all(torch.equal(a, b) for a, b in zip(whole[2:], resumed))
 
 
-def test_a_resumed_augmented_folder_run_ends_as_a_straight_one(image_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("augmentation", AUGMENTATIONS[:5] + AUGMENTATIONS[6:], ids=" ".join)
+def test_a_resumed_augmented_folder_run_ends_as_a_straight_one(
+    image_folder: Path, tmp_path: Path, augmentation: list[str]
+) -> None:
     # In-process decoding (the workers' case is the test above): the augmentation must leave
     # torch's global generator, which the dropout of the large head draws from, as it was.
     recipe = [
@@ -187,7 +222,7 @@ def test_a_resumed_augmented_folder_run_ends_as_a_straight_one(image_folder: Pat
         f"dataset.root={image_folder}",
         "dataset.classes=3",
         "dataset.image.size=64",
-        "dataset.augment=light",
+        *augmentation,
         "trainer.batch_size=8",
         "trainer.epochs=2",
         "trainer.num_workers=0",
@@ -369,7 +404,7 @@ def test_a_jpeg_is_decoded_at_the_scale_its_resize_needs_in_training_and_for_a_p
     first = tmp_path / "a" / "0.jpg"
     p = Pixels(size=64, channels=3, resize=64, interpolation="bilinear", mean=None, std=None)
     assert decoded(Image.open(first), "RGB", p).size == (125, 94)  # 1/4 scale: the shorter side 375 // 4 >= 64
-    assert decoded(Image.open(first), "RGB", p, augment=True).size == (500, 375)  # a random crop may need them all
+    assert decoded(Image.open(first), "RGB", p, random_crop=True).size == (500, 375)  # a random crop may need them all
     cfg = compose_config(["dataset=folder", f"dataset.root={tmp_path}", "dataset.classes=2", "dataset.image.size=64"])
     val: ImageFiles = instantiate(cfg.dataset, preset_for(cfg)).val
     for index in range(len(val)):  # the run's validation images are what image_transform makes of the file

@@ -27,7 +27,9 @@ from tests.conftest import console_script, run_cli
 RECIPE = [
     "+debug=fast",
     "dataset=folder",
-    "dataset.augment=light",
+    "dataset.augment=randaugment",
+    "dataset.randaugment_ops=3",
+    "dataset.random_erasing=0.25",
     "dataset.classes=3",
     "dataset.val_fraction=0.3",
     "trainer.epochs=3",
@@ -91,7 +93,8 @@ def test_evaluate_takes_the_checkpoints_dataset_and_the_command_lines_changes(tr
     assert OmegaConf.get_type(cfg.dataset) is ImageFolderConfig
     assert cfg.dataset.image.size == 64 and cfg.dataset.val_fraction == 0.3  # the checkpoint's
     assert cfg.dataset.train_size == 5  # the command line's
-    assert cfg.dataset.augment.name == "none"  # the training split as the run would validate it, unaugmented
+    # the training split as the run would validate it, unaugmented
+    assert (cfg.dataset.augment.name, cfg.dataset.randaugment_ops, cfg.dataset.random_erasing) == ("none", 2, 0)
     assert evaluate(cfg, tmp_path)["images"] == 5
 
 

@@ -23,6 +23,7 @@ from app.checks.constraints import _num, field_hints
 from app.checks.facts import dataset_images, gib, input_sizes, is_a, kind, primary, processes, unwritable
 from app.checks.problems import Problem
 from app.configs import (
+    AugmentedDatasetConfig,
     Cifar10Config,
     Device,
     EvaluateConfig,
@@ -237,7 +238,7 @@ def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
 
 @cross_rule(
     "trainer.feature_cache_dir is a directory this user can make or write in, when the feature cache is used "
-    "(trainer.freeze_extractor=true, trainer.feature_cache=true, no random dataset.augment)"
+    "(trainer.freeze_extractor=true, trainer.feature_cache=true, no random dataset.augment or dataset.random_erasing)"
 )
 def _feature_cache_dir_is_writable(cfg: DictConfig) -> Iterator[Problem]:
     t = cfg.get("trainer")
@@ -251,6 +252,24 @@ def _feature_cache_dir_is_writable(cfg: DictConfig) -> Iterator[Problem]:
             "a directory this user can create and write in",
             f"{blocked}: choose another trainer.feature_cache_dir, or set trainer.feature_cache=false",
         )
+
+
+@cross_rule(
+    "dataset.randaugment_ops and dataset.randaugment_magnitude keep their defaults unless dataset.augment=randaugment"
+)
+def _randaugment_keys_need_randaugment(cfg: DictConfig) -> Iterator[Problem]:
+    policy = getattr(cfg.dataset.get("augment"), "name", None) if is_a(cfg, "dataset", AugmentedDatasetConfig) else None
+    if policy in (None, "randaugment"):
+        return
+    defaults = {f.name: f.default for f in dataclasses.fields(AugmentedDatasetConfig)}
+    for key in ("randaugment_ops", "randaugment_magnitude"):
+        if cfg.dataset[key] != defaults[key]:
+            yield Problem(
+                f"dataset.{key}",
+                _num(cfg.dataset[key]),
+                f"used by dataset.augment=randaugment only (this run has dataset.augment={policy})",
+                f"add dataset.augment=randaugment, or drop dataset.{key}",
+            )
 
 
 @cross_rule("trainer.extractor_lr_scale is 1 when trainer.freeze_extractor=true (a frozen extractor has no lr)")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from app.checks import ConfigError, group_options, schema_rules
-from app.configs import EVALUATE_NAME
+from app.configs import EVALUATE_NAME, AugmentedDatasetConfig
 from app.files import checkpoint_config
 from app.launch.argv import parse_command
 from app.launch.check import check_command, report
@@ -54,7 +54,7 @@ def from_checkpoint(config_name: str, overrides: Sequence[str]) -> list[str]:
     return prefix + [
         f"{key}={as_override(value)}"
         for key, value in _leaves(dataset, "dataset.")
-        if key.split(".")[1] in keep and key != "dataset.augment"
+        if key.split(".")[1] in keep and key.split(".")[1] not in AugmentedDatasetConfig.augment_keys
     ]
 
 
