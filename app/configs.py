@@ -176,6 +176,7 @@ class Corrupt(Enum):
 # ImageNet's statistics per RGB channel: what pretrained torchvision weights expect of photographs
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 Statistics = tuple[tuple[float, ...], tuple[float, ...]]  # (mean, std) per RGB channel
+Stages = tuple[tuple[str, ...], ...]  # a backbone's parameters by depth: module name prefixes per stage
 
 
 @dataclass(kw_only=True)
@@ -367,12 +368,16 @@ class FeatureExtractorConfig(Config):
     Each backbone's facts live on its own class: ``out_features`` (the width it produces, which
     the head's first layer follows), ``min_image_size`` (and ``max_image_size`` for a body built
     for one size), the ``weights`` names it accepts and, by name, how those weights' images were
-    prepared (``presets``, which the images follow: ``dataset.image.normalize``).
+    prepared (``presets``, which the images follow: ``dataset.image.normalize``), and its
+    parameters by depth (``stages``, for ``trainer.layer_decay``).
     """
 
     min_image_size: ClassVar[int] = 1  # smallest dataset.image.size the body accepts
     max_image_size: ClassVar[Optional[int]] = None  # largest, where there is one
     presets: ClassVar[dict[str, Preset]] = {}  # by weights name, DEFAULT included
+    # its parameters by depth, from the input up, each stage the dotted name prefixes of its
+    # modules (trainer.layer_decay lowers the lr stage by stage); none: the body is one stage
+    stages: ClassVar[Stages] = ()
 
     _target_: str = field(init=False, default=MISSING)
     # a local state dict of the torchvision model, or a checkpoint this app wrote (its extractor)
@@ -387,11 +392,21 @@ class FeatureExtractorConfig(Config):
         return None
 
 
+RESNET_STAGES: Stages = (("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("layer4",))
+
+
 # Each stride-32 body below ends on single pixels at 32 px; smaller inputs are refused.
 @dataclass(kw_only=True)
 class AlexNetConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 63  # smaller maps vanish in AlexNet's third max-pool
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
+    stages: ClassVar[Stages] = (
+        ("features.0",),
+        ("features.3",),
+        ("features.6",),
+        ("features.8",),
+        ("features.10",),
+    )  # its 5 convolutions
 
     _target_: str = field(init=False, default="app.models.alexnet")
     weights: Optional[AlexNetWeights] = None  # torchvision's weights (downloads on first use)
@@ -403,6 +418,7 @@ class AlexNetConfig(FeatureExtractorConfig):
 @dataclass(kw_only=True)
 class ResNet18Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
+    stages: ClassVar[Stages] = RESNET_STAGES
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
     _target_: str = field(init=False, default="app.models.resnet18")
@@ -415,6 +431,7 @@ class ResNet18Config(FeatureExtractorConfig):
 @dataclass(kw_only=True)
 class ResNet50Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
+    stages: ClassVar[Stages] = RESNET_STAGES
     presets: ClassVar[dict[str, Preset]] = {
         "IMAGENET1K_V1": IMAGENET_V1,
         "IMAGENET1K_V2": Preset(232, 224),
@@ -431,6 +448,14 @@ class ResNet50Config(FeatureExtractorConfig):
 @dataclass(kw_only=True)
 class VGG11BNConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # five 2x2 max-pools
+    # a stage per resolution: each convolution with its batch norm, between the max-pools
+    stages: ClassVar[Stages] = (
+        ("features.0", "features.1"),
+        ("features.4", "features.5"),
+        ("features.8", "features.9", "features.11", "features.12"),
+        ("features.15", "features.16", "features.18", "features.19"),
+        ("features.22", "features.23", "features.25", "features.26"),
+    )
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
     _target_: str = field(init=False, default="app.models.vgg11_bn")
@@ -443,6 +468,7 @@ class VGG11BNConfig(FeatureExtractorConfig):
 @dataclass(kw_only=True)
 class MobileNetV3SmallConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
+    stages: ClassVar[Stages] = tuple((f"features.{i}",) for i in range(13))  # stem, 11 blocks, last conv
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
 
     _target_: str = field(init=False, default="app.models.mobilenet_v3_small")
@@ -455,6 +481,7 @@ class MobileNetV3SmallConfig(FeatureExtractorConfig):
 @dataclass(kw_only=True)
 class EfficientNetB0Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32
+    stages: ClassVar[Stages] = tuple((f"features.{i}",) for i in range(9))  # stem, 7 stages, last conv
     presets: ClassVar[dict[str, Preset]] = {
         "IMAGENET1K_V1": Preset(256, 224, "bicubic"),
         "DEFAULT": Preset(256, 224, "bicubic"),
@@ -470,6 +497,8 @@ class EfficientNetB0Config(FeatureExtractorConfig):
 @dataclass(kw_only=True)
 class ConvNeXtTinyConfig(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 32  # a 4x4 stem, then three 2x2 downsamplings
+    # stem, then each stage and downsampling; the norm its classifier began with stays in the body
+    stages: ClassVar[Stages] = (*((f"features.{i}",) for i in range(7)), ("features.7", "classifier.0"))
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": Preset(236, 224), "DEFAULT": Preset(236, 224)}
 
     _target_: str = field(init=False, default="app.models.convnext_tiny")
@@ -483,6 +512,12 @@ class ConvNeXtTinyConfig(FeatureExtractorConfig):
 class ViTB16Config(FeatureExtractorConfig):
     min_image_size: ClassVar[int] = 224  # its position embeddings are for 14x14 patches of 16 px
     max_image_size: ClassVar[Optional[int]] = 224
+    # the patch embedding, then each of the 12 encoder blocks (the last with the encoder's final norm)
+    stages: ClassVar[Stages] = (
+        ("class_token", "conv_proj", "encoder.pos_embedding"),
+        *((f"encoder.layers.encoder_layer_{i}",) for i in range(11)),
+        ("encoder.layers.encoder_layer_11", "encoder.ln"),
+    )
     presets: ClassVar[dict[str, Preset]] = {
         "IMAGENET1K_V1": IMAGENET_V1,
         "IMAGENET1K_SWAG_LINEAR_V1": Preset(224, 224, "bicubic"),
@@ -785,6 +820,9 @@ class TrainerConfig(Config):
     feature_cache_memory_gib: NotNegative = 4.0
     # the extractor's lr is optimizer.lr x this: a pretrained body fine-tuned more gently than the head
     extractor_lr_scale: Annotated[float, Interval(gt=0, le=1)] = 1.0
+    # layer-wise lr decay: each stage of the extractor (its config's ``stages``) trains at this x
+    # the lr of the one above it, the top stage at this x the head's (x extractor_lr_scale); 1: off
+    layer_decay: Annotated[float, Interval(gt=0, le=1)] = 1.0
     precision: Precision = Precision.auto
     channels_last: bool = False  # NHWC memory format: faster convolutions on recent GPUs
     compile: bool = False  # torch.compile the model (eager, with a warning, where it cannot)

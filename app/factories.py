@@ -1,6 +1,6 @@
 """The typed way to build what a config describes: ``model(cfg)``, ``splits(cfg)``,
-``optimizer(cfg, params)``, ``scheduler(cfg, optimizer, steps)``, each returning its real type
-(``hydra.utils.instantiate`` returns ``Any``).
+``parameter_groups(cfg, model)``, ``optimizer(cfg, params)``, ``scheduler(cfg, optimizer, steps)``,
+each returning its real type (``hydra.utils.instantiate`` returns ``Any``).
 
 Each takes the whole run's config, a ``MainConfig`` built in Python (checked here first, as the
 launch checks it: ``ConfigError``) or the ``DictConfig`` of ``app.launch.compose_config`` (taken
@@ -19,8 +19,8 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from app import data
 from app.checks import checked
-from app.configs import MainConfig
-from app.models import ImageClassifier
+from app.configs import FeatureExtractorConfig, MainConfig, node_class
+from app.models import ImageClassifier, staged
 
 RunConfig = Union[MainConfig, DictConfig]  # a run built in Python, or compose_config's
 # Where torch 2.4+ has fused Adam, AdamW and SGD kernels. For the frozen extractor's 9216->100->10
@@ -59,6 +59,25 @@ def splits(cfg: RunConfig) -> data.Splits:
     # the weights' preset, if the images follow it
     built: data.Splits = instantiate(node.dataset, data.preset_for(node))
     return built
+
+
+def parameter_groups(cfg: RunConfig, model: ImageClassifier) -> list[dict[str, Any]]:
+    """What the optimizer trains, the head's group first, at ``optimizer.lr`` (the lr metrics.csv
+    shows); then, unless frozen, the extractor at ``trainer.extractor_lr_scale`` x that, or with
+    ``trainer.layer_decay`` below 1, a group per stage of its config's ``stages``, from the top
+    down: the top stage at decay x the head's lr, each stage below at decay x the one above."""
+    node = _node(cfg)
+    t = node.trainer
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.head.parameters() if p.requires_grad]}]
+    trained = [(name, p) for name, p in model.extractor.named_parameters() if p.requires_grad]  # none when frozen
+    lr = node.optimizer.lr * t.extractor_lr_scale
+    if not trained or t.layer_decay == 1:
+        return groups + ([{"params": [p for _, p in trained], "lr": lr}] if trained else [])
+    backbone: type[FeatureExtractorConfig] = node_class("feature_extractor", node.feature_extractor)
+    by_stage = [params for params in staged(trained, backbone.stages) if params]
+    return groups + [
+        {"params": params, "lr": lr * t.layer_decay**depth} for depth, params in enumerate(reversed(by_stage), 1)
+    ]
 
 
 def optimizer(cfg: RunConfig, params: Parameters) -> torch.optim.Optimizer:

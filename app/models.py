@@ -21,6 +21,7 @@ from app.configs import (
     MobileNetV3SmallWeights,
     ResNet18Weights,
     ResNet50Weights,
+    Stages,
     VGG11BNWeights,
     ViTB16Weights,
     typed_config,
@@ -30,6 +31,19 @@ from app.files import CHECKPOINT_FORMAT, checkpoint_pickle
 
 # The attribute that holds a torchvision classification model's classifier, by family.
 CLASSIFIER_ATTRIBUTES = ("classifier", "fc", "heads", "head")
+
+
+def staged(named: list[tuple[str, nn.Parameter]], stages: Stages) -> list[list[nn.Parameter]]:
+    """``named`` parameters (``module.named_parameters()``) by stage, in ``stages``' order: each
+    parameter in the one stage whose dotted name prefixes hold its name (a bug of the backbone's
+    ``stages`` otherwise, named here: a test checks every backbone's)."""
+    by_stage: list[list[nn.Parameter]] = [[] for _ in stages]
+    for name, parameter in named:
+        found = [i for i, prefixes in enumerate(stages) if any(name == q or name.startswith(q + ".") for q in prefixes)]
+        if len(found) != 1:
+            raise ValueError(f"the extractor's parameter {name} is in {len(found)} of its stages, not one: {stages}")
+        by_stage[found[0]].append(parameter)
+    return by_stage
 
 
 def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:

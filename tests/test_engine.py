@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from hydra.utils import instantiate
 
 from app import errors
 from app.checks import ConfigError, group_options
+from app.configs import AlexNetConfig, ResNet18Config, Stages, add_option
 from app.data import ImageTensorDataset
 from app.launch import compose_config
 from app.train import train
@@ -321,6 +324,45 @@ def test_the_extractor_can_learn_more_slowly_than_the_head(tmp_path: Path) -> No
     assert float(metrics(tmp_path)[0]["lr"]) == 1e-4  # the head's
     with pytest.raises(ConfigError, match=r"trainer\.extractor_lr_scale"):
         compose_config(["trainer.extractor_lr_scale=0.1", "trainer.freeze_extractor=true"])
+
+
+def test_layer_decay_lowers_each_stages_lr_by_its_power_below_the_head(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    decay, scale = 0.5, 0.8
+    with caplog.at_level(logging.INFO, logger="app.train"):
+        train(
+            compose_config(["+debug=fast", f"trainer.layer_decay={decay}", f"trainer.extractor_lr_scale={scale}"]),
+            tmp_path,
+        )
+    head, *stages = checkpoints.load_checkpoint(str(tmp_path / "checkpoints/last.pt"))["optimizer"]["param_groups"]
+    assert len(stages) == len(AlexNetConfig.stages)  # the top stage first
+    assert [g["lr"] for g in stages] == pytest.approx([head["lr"] * scale * decay**k for k in range(1, 6)])
+    assert [g["initial_lr"] for g in stages] == pytest.approx([1e-4 * scale * decay**k for k in range(1, 6)])
+    assert float(metrics(tmp_path)[0]["lr"]) == 1e-4  # metrics.csv: the head's
+    [line] = [r.getMessage() for r in caplog.records if "lr by parameter group" in r.getMessage()]
+    assert line.endswith(", ".join(f"{1e-4 * scale * decay**k if k else 1e-4:.3g}" for k in range(6)))
+
+
+@dataclass(kw_only=True)
+class StagelessConfig(ResNet18Config):
+    """A user's backbone whose config says nothing of its depth."""
+
+    stages: ClassVar[Stages] = ()
+
+
+@pytest.mark.usefixtures("own_registrations")
+def test_layer_decay_is_refused_where_there_is_nothing_to_decay() -> None:
+    add_option("feature_extractor", "stageless", StagelessConfig())
+    for refused, why in (
+        ("trainer.freeze_extractor=true", "a frozen extractor is not trained"),
+        ("feature_extractor=stageless", "StagelessConfig: its config defines no stages"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            compose_config(["trainer.layer_decay=0.7", refused])
+        [problem] = error.value.problems
+        assert problem.key == "trainer.layer_decay" and why in problem.rule
+    compose_config(["feature_extractor=stageless"])  # without the decay it trains as one stage
 
 
 def test_compile_falls_back_to_eager_with_a_warning(

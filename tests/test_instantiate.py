@@ -15,15 +15,17 @@ from app.configs import (
     AlexNetConfig,
     ConvNeXtTinyConfig,
     EfficientNetB0Config,
+    FeatureExtractorConfig,
     MobileNetV3SmallConfig,
     ResNet18Config,
     ResNet50Config,
     VGG11BNConfig,
     ViTB16Config,
+    node_class,
 )
 from app.data import Splits
 from app.launch import compose_config
-from app.models import ImageClassifier
+from app.models import ImageClassifier, staged
 
 
 @pytest.fixture(scope="session")
@@ -171,6 +173,21 @@ def test_a_backbones_facts_on_its_config_hold_for_the_torchvision_model(option: 
     if option in ("alexnet", "vgg11_bn"):  # one pixel less and a max-pool has nothing left to pool
         with pytest.raises(RuntimeError):
             extractor(torch.zeros(1, 3, size - 1, size - 1))
+
+
+@pytest.mark.parametrize("option", [getattr(case, "values", case)[0] for case in BACKBONES])
+def test_each_backbones_stages_hold_each_parameter_once_from_the_input_up(option: str) -> None:
+    cfg = compose_config([f"feature_extractor={option}", "dataset.image.size=224"])
+    with torch.device("meta"):  # the modules and their names, no weights: all eight in a second
+        extractor = instantiate(cfg.feature_extractor)
+    backbone: type[FeatureExtractorConfig] = node_class("feature_extractor", cfg.feature_extractor)
+    stages = backbone.stages
+    named = list(extractor.named_parameters())
+    by_stage = staged(named, stages)  # raises for a parameter in no stage, or in two
+    assert all(by_stage) and sum(map(len, by_stage)) == len(named)  # no empty stage, nothing left out
+    depth = {id(p): i for i, params in enumerate(by_stage) for p in params}
+    order = [depth[id(p)] for _, p in named]
+    assert order == sorted(order)  # torchvision defines its modules from the input up
 
 
 @pytest.mark.cli

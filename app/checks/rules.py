@@ -284,6 +284,26 @@ def _scale_needs_a_trained_extractor(cfg: DictConfig) -> Iterator[Problem]:
         )
 
 
+@cross_rule(
+    "trainer.layer_decay is 1 when trainer.freeze_extractor=true, or when the extractor's config defines no stages"
+)
+def _layer_decay_needs_stages_to_train(cfg: DictConfig) -> Iterator[Problem]:
+    t, backbone = cfg.get("trainer"), kind(cfg, "feature_extractor")
+    if t is None or t.layer_decay == 1 or backbone is None:
+        return
+    if t.freeze_extractor:
+        rule, hint = (
+            "1 when trainer.freeze_extractor=true: a frozen extractor is not trained",
+            "set trainer.freeze_extractor=false",
+        )
+    elif not getattr(backbone, "stages", ()):
+        rule = f"1 for {backbone.__name__}: its config defines no stages to lower the lr of"
+        hint = "give its config class stages (its modules' dotted name prefixes, from the input up)"
+    else:
+        return
+    yield Problem("trainer.layer_decay", _num(t.layer_decay), rule, f"drop trainer.layer_decay, or {hint}")
+
+
 @cross_rule("trainer.resume and trainer.overwrite=true are not both set: a run is continued or replaced")
 def _resume_or_overwrite(cfg: DictConfig) -> Iterator[Problem]:
     t = cfg.get("trainer")

@@ -99,13 +99,13 @@ def _orders(cfg: DictConfig, splits: data.Splits, ranks: distributed.Ranks) -> t
 
 
 def _training(cfg: DictConfig, model: ImageClassifier, steps_per_epoch: int) -> engine.Training:
-    """The optimizer over the head and, unless frozen, the body at ``trainer.extractor_lr_scale``
-    of the lr; the schedule, stepped per optimizer step; the EMA."""
+    """The optimizer over the head and, unless frozen, the body (``factories.parameter_groups``);
+    the schedule, stepped per optimizer step; the EMA."""
     t = cfg.trainer
-    head = [p for p in model.head.parameters() if p.requires_grad]
-    body = [p for p in model.extractor.parameters() if p.requires_grad]  # none when frozen
-    # The head's group first: its lr is optimizer.lr, the one metrics.csv and the loggers show.
-    groups = [{"params": head}] + ([{"params": body, "lr": cfg.optimizer.lr * t.extractor_lr_scale}] if body else [])
+    groups = factories.parameter_groups(cfg, model)
+    if len(groups) > 2:  # layer-wise decay: each group's lr, once
+        lrs = ", ".join(f"{g.get('lr', cfg.optimizer.lr):.3g}" for g in groups)
+        log.info("lr by parameter group, the head's first, then the extractor's stages from the top: %s", lrs)
     optimizer = factories.optimizer(cfg, groups)
     scheduler = factories.scheduler(cfg, optimizer, steps_per_epoch)
     ema = engine.exponential_average(model, t.ema_decay) if t.ema_decay is not None else None
