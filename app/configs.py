@@ -775,6 +775,14 @@ class Precision(Enum):
     fp16 = "fp16"  # autocast to float16, with gradient scaling
 
 
+class ClassBalance(Enum):
+    """How training treats classes of unequal size (their counts: the start log line)."""
+
+    none = "none"  # as they come: a class's weight in the loss is its share of the images
+    loss = "loss"  # each image's loss weighted by its class's inverse frequency (N / (classes x count))
+    sampler = "sampler"  # each epoch draws its images classes-equally, with replacement, from the seed
+
+
 RESUME_AUTO = "auto"  # trainer.resume=auto: the run dir's checkpoints/last.pt, when there is one
 
 
@@ -830,6 +838,7 @@ class TrainerConfig(Config):
     overwrite: bool = False  # replace what an earlier run left in the run dir (else: refused)
     resume: Optional[Annotated[PathText, Predicate(resumable)]] = None  # a last.pt, or auto
     label_smoothing: Annotated[float, Interval(ge=0, lt=1)] = 0.0
+    class_balance: ClassBalance = ClassBalance.none  # for imbalanced folders: loss weights, or a sampler
     clip_grad_norm: Optional[Positive] = None  # the largest gradient norm an optimizer step takes
     accumulate_batches: AtLeastOne = 1  # batches whose gradients add up to one optimizer step
     early_stopping_patience: Optional[AtLeastOne] = None  # epochs without a better val acc

@@ -62,6 +62,14 @@ class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         raise NotImplementedError
 
 
+def labels_of(dataset: ImageDataset) -> list[int]:
+    """Each image's label, by index: from the labels the dataset holds, else image by image
+    (torchvision's ``FakeData`` draws each with its image)."""
+    if isinstance(dataset, (ImageTensorDataset, DecodedImages)):
+        return [int(label) for label in dataset.labels]
+    return [int(dataset[i][1]) for i in range(len(dataset))]
+
+
 class Splits(NamedTuple):
     train: ImageDataset
     val: ImageDataset

@@ -93,6 +93,15 @@ class CorruptImages(AppError, ValueError):
     hint = "remove or replace those files, or set dataset.corrupt=skip to leave them out"
 
 
+class EmptyClass(AppError, ValueError):
+    """A training split where a class has no image: ``trainer.class_balance`` cannot weigh it."""
+
+    hint = (
+        "give that class training images (or fewer dataset.classes), or set trainer.class_balance=none; "
+        "a small dataset.train_size or a seeded split can leave a rare class out"
+    )
+
+
 class NonFiniteLoss(AppError, FloatingPointError):
     """The training loss became nan or inf: the run stops without saving what followed."""
 

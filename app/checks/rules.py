@@ -304,6 +304,18 @@ def _layer_decay_needs_stages_to_train(cfg: DictConfig) -> Iterator[Problem]:
     yield Problem("trainer.layer_decay", _num(t.layer_decay), rule, f"drop trainer.layer_decay, or {hint}")
 
 
+@cross_rule("trainer.class_balance=sampler is not used with trainer.overfit_batches (which trains on fixed batches)")
+def _sampler_needs_an_epoch_to_draw(cfg: DictConfig) -> Iterator[Problem]:
+    t = cfg.get("trainer")
+    if t is not None and t.class_balance.name == "sampler" and t.overfit_batches:
+        yield Problem(
+            "trainer.class_balance",
+            "sampler",
+            "not with trainer.overfit_batches: it trains on the same first batches every epoch, and draws none",
+            "set trainer.class_balance=loss (it weighs the loss instead), or trainer.overfit_batches=0",
+        )
+
+
 @cross_rule("trainer.resume and trainer.overwrite=true are not both set: a run is continued or replaced")
 def _resume_or_overwrite(cfg: DictConfig) -> Iterator[Problem]:
     t = cfg.get("trainer")

@@ -9,7 +9,7 @@ import logging
 import math
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from app import data, factories
+from app.errors import EmptyClass
 from app.models import ImageClassifier
 from app.training import distributed, engine, features
 from app.training.loaders import Batches, EpochOrder, loader, lone_last_batch
@@ -61,7 +62,8 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
         seed(t.seed + ranks.rank)
     step = engine.Step(device, engine.resolve_precision(t.precision.value, device), t.channels_last)
     splits = factories.splits(cfg)
-    train_order, val_order = _orders(cfg, splits, ranks)
+    balance = _balance(cfg, splits)
+    train_order, val_order = _orders(cfg, splits, ranks, balance.sampler)
     batch_size = t.batch_size // ranks.world  # the global batch, shared out: the launch check keeps it whole
     model = factories.model(cfg)
     drop = lone_last_batch(model, len(train_order), batch_size)  # each process's share: the same size on each
@@ -70,6 +72,7 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     # Among processes, DDP averages the gradients; ``model`` stays the one checkpoints hold
     parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
     training = _training(cfg, model, math.ceil(batches_per_epoch / t.accumulate_batches))
+    training.class_weights = None if balance.loss is None else balance.loss.to(device)
     # A frozen extractor's features, computed once (or read from trainer.feature_cache_dir), stand in
     # for the images, and the model runs its head alone on them. Rank 0 fills the cache, the others read it.
     waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
@@ -86,15 +89,44 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     return job
 
 
-def _orders(cfg: DictConfig, splits: data.Splits, ranks: distributed.Ranks) -> tuple[EpochOrder, EpochOrder]:
-    """Each split's epoch order; ``trainer.overfit_batches``: the first batches, in one order, for
-    training and validation alike. Each process takes its share of every batch."""
+class Balance(NamedTuple):
+    """``trainer.class_balance``: the training order's weight per image, or the loss's per class."""
+
+    sampler: Optional[torch.Tensor] = None
+    loss: Optional[torch.Tensor] = None
+
+
+def _balance(cfg: DictConfig, splits: data.Splits) -> Balance:
+    """Inverse class frequencies of the training split, as ``trainer.class_balance`` uses them:
+    N / (classes x count) per class for the loss (sklearn's "balanced"), 1 / count per image for
+    the sampler (each class then drawn equally often). A class with no image is an error."""
+    how = cfg.trainer.class_balance.value
+    if how == "none":
+        return Balance()
+    labels = torch.tensor(data.labels_of(splits.train))
+    counts = torch.bincount(labels, minlength=splits.classes)
+    shown = ", ".join(f"{name} {int(n)}" for name, n in zip(splits.names, counts))
+    empty = [name for name, n in zip(splits.names, counts) if n == 0]
+    if empty:
+        raise EmptyClass(f"trainer.class_balance={how}: no training image of class {', '.join(empty)} ({shown})")
+    log.info("training images by class (trainer.class_balance=%s): %s", how, shown)
+    if how == "loss":
+        return Balance(loss=(len(labels) / (splits.classes * counts.double())).float())
+    return Balance(sampler=(1.0 / counts.double())[labels])
+
+
+def _orders(
+    cfg: DictConfig, splits: data.Splits, ranks: distributed.Ranks, weights: Optional[torch.Tensor] = None
+) -> tuple[EpochOrder, EpochOrder]:
+    """Each split's epoch order (the training one drawn by ``weights`` when given);
+    ``trainer.overfit_batches``: the first batches, in one order, for training and validation
+    alike. Each process takes its share of every batch."""
     t, r = cfg.trainer, ranks
     if t.overfit_batches:
         overfit = min(len(splits.train), t.overfit_batches * t.batch_size)
         return (EpochOrder(overfit, t.seed, False, r.rank, r.world),
                 EpochOrder(overfit, t.seed, False, r.rank, r.world, pad=False))  # fmt: skip
-    return (EpochOrder(len(splits.train), t.seed, True, r.rank, r.world),
+    return (EpochOrder(len(splits.train), t.seed, True, r.rank, r.world, weights=weights),
             EpochOrder(len(splits.val), t.seed, False, r.rank, r.world, pad=False))  # fmt: skip
 
 

@@ -89,6 +89,7 @@ class Training:
     clip_grad_norm: Optional[float] = None
     label_smoothing: float = 0.0
     ema: Optional[AveragedModel] = None
+    class_weights: Optional[torch.Tensor] = None  # trainer.class_balance=loss, on the step's device
     steps: int = 0  # optimizer steps taken in the whole run
     on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None  # (step, loss, lr) every step
     profiler: Optional["StepProfiler"] = None  # stepped after every optimizer step
@@ -180,11 +181,15 @@ def run_pass(
 def _forward(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step: Step, training: Optional[Training]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, loss) of a batch under the step's autocast; training's label smoothing."""
+    """(logits, loss) of a batch under the step's autocast; training's label smoothing and class weights."""
     with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
         logits = model(images)
-        smoothing = training.label_smoothing if training else 0.0
-        return logits, nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
+        if training is None:
+            return logits, nn.functional.cross_entropy(logits, labels)
+        loss = nn.functional.cross_entropy(
+            logits, labels, weight=training.class_weights, label_smoothing=training.label_smoothing
+        )
+        return logits, loss
 
 
 def whole(result: PassResult, sums: Callable[[list[float]], list[float]]) -> PassResult:

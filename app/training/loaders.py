@@ -7,7 +7,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Optional, Protocol
 
 import torch
 from torch import nn
@@ -21,7 +21,8 @@ log = logging.getLogger("app.train")
 class EpochOrder(Sampler[int]):
     """Indices ``0..size-1``: a permutation drawn from ``seed + epoch`` when shuffled, so that any
     epoch's order can be drawn again on resume; ``skip`` leaves out the first images of that
-    order, already trained on before a stop.
+    order, already trained on before a stop. With ``weights`` (one per index), an epoch instead
+    draws ``size`` indices by them, with replacement, from the same seed.
 
     Among ``world`` processes, process ``rank`` takes every ``world``-th index from its rank on,
     as torch's ``DistributedSampler`` does (a test compares them); ``pad`` repeats the first
@@ -32,19 +33,32 @@ class EpochOrder(Sampler[int]):
     resumes with M where it stopped.
     """
 
-    def __init__(self, size: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, pad: bool = True) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        shuffle: bool,
+        rank: int = 0,
+        world: int = 1,
+        pad: bool = True,
+        weights: Optional[torch.Tensor] = None,
+    ) -> None:
         self.size, self.seed, self.shuffle = size, seed, shuffle
         self.rank, self.world, self.pad = rank, world, pad
+        self.weights = weights  # per index: an epoch draws size indices by them, with replacement
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         self.epoch, self.skip = epoch, skip
 
     def _order(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
         if not self.shuffle:
             order = list(range(self.size))
+        elif self.weights is not None:  # trainer.class_balance=sampler
+            order = torch.multinomial(self.weights, self.size, replacement=True, generator=generator).tolist()
         else:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+            order = torch.randperm(self.size, generator=generator).tolist()
         padding = self._total() - self.size
         if padding:  # DistributedSampler's padding, as it writes it
             order += order[:padding] if padding <= len(order) else (order * math.ceil(padding / len(order)))[:padding]
