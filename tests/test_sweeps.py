@@ -191,9 +191,7 @@ def test_ctrl_c_in_a_sweep_job_stops_the_whole_sweep(tmp_path: Path) -> None:
 
 
 @pytest.mark.cli
-def test_app_summary_rebuilds_a_sweep_and_merges_two(
-    grid: dict[str, Any], failing: dict[str, Any], tmp_path: Path
-) -> None:
+def test_app_summary_rebuilds_a_sweep(grid: dict[str, Any]) -> None:
     sweep: Path = grid["dir"]
     written = {name: (sweep / name).read_bytes() for name in ["summary.csv", "summary.md", "summary.png"]}
     for name in written:
@@ -202,6 +200,11 @@ def test_app_summary_rebuilds_a_sweep_and_merges_two(
     assert result.returncode == 0, result.stderr
     assert {name: (sweep / name).read_bytes() for name in written} == written  # the same files again
 
+
+@pytest.mark.cli
+@pytest.mark.extended
+def test_app_summary_merges_two_sweeps(grid: dict[str, Any], failing: dict[str, Any], tmp_path: Path) -> None:
+    sweep: Path = grid["dir"]
     merged = tmp_path / "merged"
     result = app_summary(str(sweep), str(failing["dir"]), "--out", str(merged), cwd=tmp_path)
     assert result.returncode == 1  # one of them failed
