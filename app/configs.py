@@ -839,6 +839,10 @@ class TrainerConfig(Config):
     resume: Optional[Annotated[PathText, Predicate(resumable)]] = None  # a last.pt, or auto
     label_smoothing: Annotated[float, Interval(ge=0, lt=1)] = 0.0
     class_balance: ClassBalance = ClassBalance.none  # for imbalanced folders: loss weights, or a sampler
+    # Mixup / CutMix of each training batch with soft targets (torchvision's recipe: 0.2 and 1.0); 0: off
+    mixup_alpha: Annotated[float, Ge(0), doc("a Beta distribution's alpha; 0 is off")] = 0.0
+    cutmix_alpha: Annotated[float, Ge(0), doc("a Beta distribution's alpha; 0 is off")] = 0.0
+    mix_switch_prob: Annotated[float, Interval(ge=0, le=1)] = 0.5  # with both on: a batch's chance of CutMix
     clip_grad_norm: Optional[Positive] = None  # the largest gradient norm an optimizer step takes
     accumulate_batches: AtLeastOne = 1  # batches whose gradients add up to one optimizer step
     early_stopping_patience: Optional[AtLeastOne] = None  # epochs without a better val acc

@@ -16,6 +16,8 @@ from app.training import engine, loaders
 from app.training.build import build
 from app.training.distributed import Ranks
 from app.training.loaders import EpochOrder
+from app.training.mixing import Mixing
+from tests.test_engine import weights
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +104,61 @@ def test_class_balanced_loss_raises_the_rare_class_recall(imbalanced: Path, tmp_
     train(compose_config(recipe(imbalanced, "loss")), tmp_path / "loss")
     plain, balanced = recall(tmp_path / "none", imbalanced), recall(tmp_path / "loss", imbalanced)
     assert min(balanced) > min(plain) + 0.3, (plain, balanced)  # measured: 0.0 -> 0.68 for the 6s
+
+
+def test_mixup_targets_sum_to_one_and_are_the_images_mixing_coefficient() -> None:
+    images, labels = torch.rand(4, 3, 8, 8), torch.arange(4)
+    mixed, targets = Mixing(0.2, 0.0, 0.5, 4, seed=1)(images, labels, 1)
+    assert torch.allclose(targets.sum(1), torch.ones(4))
+    share = targets[0, 0]  # image 0 is mixed with the batch rolled by one: image 3
+    assert torch.allclose(targets[0, 3], 1 - share) and 0 < share < 1
+    assert torch.allclose(mixed[0], share * images[0] + (1 - share) * images[3], atol=1e-6)
+
+
+def test_cutmix_targets_are_the_share_of_pixels_each_image_keeps() -> None:
+    images, labels = torch.rand(4, 3, 16, 16), torch.arange(4)
+    mixed, targets = Mixing(0.0, 1.0, 0.5, 4, seed=2)(images, labels, 1)
+    kept = (mixed[0] == images[0]).all(0).float().mean()  # pixels of image 0 left where they were
+    assert torch.allclose(targets.sum(1), torch.ones(4)) and torch.isclose(targets[0, 0], kept)
+
+
+def test_a_batchs_mix_is_drawn_again_from_its_epoch_and_number_only() -> None:
+    images, labels = torch.rand(6, 3, 8, 8), torch.arange(6) % 3
+    mixing = Mixing(0.2, 1.0, 0.5, 3, seed=5, epoch=2)
+    first = mixing(images, labels, 3)
+    torch.rand(10)  # whatever the global generator did in between
+    again = mixing(images, labels, 3)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    mixing.epoch = 3
+    assert not torch.equal(mixing(images, labels, 3)[1], first[1])
+
+
+def test_a_resumed_mixed_run_ends_as_a_straight_one(tmp_path: Path) -> None:
+    mixed = ["+debug=fast", "trainer.epochs=2", "trainer.mixup_alpha=0.2", "trainer.cutmix_alpha=1.0"]
+    # the step schedule: its lr does not follow trainer.epochs, which the first half of the resumed run stops at
+    recipe = [
+        *mixed,
+        "scheduler=step",
+        "trainer.label_smoothing=0.1",
+        "trainer.accumulate_batches=2",
+        "trainer.deterministic=true",
+    ]
+    train(compose_config(recipe), tmp_path / "straight")
+    train(compose_config([*recipe, "trainer.epochs=1"]), tmp_path / "resumed")
+    train(compose_config([*recipe, "trainer.resume=auto"]), tmp_path / "resumed")
+    ours, theirs = weights(tmp_path / "resumed/checkpoints/last.pt"), weights(tmp_path / "straight/checkpoints/last.pt")
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    train(compose_config([*recipe[:2], *recipe[4:]]), tmp_path / "unmixed")
+    unmixed = weights(tmp_path / "unmixed/checkpoints/last.pt")
+    assert not all(torch.equal(ours[k], unmixed[k]) for k in ours)  # the mixing did train otherwise
+
+
+def test_mixing_is_refused_where_it_cannot_work() -> None:
+    for overrides, key in (
+        (["trainer.freeze_extractor=true", "trainer.mixup_alpha=0.2"], "trainer.mixup_alpha"),
+        (["trainer.cutmix_alpha=1", "trainer.mix_switch_prob=0.9"], "trainer.mix_switch_prob"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            compose_config(overrides)
+        assert [p.key for p in refused.value.problems] == [key]
+    compose_config(["trainer.freeze_extractor=true", "trainer.feature_cache=false", "trainer.mixup_alpha=0.2"])

@@ -32,6 +32,7 @@ from app.configs import (
     LinearConfig,
     PredictConfig,
     TensorBoardConfig,
+    TrainerConfig,
     feature_cache_unused_because,
 )
 from app.errors import UntrustedCheckpoint
@@ -313,6 +314,31 @@ def _sampler_needs_an_epoch_to_draw(cfg: DictConfig) -> Iterator[Problem]:
             "sampler",
             "not with trainer.overfit_batches: it trains on the same first batches every epoch, and draws none",
             "set trainer.class_balance=loss (it weighs the loss instead), or trainer.overfit_batches=0",
+        )
+
+
+@cross_rule(
+    "trainer.mixup_alpha and trainer.cutmix_alpha are 0 when the feature cache is used (it holds the unmixed "
+    "images' features); trainer.mix_switch_prob keeps its default unless both are above 0"
+)
+def _mixing_needs_images(cfg: DictConfig) -> Iterator[Problem]:
+    t = cfg.get("trainer")
+    if t is None or cfg.get("dataset") is None:
+        return
+    mixing = [key for key in ("mixup_alpha", "cutmix_alpha") if t[key] > 0]
+    if mixing and feature_cache_unused_because(cfg) is None:
+        yield Problem(
+            f"trainer.{mixing[0]}",
+            _num(t[mixing[0]]),
+            "0 with the feature cache: it holds the features of unmixed images, and mixing needs the images",
+            "set trainer.feature_cache=false (the frozen extractor then runs on the mixed images), or drop the mixing",
+        )
+    if len(mixing) < 2 and t.mix_switch_prob != TrainerConfig.mix_switch_prob:
+        yield Problem(
+            "trainer.mix_switch_prob",
+            _num(t.mix_switch_prob),
+            "used only when both trainer.mixup_alpha and trainer.cutmix_alpha are above 0 (it picks one per batch)",
+            "set both alphas above 0, or drop trainer.mix_switch_prob",
         )
 
 

@@ -22,6 +22,7 @@ from app.errors import EmptyClass
 from app.models import ImageClassifier
 from app.training import distributed, engine, features
 from app.training.loaders import Batches, EpochOrder, loader, lone_last_batch
+from app.training.mixing import Mixing
 
 log = logging.getLogger("app.train")
 
@@ -73,6 +74,8 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
     training = _training(cfg, model, math.ceil(batches_per_epoch / t.accumulate_batches))
     training.class_weights = None if balance.loss is None else balance.loss.to(device)
+    if t.mixup_alpha > 0 or t.cutmix_alpha > 0:
+        training.mixing = Mixing(t.mixup_alpha, t.cutmix_alpha, t.mix_switch_prob, splits.classes, t.seed, ranks.rank)
     # A frozen extractor's features, computed once (or read from trainer.feature_cache_dir), stand in
     # for the images, and the model runs its head alone on them. Rank 0 fills the cache, the others read it.
     waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from app.errors import NonFiniteLoss
 from app.training.loaders import Batches
+from app.training.mixing import Mixing
 from app.training.signals import GracefulStop
 
 log = logging.getLogger("app.engine")
@@ -90,6 +91,7 @@ class Training:
     label_smoothing: float = 0.0
     ema: Optional[AveragedModel] = None
     class_weights: Optional[torch.Tensor] = None  # trainer.class_balance=loss, on the step's device
+    mixing: Optional[Mixing] = None  # trainer.mixup_alpha, trainer.cutmix_alpha
     steps: int = 0  # optimizer steps taken in the whole run
     on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None  # (step, loss, lr) every step
     profiler: Optional["StepProfiler"] = None  # stepped after every optimizer step
@@ -150,7 +152,10 @@ def run_pass(
                 # optimizer step, not per accumulated batch (its no_sync(), as the flag its forward reads)
                 wrapped.require_backward_grad_sync = stepping
             labels = labels.to(device, non_blocking=True)
-            logits, loss = _forward(model, step.inputs(images), labels, step, training)
+            inputs, targets = step.inputs(images), labels
+            if training is not None and training.mixing is not None:  # soft targets [batch, classes]
+                inputs, targets = training.mixing(inputs, labels, batches)
+            logits, loss = _forward(model, inputs, targets, step, training)
             if training is not None:
                 scaled = loss / accumulate if accumulate > 1 else loss  # a division is a kernel launch
                 step.scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
@@ -165,7 +170,8 @@ def run_pass(
                 previous = loss.detach()
             # Each op here is a kernel launch per step, which a fast GPU waits on: keep them few.
             loss_sum.add_(loss.detach(), alpha=len(labels))
-            correct.add_((logits.argmax(1) == labels).sum())
+            # under mixing: against each image's larger share (the label with the larger weight)
+            correct.add_((logits.argmax(1) == (targets.argmax(1) if targets.ndim > 1 else labels)).sum())
             seen += len(labels)
             if not complete:
                 break
@@ -181,7 +187,8 @@ def run_pass(
 def _forward(
     model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step: Step, training: Optional[Training]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, loss) of a batch under the step's autocast; training's label smoothing and class weights."""
+    """(logits, loss) of a batch under the step's autocast; training's label smoothing and class
+    weights. ``labels``: class indices, or soft targets (probabilities, under mixing)."""
     with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
         logits = model(images)
         if training is None:

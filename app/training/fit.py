@@ -127,6 +127,8 @@ def _train_epoch(job: Job, run: RunState, epoch: int, stop: GracefulStop) -> eng
     if not run.progress.batches:  # a resumed epoch keeps the lr it started with
         run.epoch_lr = job.training.optimizer.param_groups[0]["lr"]
     job.train_order.set_epoch(epoch, skip=run.progress.batches * t.batch_size)
+    if job.training.mixing is not None:  # each batch's mix is drawn from the epoch and its number
+        job.training.mixing.epoch = epoch
     # a stopped epoch's sums so far are the whole run's: rank 0 carries them on
     start = run.progress if job.ranks.main else engine.Progress(run.progress.batches, seconds=run.progress.seconds)
     try:
