@@ -152,10 +152,7 @@ def run_pass(
                 # optimizer step, not per accumulated batch (its no_sync(), as the flag its forward reads)
                 wrapped.require_backward_grad_sync = stepping
             labels = labels.to(device, non_blocking=True)
-            inputs, targets = step.inputs(images), labels
-            if training is not None and training.mixing is not None:  # soft targets [batch, classes]
-                inputs, targets = training.mixing(inputs, labels, batches)
-            logits, loss = _forward(model, inputs, targets, step, training)
+            logits, loss, scored = _forward(model, step.inputs(images), labels, step, training, batches)
             if training is not None:
                 scaled = loss / accumulate if accumulate > 1 else loss  # a division is a kernel launch
                 step.scaler.scale(scaled).backward()  # type: ignore[no-untyped-call]
@@ -170,8 +167,7 @@ def run_pass(
                 previous = loss.detach()
             # Each op here is a kernel launch per step, which a fast GPU waits on: keep them few.
             loss_sum.add_(loss.detach(), alpha=len(labels))
-            # under mixing: against each image's larger share (the label with the larger weight)
-            correct.add_((logits.argmax(1) == (targets.argmax(1) if targets.ndim > 1 else labels)).sum())
+            correct.add_((logits.argmax(1) == scored).sum())
             seen += len(labels)
             if not complete:
                 break
@@ -185,18 +181,23 @@ def run_pass(
 
 
 def _forward(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step: Step, training: Optional[Training]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, loss) of a batch under the step's autocast; training's label smoothing and class
-    weights. ``labels``: class indices, or soft targets (probabilities, under mixing)."""
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step: Step, training: Optional[Training], batch: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(logits, loss, the label each image is scored against) of batch number ``batch`` under
+    the step's autocast; in training, its label smoothing and class weights, and its mixing: the
+    loss then takes soft targets (``[batch, classes]`` probabilities), and an image is scored
+    against its larger share."""
+    targets = labels
+    if training is not None and training.mixing is not None:
+        images, targets = training.mixing(images, labels, batch)
     with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
         logits = model(images)
         if training is None:
-            return logits, nn.functional.cross_entropy(logits, labels)
+            return logits, nn.functional.cross_entropy(logits, labels), labels
         loss = nn.functional.cross_entropy(
-            logits, labels, weight=training.class_weights, label_smoothing=training.label_smoothing
+            logits, targets, weight=training.class_weights, label_smoothing=training.label_smoothing
         )
-        return logits, loss
+        return logits, loss, targets.argmax(1) if targets.ndim > 1 else labels
 
 
 def whole(result: PassResult, sums: Callable[[list[float]], list[float]]) -> PassResult:

@@ -1,0 +1,88 @@
+"""The cross-field rules of the fine-tuning recipes (augmentation policies, layer-wise lr
+decay, class balance, mixing), registered in ``app.checks.rules``' table as its own are."""
+
+import dataclasses
+from collections.abc import Iterator
+
+from omegaconf import DictConfig
+
+from app.checks.constraints import _num
+from app.checks.facts import is_a, kind
+from app.checks.problems import Problem
+from app.checks.rules import cross_rule
+from app.configs import AugmentedDatasetConfig, TrainerConfig, feature_cache_unused_because
+
+
+@cross_rule(
+    "dataset.randaugment_ops and dataset.randaugment_magnitude keep their defaults unless dataset.augment=randaugment"
+)
+def _randaugment_keys_need_randaugment(cfg: DictConfig) -> Iterator[Problem]:
+    policy = getattr(cfg.dataset.get("augment"), "name", None) if is_a(cfg, "dataset", AugmentedDatasetConfig) else None
+    if policy in (None, "randaugment"):
+        return
+    defaults = {f.name: f.default for f in dataclasses.fields(AugmentedDatasetConfig)}
+    for key in ("randaugment_ops", "randaugment_magnitude"):
+        if cfg.dataset[key] != defaults[key]:
+            yield Problem(
+                f"dataset.{key}",
+                _num(cfg.dataset[key]),
+                f"used by dataset.augment=randaugment only (this run has dataset.augment={policy})",
+                f"add dataset.augment=randaugment, or drop dataset.{key}",
+            )
+
+
+@cross_rule(
+    "trainer.layer_decay is 1 when trainer.freeze_extractor=true, or when the extractor's config defines no stages"
+)
+def _layer_decay_needs_stages_to_train(cfg: DictConfig) -> Iterator[Problem]:
+    t, backbone = cfg.get("trainer"), kind(cfg, "feature_extractor")
+    if t is None or t.layer_decay == 1 or backbone is None:
+        return
+    if t.freeze_extractor:
+        rule, hint = (
+            "1 when trainer.freeze_extractor=true: a frozen extractor is not trained",
+            "set trainer.freeze_extractor=false",
+        )
+    elif not getattr(backbone, "stages", ()):
+        rule = f"1 for {backbone.__name__}: its config defines no stages to lower the lr of"
+        hint = "give its config class stages (its modules' dotted name prefixes, from the input up)"
+    else:
+        return
+    yield Problem("trainer.layer_decay", _num(t.layer_decay), rule, f"drop trainer.layer_decay, or {hint}")
+
+
+@cross_rule("trainer.class_balance=sampler is not used with trainer.overfit_batches (which trains on fixed batches)")
+def _sampler_needs_an_epoch_to_draw(cfg: DictConfig) -> Iterator[Problem]:
+    t = cfg.get("trainer")
+    if t is not None and t.class_balance.name == "sampler" and t.overfit_batches:
+        yield Problem(
+            "trainer.class_balance",
+            "sampler",
+            "not with trainer.overfit_batches: it trains on the same first batches every epoch, and draws none",
+            "set trainer.class_balance=loss (it weighs the loss instead), or trainer.overfit_batches=0",
+        )
+
+
+@cross_rule(
+    "trainer.mixup_alpha and trainer.cutmix_alpha are 0 when the feature cache is used (it holds the unmixed "
+    "images' features); trainer.mix_switch_prob keeps its default unless both are above 0"
+)
+def _mixing_needs_images(cfg: DictConfig) -> Iterator[Problem]:
+    t = cfg.get("trainer")
+    if t is None or cfg.get("dataset") is None:
+        return
+    mixing = [key for key in ("mixup_alpha", "cutmix_alpha") if t[key] > 0]
+    if mixing and feature_cache_unused_because(cfg) is None:
+        yield Problem(
+            f"trainer.{mixing[0]}",
+            _num(t[mixing[0]]),
+            "0 with the feature cache: it holds the features of unmixed images, and mixing needs the images",
+            "set trainer.feature_cache=false (the frozen extractor then runs on the mixed images), or drop the mixing",
+        )
+    if len(mixing) < 2 and t.mix_switch_prob != TrainerConfig.mix_switch_prob:
+        yield Problem(
+            "trainer.mix_switch_prob",
+            _num(t.mix_switch_prob),
+            "used only when both trainer.mixup_alpha and trainer.cutmix_alpha are above 0 (it picks one per batch)",
+            "set both alphas above 0, or drop trainer.mix_switch_prob",
+        )
