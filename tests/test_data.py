@@ -23,7 +23,7 @@ from app.train import train
 from app.training.loaders import EpochOrder, loader, workers_released
 from app.training.runtime import failure
 from tests.conftest import CIFAR10_NAMES
-from tests.test_engine import weights
+from tests.test_engine import resumed_ends_as_straight
 
 
 def write_pngs(root: Path, counts: dict[str, int], size: int = 12) -> list[Path]:
@@ -240,11 +240,7 @@ def test_a_resumed_augmented_folder_run_ends_as_a_straight_one(
         "classifier=large",
         "scheduler=step",
     ]
-    train(compose_config(recipe), tmp_path / "straight")
-    train(compose_config([*recipe, "trainer.epochs=1"]), tmp_path / "resumed")
-    train(compose_config([*recipe, "trainer.resume=auto"]), tmp_path / "resumed")
-    ours, theirs = weights(tmp_path / "resumed/checkpoints/last.pt"), weights(tmp_path / "straight/checkpoints/last.pt")
-    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    resumed_ends_as_straight(recipe, tmp_path)
 
 
 def test_digits_do_not_offer_augmentation() -> None:

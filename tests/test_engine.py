@@ -59,6 +59,17 @@ def weights(path: Path, key: str = "model") -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)[key]  # type: ignore[no-any-return]
 
 
+def resumed_ends_as_straight(recipe: list[str], where: Path) -> dict[str, torch.Tensor]:
+    """``recipe`` trained straight, and again stopped after its first epoch and resumed: both
+    end with the same weights (asserted), which are returned."""
+    train(compose_config(recipe), where / "straight")
+    train(compose_config([*recipe, "trainer.epochs=1"]), where / "resumed")
+    train(compose_config([*recipe, "trainer.resume=auto"]), where / "resumed")
+    ours, theirs = weights(where / "resumed/checkpoints/last.pt"), weights(where / "straight/checkpoints/last.pt")
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    return ours
+
+
 @pytest.fixture(scope="session")
 def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The recipe run from start to end, from Python."""

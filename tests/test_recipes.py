@@ -17,7 +17,7 @@ from app.training.build import build
 from app.training.distributed import Ranks
 from app.training.loaders import EpochOrder
 from app.training.mixing import Mixing
-from tests.test_engine import weights
+from tests.test_engine import resumed_ends_as_straight, weights
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +143,7 @@ def test_a_resumed_mixed_run_ends_as_a_straight_one(tmp_path: Path) -> None:
         "trainer.accumulate_batches=2",
         "trainer.deterministic=true",
     ]
-    train(compose_config(recipe), tmp_path / "straight")
-    train(compose_config([*recipe, "trainer.epochs=1"]), tmp_path / "resumed")
-    train(compose_config([*recipe, "trainer.resume=auto"]), tmp_path / "resumed")
-    ours, theirs = weights(tmp_path / "resumed/checkpoints/last.pt"), weights(tmp_path / "straight/checkpoints/last.pt")
-    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    ours = resumed_ends_as_straight(recipe, tmp_path)
     train(compose_config([*recipe[:2], *recipe[4:]]), tmp_path / "unmixed")
     unmixed = weights(tmp_path / "unmixed/checkpoints/last.pt")
     assert not all(torch.equal(ours[k], unmixed[k]) for k in ours)  # the mixing did train otherwise
