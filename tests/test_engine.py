@@ -442,6 +442,7 @@ def test_profile_preset_writes_a_trace(tmp_path: Path) -> None:
     assert trace["traceEvents"] and "aten::" in (tmp_path / "profile/ops.txt").read_text()
 
 
+@pytest.mark.extended  # a learning curve: seconds, run by CI after the default tier
 def test_overfit_preset_drives_the_training_loss_to_about_zero(tmp_path: Path) -> None:
     train(compose_config(["+debug=overfit"]), tmp_path)
     assert float(metrics(tmp_path)[-1]["train_loss"]) < 0.05  # from ln(10) = 2.3

@@ -99,6 +99,7 @@ def recall(run: Path, root: Path) -> list[float]:
     return [row["recall"] for row in engine.classification_metrics(logits, labels, trained.classes)["per_class"]]
 
 
+@pytest.mark.extended  # a learning curve: seconds, run by CI after the default tier
 def test_class_balanced_loss_raises_the_rare_class_recall(imbalanced: Path, tmp_path: Path) -> None:
     train(compose_config(recipe(imbalanced, "none")), tmp_path / "none")
     train(compose_config(recipe(imbalanced, "loss")), tmp_path / "loss")

@@ -72,10 +72,12 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     model.to(device).to(memory_format=step.memory_format)
     # Among processes, DDP averages the gradients; ``model`` stays the one checkpoints hold
     parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
-    training = _training(cfg, model, math.ceil(batches_per_epoch / t.accumulate_batches))
-    training.class_weights = None if balance.loss is None else balance.loss.to(device)
-    if t.mixup_alpha > 0 or t.cutmix_alpha > 0:
-        training.mixing = Mixing(t.mixup_alpha, t.cutmix_alpha, t.mix_switch_prob, splits.classes, t.seed, ranks.rank)
+    weights = None if balance.loss is None else balance.loss.to(device)
+    mixing = Mixing(t.mixup_alpha, t.cutmix_alpha, t.mix_switch_prob, splits.classes, t.seed, ranks.rank)
+    mixed = t.mixup_alpha > 0 or t.cutmix_alpha > 0
+    training = _training(
+        cfg, model, math.ceil(batches_per_epoch / t.accumulate_batches), weights, mixing if mixed else None
+    )
     # A frozen extractor's features, computed once (or read from trainer.feature_cache_dir), stand in
     # for the images, and the model runs its head alone on them. Rank 0 fills the cache, the others read it.
     waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
@@ -133,9 +135,15 @@ def _orders(
             EpochOrder(len(splits.val), t.seed, False, r.rank, r.world, pad=False))  # fmt: skip
 
 
-def _training(cfg: DictConfig, model: ImageClassifier, steps_per_epoch: int) -> engine.Training:
+def _training(
+    cfg: DictConfig,
+    model: ImageClassifier,
+    steps_per_epoch: int,
+    class_weights: Optional[torch.Tensor],
+    mixing: Optional[Mixing],
+) -> engine.Training:
     """The optimizer over the head and, unless frozen, the body (``factories.parameter_groups``);
-    the schedule, stepped per optimizer step; the EMA."""
+    the schedule, stepped per optimizer step; the EMA; the loss's class weights; the mixing."""
     t = cfg.trainer
     groups = factories.parameter_groups(cfg, model)
     if len(groups) > 2:  # layer-wise decay: each group's lr, once
@@ -144,7 +152,16 @@ def _training(cfg: DictConfig, model: ImageClassifier, steps_per_epoch: int) -> 
     optimizer = factories.optimizer(cfg, groups)
     scheduler = factories.scheduler(cfg, optimizer, steps_per_epoch)
     ema = engine.exponential_average(model, t.ema_decay) if t.ema_decay is not None else None
-    return engine.Training(optimizer, scheduler, t.accumulate_batches, t.clip_grad_norm, t.label_smoothing, ema)
+    return engine.Training(
+        optimizer,
+        scheduler,
+        t.accumulate_batches,
+        t.clip_grad_norm,
+        t.label_smoothing,
+        ema,
+        class_weights=class_weights,
+        mixing=mixing,
+    )
 
 
 def _describe(job: Job, batch_size: int) -> None:
