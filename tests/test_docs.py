@@ -57,6 +57,7 @@ for index, block in enumerate(json.load(sys.stdin)):
 
 
 @pytest.mark.cli
+@pytest.mark.extended  # every README block in one interpreter: 6-8 s
 def test_python_examples_run(tmp_path: Path) -> None:
     blocks = code_blocks("python")
     result = subprocess.run(

@@ -19,6 +19,7 @@ def test_default_recipe_learns_digits(tmp_path: Path) -> None:
     assert summary["final"]["train_loss"] < 1.0  # from ln(10) = 2.3 at the start
 
 
+@pytest.mark.extended  # a learning curve: seconds, run by CI after the default tier
 def test_a_folder_of_digit_pngs_learns(tmp_path: Path) -> None:
     # Three classes of scikit-learn's digits written as 8x8 grey PNGs (537), read back through
     # dataset=folder: random-init AlexNet and the small head at 64 px, two epochs: 860 training

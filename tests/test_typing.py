@@ -93,6 +93,7 @@ def test_the_sets_are_broad() -> None:
 
 
 @pytest.mark.cli
+@pytest.mark.extended  # one mypy run over an installed wheel: 12-17 s
 @pytest.mark.parametrize("snippet", MUST_FAIL, ids=lambda path: path.stem)
 def test_a_users_mistake_is_flagged_for_its_reason(snippet: Path, user_errors: dict[str, list[str]]) -> None:
     match = EXPECT.match(snippet.read_text().splitlines()[0])
@@ -104,6 +105,7 @@ def test_a_users_mistake_is_flagged_for_its_reason(snippet: Path, user_errors: d
 
 
 @pytest.mark.cli
+@pytest.mark.extended  # one mypy run over an installed wheel: 12-17 s
 @pytest.mark.parametrize("name", [p.name for p in MUST_PASS] + list(README_BLOCKS))
 def test_a_correct_program_type_checks(name: str, user_errors: dict[str, list[str]]) -> None:
     assert user_errors[name] == []
