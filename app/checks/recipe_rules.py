@@ -1,7 +1,6 @@
 """The cross-field rules of the fine-tuning recipes (augmentation policies, layer-wise lr
 decay, class balance, mixing), registered in ``app.checks.rules``' table as its own are."""
 
-import dataclasses
 from collections.abc import Iterator
 
 from omegaconf import DictConfig
@@ -20,9 +19,8 @@ def _randaugment_keys_need_randaugment(cfg: DictConfig) -> Iterator[Problem]:
     policy = getattr(cfg.dataset.get("augment"), "name", None) if is_a(cfg, "dataset", AugmentedDatasetConfig) else None
     if policy in (None, "randaugment"):
         return
-    defaults = {f.name: f.default for f in dataclasses.fields(AugmentedDatasetConfig)}
     for key in ("randaugment_ops", "randaugment_magnitude"):
-        if cfg.dataset[key] != defaults[key]:
+        if cfg.dataset[key] != getattr(AugmentedDatasetConfig, key):  # the field's default
             yield Problem(
                 f"dataset.{key}",
                 _num(cfg.dataset[key]),
@@ -31,24 +29,19 @@ def _randaugment_keys_need_randaugment(cfg: DictConfig) -> Iterator[Problem]:
             )
 
 
-@cross_rule(
-    "trainer.layer_decay is 1 when trainer.freeze_extractor=true, or when the extractor's config defines no stages"
-)
-def _layer_decay_needs_stages_to_train(cfg: DictConfig) -> Iterator[Problem]:
+@cross_rule("trainer.layer_decay is 1 for an extractor whose config defines no stages")
+def _layer_decay_needs_stages(cfg: DictConfig) -> Iterator[Problem]:
     t, backbone = cfg.get("trainer"), kind(cfg, "feature_extractor")
-    if t is None or t.layer_decay == 1 or backbone is None:
+    if t is None or t.layer_decay == 1 or t.freeze_extractor or backbone is None:  # frozen: rules.py's rule
         return
-    if t.freeze_extractor:
-        rule, hint = (
-            "1 when trainer.freeze_extractor=true: a frozen extractor is not trained",
-            "set trainer.freeze_extractor=false",
+    if not getattr(backbone, "stages", ()):
+        yield Problem(
+            "trainer.layer_decay",
+            _num(t.layer_decay),
+            f"1 for {backbone.__name__}: its config defines no stages to lower the lr of",
+            "drop trainer.layer_decay, or give its config class stages "
+            "(its modules' dotted name prefixes, from the input up)",
         )
-    elif not getattr(backbone, "stages", ()):
-        rule = f"1 for {backbone.__name__}: its config defines no stages to lower the lr of"
-        hint = "give its config class stages (its modules' dotted name prefixes, from the input up)"
-    else:
-        return
-    yield Problem("trainer.layer_decay", _num(t.layer_decay), rule, f"drop trainer.layer_decay, or {hint}")
 
 
 @cross_rule("trainer.class_balance=sampler is not used with trainer.overfit_batches (which trains on fixed batches)")

@@ -254,16 +254,22 @@ def _feature_cache_dir_is_writable(cfg: DictConfig) -> Iterator[Problem]:
         )
 
 
-@cross_rule("trainer.extractor_lr_scale is 1 when trainer.freeze_extractor=true (a frozen extractor has no lr)")
+@cross_rule(
+    "trainer.extractor_lr_scale and trainer.layer_decay are 1 when trainer.freeze_extractor=true "
+    "(a frozen extractor has no lr)"
+)
 def _scale_needs_a_trained_extractor(cfg: DictConfig) -> Iterator[Problem]:
     t = cfg.get("trainer")
-    if t is not None and t.freeze_extractor and t.extractor_lr_scale != 1:
-        yield Problem(
-            "trainer.extractor_lr_scale",
-            _num(t.extractor_lr_scale),
-            "1 when trainer.freeze_extractor=true: a frozen extractor is not trained",
-            "drop trainer.extractor_lr_scale, or set trainer.freeze_extractor=false",
-        )
+    if t is None or not t.freeze_extractor:
+        return
+    for key in ("extractor_lr_scale", "layer_decay"):
+        if t[key] != 1:
+            yield Problem(
+                f"trainer.{key}",
+                _num(t[key]),
+                "1 when trainer.freeze_extractor=true: a frozen extractor is not trained",
+                f"drop trainer.{key}, or set trainer.freeze_extractor=false",
+            )
 
 
 @cross_rule("trainer.resume and trainer.overwrite=true are not both set: a run is continued or replaced")

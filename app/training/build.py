@@ -73,11 +73,11 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     # Among processes, DDP averages the gradients; ``model`` stays the one checkpoints hold
     parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
     weights = None if balance.loss is None else balance.loss.to(device)
-    mixing = Mixing(t.mixup_alpha, t.cutmix_alpha, t.mix_switch_prob, splits.classes, t.seed, ranks.rank)
     mixed = t.mixup_alpha > 0 or t.cutmix_alpha > 0
-    training = _training(
-        cfg, model, math.ceil(batches_per_epoch / t.accumulate_batches), weights, mixing if mixed else None
+    mixing = (
+        Mixing(t.mixup_alpha, t.cutmix_alpha, t.mix_switch_prob, splits.classes, t.seed, ranks.rank) if mixed else None
     )
+    training = _training(cfg, model, math.ceil(batches_per_epoch / t.accumulate_batches), weights, mixing)
     # A frozen extractor's features, computed once (or read from trainer.feature_cache_dir), stand in
     # for the images, and the model runs its head alone on them. Rank 0 fills the cache, the others read it.
     waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
