@@ -818,7 +818,11 @@ class TrainerConfig(Config):
     # torch's intra-op threads; null: torch's own, or the cores / the jobs a parallel launcher runs at once
     threads: Optional[Threads] = None
     freeze_extractor: bool = False  # train the head only
-    # with freeze_extractor and no random augmentation: each image's features are computed once,
+    # staged fine-tuning: the extractor frozen for the first this many epochs (the head alone
+    # trains), then trained at its lr for the rest; 0: off
+    freeze_epochs: Annotated[int, Ge(0)] = 0
+    # with the extractor frozen (freeze_extractor, or the first freeze_epochs) and no random
+    # augmentation: each image's features are computed once,
     # kept under feature_cache_dir (keyed by extractor, weights, data and precision) and reused
     feature_cache: bool = True
     feature_cache_dir: Annotated[PathText, Predicate(directory_path)] = (
@@ -861,7 +865,7 @@ def feature_cache_unused_because(cfg: Any) -> Optional[str]:
     """Why a run (its composed config) computes its features every epoch; None when the feature
     cache serves it. Read by the job (``app.features``) and the launch check alike."""
     t = cfg.trainer
-    if not t.freeze_extractor:
+    if not (t.freeze_extractor or t.freeze_epochs):
         return "trainer.freeze_extractor=false: the extractor trains, so its features change every step"
     if not t.feature_cache:
         return "trainer.feature_cache=false"

@@ -247,9 +247,15 @@ class ImageClassifier(nn.Module):
 
     def __init__(self, extractor: nn.Module, head: nn.Module, freeze_extractor: bool = False) -> None:
         super().__init__()
-        self.extractor, self.head, self.freeze_extractor = extractor, head, freeze_extractor
-        if freeze_extractor:
-            self.extractor.requires_grad_(False)
+        self.extractor, self.head, self.freeze_extractor = extractor, head, False
+        self.freeze(freeze_extractor)
+
+    def freeze(self, frozen: bool = True) -> None:
+        """Freeze the extractor (out of autograd, batch norm in eval mode), or let it train again
+        (``trainer.freeze_epochs``: its second stage)."""
+        self.freeze_extractor = frozen
+        self.extractor.requires_grad_(not frozen)
+        self.train(self.training)
 
     def train(self, mode: bool = True) -> "ImageClassifier":
         super().train(mode)

@@ -45,6 +45,9 @@ RUN = [
     "trainer.accumulate_batches=2",
     "trainer.clip_grad_norm=1.0",
     "trainer.ema_decay=0.9",
+    # staged: DDP over the head alone for the first epoch, then over the whole model (made again)
+    "trainer.freeze_epochs=1",
+    "trainer.feature_cache=false",
 ]  # the weights move by ~0.1 over the run: a process training on its own half alone would show
 
 
@@ -112,6 +115,7 @@ def test_a_two_process_run_writes_one_run_dir_from_rank_0_and_a_log_per_rank(two
     main_log, rank1_log = (run_dir / "train.log").read_text(), (run_dir / "train.rank1.log").read_text()
     assert "rank 0 of 2 processes, 4 images of each batch" in main_log and "rank 1 of 2" not in main_log
     assert "rank 1 of 2 processes" in rank1_log and "epoch 2/2" in rank1_log
+    assert "epoch 2: the extractor trains from now on" in rank1_log
     state = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     assert not any(k.startswith("module.") for k in state["model"])  # the unwrapped model
     assert state["steps"] == 4  # 32 images, a global batch of 8, 2 batches a step, 2 epochs

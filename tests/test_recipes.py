@@ -1,5 +1,6 @@
-"""Fine-tuning recipes for small, imbalanced folders: class balance by the loss or by a sampler."""
+"""Fine-tuning recipes: class balance by the loss or by a sampler, mixup and cutmix, staged fine-tuning."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ from app.train import train
 from app.training import engine, loaders
 from app.training.build import build
 from app.training.distributed import Ranks
+from app.training.fit import fit
 from app.training.loaders import EpochOrder
 from app.training.mixing import Mixing
+from app.training.run_files import RunFiles
 from tests.test_engine import resumed_ends_as_straight, weights
 
 
@@ -159,3 +162,52 @@ def test_mixing_is_refused_where_it_cannot_work() -> None:
             compose_config(overrides)
         assert [p.key for p in refused.value.problems] == [key]
     compose_config(["trainer.freeze_extractor=true", "trainer.feature_cache=false", "trainer.mixup_alpha=0.2"])
+
+
+# ------------------------------------------------------------------------ staged fine-tuning
+def staged(cache: Path, *overrides: str) -> list[str]:
+    return [
+        "+debug=fast",
+        "trainer.epochs=3",
+        "trainer.freeze_epochs=2",
+        f"trainer.feature_cache_dir={cache}",
+        "scheduler=step",  # its lr does not follow trainer.epochs, which a resumed run's first part stops at
+        "trainer.deterministic=true",
+        *overrides,
+    ]
+
+
+def test_a_staged_run_keeps_the_extractor_through_its_frozen_epochs_on_cached_features_and_trains_it_after(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    job = build(compose_config(staged(tmp_path / "cache")), Ranks(), torch.device("cpu"))
+    start = {k: v.clone() for k, v in job.model.extractor.state_dict().items()}
+    moved: list[bool] = []  # after each optimizer step: whether the extractor differs from the start
+    job.training.optimizer.register_step_post_hook(
+        lambda *_: moved.append(any(not torch.equal(v, start[k]) for k, v in job.model.extractor.state_dict().items()))
+    )
+    assert job.train_loader.dataset.images.dim() == 2  # type: ignore[attr-defined]  # the cached features
+    fit(job, RunFiles(tmp_path / "run", write=True))
+    assert moved == [False] * 8 + [True] * 4  # 64 images in batches of 16: 2 frozen epochs, then one trained
+    assert job.train_loader.dataset.images.dim() == 4  # type: ignore[attr-defined]  # the images, from epoch 3
+    log = caplog.text
+    assert "feature cache: built" in log and "epoch 3: the extractor trains from now on" in log
+    # the extractor's lr in the second stage: the head's x extractor_lr_scale, as the optimizer held it all along
+    assert len(job.training.optimizer.param_groups) == 2
+
+
+def test_a_staged_run_resumed_in_its_frozen_stage_ends_as_a_straight_one(tmp_path: Path) -> None:
+    resumed_ends_as_straight(staged(tmp_path / "cache", "trainer.extractor_lr_scale=0.1"), tmp_path)
+
+
+@pytest.mark.slow
+def test_a_staged_run_resumed_at_its_second_stage_on_images_ends_as_a_straight_one(tmp_path: Path) -> None:
+    resumed_ends_as_straight(staged(tmp_path / "cache", "trainer.freeze_epochs=1"), tmp_path)
+
+
+def test_freeze_epochs_is_refused_with_a_whole_frozen_run() -> None:
+    with pytest.raises(ConfigError) as refused:
+        compose_config(["trainer.freeze_extractor=true", "trainer.freeze_epochs=2"])
+    assert [p.key for p in refused.value.problems] == ["trainer.freeze_epochs"]
+    assert "freezes the extractor for the whole run" in str(refused.value)

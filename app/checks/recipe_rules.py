@@ -79,3 +79,16 @@ def _mixing_needs_images(cfg: DictConfig) -> Iterator[Problem]:
             "used only when both trainer.mixup_alpha and trainer.cutmix_alpha are above 0 (it picks one per batch)",
             "set both alphas above 0, or drop trainer.mix_switch_prob",
         )
+
+
+@cross_rule("trainer.freeze_epochs is 0 with trainer.freeze_extractor=true (which freezes for the whole run)")
+def _staged_or_frozen(cfg: DictConfig) -> Iterator[Problem]:
+    t = cfg.get("trainer")
+    if t is not None and t.freeze_epochs and t.freeze_extractor:
+        yield Problem(
+            "trainer.freeze_epochs",
+            str(t.freeze_epochs),
+            "0 when trainer.freeze_extractor=true, which freezes the extractor for the whole run",
+            "drop trainer.freeze_extractor to train the extractor after the first trainer.freeze_epochs epochs, "
+            "or drop trainer.freeze_epochs",
+        )

@@ -238,7 +238,8 @@ def _nesterov_momentum(cfg: DictConfig) -> Iterator[Problem]:
 
 @cross_rule(
     "trainer.feature_cache_dir is a directory this user can make or write in, when the feature cache is used "
-    "(trainer.freeze_extractor=true, trainer.feature_cache=true, no random dataset.augment or dataset.random_erasing)"
+    "(trainer.freeze_extractor=true or trainer.freeze_epochs above 0, trainer.feature_cache=true, no random "
+    "dataset.augment or dataset.random_erasing)"
 )
 def _feature_cache_dir_is_writable(cfg: DictConfig) -> Iterator[Problem]:
     t = cfg.get("trainer")

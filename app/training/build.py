@@ -21,7 +21,7 @@ from app import data, factories
 from app.errors import EmptyClass
 from app.models import ImageClassifier
 from app.training import distributed, engine, features
-from app.training.loaders import Batches, EpochOrder, loader, lone_last_batch
+from app.training.loaders import Batches, EpochOrder, loader, lone_last_batch, release
 from app.training.mixing import Mixing
 
 log = logging.getLogger("app.train")
@@ -45,10 +45,42 @@ class Job:
     validation: nn.Module  # what validates: each process's share, unwrapped
     training: engine.Training  # optimizer, schedule, accumulation, clipping, smoothing, EMA
     batches_per_epoch: int
+    thaw: Optional["Thaw"] = None  # trainer.freeze_epochs: the second stage, while the first runs
 
     def sums(self, values: list[float]) -> list[float]:
         """A pass's sums over every process."""
         return distributed.sums(values, self.step.device)
+
+    def loaders(self) -> list[Batches]:
+        """Every loader the job holds: the second stage's too."""
+        later = self.thaw.loaders if self.thaw is not None and self.thaw.loaders is not None else ()
+        return [self.train_loader, self.val_loader, *later]
+
+    def enter(self, epoch: int) -> None:
+        """The stage ``epoch`` is in: past ``trainer.freeze_epochs``, the extractor trains from now on,
+        on the images where the first stage had their cached features."""
+        thaw = self.thaw
+        if thaw is None or epoch <= self.cfg.trainer.freeze_epochs:
+            return
+        self.thaw = None
+        self.model.freeze(False)
+        if thaw.loaders is not None:
+            release(self.train_loader, self.val_loader)  # the cached features' loaders: done
+            self.splits, (self.train_loader, self.val_loader) = thaw.splits, thaw.loaders
+        self.forward = _forward(self.cfg, self.model, self.ranks, self.step, self.train_loader)
+        self.validation = self.model if self.ranks.many else self.forward
+        trained = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        log.info(
+            "epoch %d: the extractor trains from now on (trainer.freeze_epochs=%d)%s, %.2fM trainable parameters",
+            epoch, self.cfg.trainer.freeze_epochs, ", on the images" if thaw.loaders else "", trained / 1e6,
+        )  # fmt: skip
+
+
+class Thaw(NamedTuple):
+    """A staged run's second stage: its images and loaders where the first stage had cached features."""
+
+    splits: data.Splits
+    loaders: Optional[tuple[Batches, Batches]]
 
 
 def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Job:
@@ -70,28 +102,58 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     drop = lone_last_batch(model, len(train_order), batch_size)  # each process's share: the same size on each
     batches_per_epoch = len(train_order) // batch_size if drop else math.ceil(len(train_order) / batch_size)
     model.to(device).to(memory_format=step.memory_format)
-    # Among processes, DDP averages the gradients; ``model`` stays the one checkpoints hold
-    parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
     weights = None if balance.loss is None else balance.loss.to(device)
     mixed = t.mixup_alpha > 0 or t.cutmix_alpha > 0
     mixing = (
         Mixing(t.mixup_alpha, t.cutmix_alpha, t.mix_switch_prob, splits.classes, t.seed, ranks.rank) if mixed else None
     )
+    # the optimizer's groups hold the extractor of a staged run (trainer.freeze_epochs) from the start
     training = _training(cfg, model, math.ceil(batches_per_epoch / t.accumulate_batches), weights, mixing)
+    model.freeze(t.freeze_extractor or t.freeze_epochs > 0)  # no gradient: the optimizer leaves it as it is
     # A frozen extractor's features, computed once (or read from trainer.feature_cache_dir), stand in
     # for the images, and the model runs its head alone on them. Rank 0 fills the cache, the others read it.
     waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
-    splits = distributed.rank0_first("features", lambda: features.cached(cfg, splits, model, step), waited_for)
+    images = splits
+    splits = distributed.rank0_first("features", lambda: features.cached(cfg, images, model, step), waited_for)
+    train_loader, val_loader = _loaders(cfg, splits, train_order, val_order, batch_size, drop, device)
+    forward = _forward(cfg, model, ranks, step, train_loader)
+    thaw = None
+    if t.freeze_epochs:  # the second stage, on images
+        image_loaders = (
+            _loaders(cfg, images, train_order, val_order, batch_size, drop, device) if splits is not images else None
+        )
+        thaw = Thaw(images, image_loaders)
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
+    job = Job(cfg, config, ranks, step, splits, train_order, val_order, train_loader, val_loader, model, forward,
+              model if ranks.many else forward, training, batches_per_epoch, thaw)  # fmt: skip
+    _describe(job, batch_size)
+    return job
+
+
+def _loaders(
+    cfg: DictConfig,
+    splits: data.Splits,
+    train_order: EpochOrder,
+    val_order: EpochOrder,
+    batch_size: int,
+    drop: bool,
+    device: torch.device,
+) -> tuple[Batches, Batches]:
+    t = cfg.trainer
     pin = device.type == "cuda"  # page-locked batches copy to the GPU asynchronously
     train_loader = loader(splits.train, batch_size, train_order, t.num_workers, pin, drop_last=drop)
     val_split = splits.train if t.overfit_batches else splits.val
-    val_loader = loader(val_split, batch_size, val_order, t.num_workers, pin)
-    forward = engine.compiled(parallel, next(iter(train_loader))[0], step) if t.compile else parallel
-    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
-    job = Job(cfg, config, ranks, step, splits, train_order, val_order, train_loader, val_loader, model, forward,
-              model if ranks.many else forward, training, batches_per_epoch)  # fmt: skip
-    _describe(job, batch_size)
-    return job
+    return train_loader, loader(val_split, batch_size, val_order, t.num_workers, pin)
+
+
+def _forward(
+    cfg: DictConfig, model: ImageClassifier, ranks: distributed.Ranks, step: engine.Step, batches: Batches
+) -> nn.Module:
+    """What trains: among processes, DDP over the parameters that train now (it averages their
+    gradients; ``model`` stays the one checkpoints hold); compiled if asked."""
+    device = step.device
+    parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
+    return engine.compiled(parallel, next(iter(batches))[0], step) if cfg.trainer.compile else parallel
 
 
 class Balance(NamedTuple):

@@ -47,7 +47,11 @@ def cached(cfg: DictConfig, splits: data.Splits, model: ImageClassifier, step: e
     the cache or computed and stored there first; ``splits`` itself when the run cannot use one."""
     why = feature_cache_unused_because(cfg)
     if why is not None:  # said only where a frozen extractor could have used it
-        log.log(logging.INFO if cfg.trainer.freeze_extractor else logging.DEBUG, "feature cache: not used (%s)", why)
+        log.log(
+            logging.INFO if cfg.trainer.freeze_extractor or cfg.trainer.freeze_epochs else logging.DEBUG,
+            "feature cache: not used (%s)",
+            why,
+        )
         return splits
     t = cfg.trainer
     key = cache_key(cfg, splits, model, step)

@@ -86,10 +86,11 @@ def fit(job: Job, run_files: RunFiles, resume: Optional[Resume] = None) -> float
         stop.installed(),
         engine.deterministic(t.deterministic),
         run_files,
-        workers_released(job.train_loader, job.val_loader),
+        workers_released(*job.loaders()),
         closing_vote,
     ):
         for epoch in range(run.epoch + 1, t.epochs + 1):
+            job.enter(epoch)  # trainer.freeze_epochs: its second stage from epoch N + 1
             train = _train_epoch(job, run, epoch, stop)
             if not train.complete:
                 run.progress = train.progress

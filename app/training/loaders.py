@@ -195,10 +195,15 @@ def workers_released(*loaders: Batches) -> Iterator[None]:
     try:
         yield
     finally:
-        for loader in loaders:
-            iterator = getattr(loader, "_iterator", None)  # persistent workers' iterator (torch's own)
-            if iterator is not None and hasattr(iterator, "_shutdown_workers"):
-                iterator._shutdown_workers()
+        release(*loaders)
+
+
+def release(*loaders: Batches) -> None:
+    """Shut the loaders' persistent worker processes down now."""
+    for loader in loaders:
+        iterator = getattr(loader, "_iterator", None)  # persistent workers' iterator (torch's own)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
 
 
 def default_num_workers(dataset: ImageDataset) -> int:
