@@ -1211,6 +1211,14 @@ class Split(Enum):
     train = "train"
 
 
+class TestTime(Enum):
+    """Test-time augmentation: each image's class probabilities averaged over views of it."""
+
+    none = "none"
+    flip = "flip"  # the image and its mirror
+    five_crop = "five_crop"  # its four corners and centre, each 7/8 of a side, resized back
+
+
 @dataclass(kw_only=True)
 class InferenceConfig(Config):
     """What ``app-evaluate`` and ``app-predict`` share: a trained model and how to run it."""
@@ -1221,6 +1229,7 @@ class InferenceConfig(Config):
     device: Device = Device.auto
     precision: Optional[Precision] = None  # null: the checkpoint's trainer.precision
     num_workers: Optional[Workers] = None  # null: chosen for the data
+    tta: TestTime = TestTime.none  # test-time augmentation: probabilities averaged over flip or five_crop views
 
 
 @dataclass(kw_only=True)

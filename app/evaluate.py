@@ -27,17 +27,20 @@ USAGE = """app-evaluate: a trained model's loss, accuracy and per-class figures 
     app-evaluate checkpoint=best.pt dataset.root=/data/new      # the same dataset option, other images
     app-evaluate checkpoint=best.pt dataset=folder dataset.root=/data/other dataset.classes=10
 
+    app-evaluate checkpoint=best.pt tta=flip                     # test-time augmentation: flip or five_crop
+
 The dataset is the checkpoint's (option and values) unless overridden; its image settings are
-always the checkpoint's. Keys: checkpoint, split (val|train), batch_size, device, precision,
-num_workers, dataset.*; --cfg job prints the config. Writes metrics.json and confusion.png in
-the run dir (hydra.run.dir). Exit 1 with the reason for a config it refuses.
+always the checkpoint's. Keys: checkpoint, split (val|train), tta (none|flip|five_crop),
+batch_size, device, precision, num_workers, dataset.*; --cfg job prints the config. Writes
+metrics.json and confusion.png in the run dir (hydra.run.dir); with tta, metrics.json holds the
+figures without it too. Exit 1 with the reason for a config it refuses.
 """
 
 
 def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """The checkpoint's model on ``cfg.dataset``'s split: figures logged and written to ``output_dir``."""
     from app import models, plots
-    from app.training import engine, loaders
+    from app.training import engine, inference, loaders
     from app.training.metrics import save_json
 
     trained = models.load(cfg.checkpoint)
@@ -49,25 +52,22 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     loader = loaders.loader(
         images, cfg.batch_size, loaders.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
     )
+    tta = cfg.tta.value
     with loaders.workers_released(loader):
-        logits, labels = engine.predictions(trained.model.to(device), loader, step, f"{cfg.split.value} split")
-    figures = {
-        "checkpoint": str(cfg.checkpoint),
-        "split": cfg.split.value,
-        **engine.classification_metrics(logits, labels, trained.classes),
-    }
+        found = inference.predictions(trained.model.to(device), loader, step, f"{cfg.split.value} split", tta)
+    plain = inference.classification_metrics(found.logits, found.labels, trained.classes)
+    figures = {"checkpoint": str(cfg.checkpoint), "split": cfg.split.value, "tta": tta}
+    if found.tta is None:
+        figures.update(plain)
+    else:  # the averaged views' figures, and the plain images' beside them
+        figures.update(inference.classification_metrics(found.tta, found.labels, trained.classes))
+        figures["without_tta"] = {k: v for k, v in plain.items() if k in ("loss", "accuracy", "top5_accuracy")}
     output_dir.mkdir(parents=True, exist_ok=True)
     save_json(output_dir / files.EVALUATION, figures)
     plots.confusion(figures["confusion"], trained.classes, output_dir / files.CONFUSION)
-    top5 = f", top-5 accuracy {figures['top5_accuracy']:.3f}" if "top5_accuracy" in figures else ""
-    log.info(
-        "%s split, %d images: loss %.4f, accuracy %.3f%s",
-        cfg.split.value,
-        figures["images"],
-        figures["loss"],
-        figures["accuracy"],
-        top5,
-    )
+    log.info("%s split, %d images: %s", cfg.split.value, figures["images"], _figures(figures))
+    if found.tta is not None:
+        log.info("  with tta=%s; without it: %s", tta, _figures(figures["without_tta"]))
     for row in figures["per_class"]:
         log.info(
             "  %-12s precision %s  recall %s  (%d images)",
@@ -97,6 +97,11 @@ def evaluated_splits(cfg: DictConfig, trained: "models.Trained") -> "data.Splits
             f"{', '.join(trained.classes[:10])} (dataset/model: {', '.join(differ[:5])})"
         )
     return splits
+
+
+def _figures(figures: dict[str, Any]) -> str:
+    top5 = f", top-5 accuracy {figures['top5_accuracy']:.3f}" if "top5_accuracy" in figures else ""
+    return f"loss {figures['loss']:.4f}, accuracy {figures['accuracy']:.3f}{top5}"
 
 
 def _share(value: Any) -> str:

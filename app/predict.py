@@ -25,8 +25,10 @@ USAGE = """app-predict: each image's most likely classes, by a trained model.
 
     app-predict checkpoint=outputs/DATE/TIME/checkpoints/best.pt input=photo.png
     app-predict checkpoint=best.pt input=/data/unsorted top_k=3     # every image under it, recursively
+    app-predict checkpoint=best.pt input=photo.png tta=flip         # averaged with its mirror (or five_crop)
 
-Keys: checkpoint, input, top_k (null: 5, or all classes when there are fewer), batch_size,
+Keys: checkpoint, input, top_k (null: 5, or all classes when there are fewer), tta
+(none|flip|five_crop: probabilities averaged over the image's views), batch_size,
 device, precision, num_workers; --cfg job prints the config. Writes predictions.csv in the run
 dir (hydra.run.dir): file, class, probability, then class_2, probability_2, ... to top_k;
 files that cannot be read are listed in the log and left out. Exit 1 with the reason for a
@@ -37,7 +39,7 @@ config it refuses.
 def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
     """The checkpoint's model on every image of ``cfg.input``: rows of ``predictions.csv``, best first per image."""
     from app import data, models
-    from app.training import engine, loaders
+    from app.training import engine, inference, loaders
 
     trained = models.load(cfg.checkpoint)
     device = engine.resolve_device(cfg.device.value)
@@ -55,7 +57,8 @@ def predict(cfg: DictConfig, output_dir: Path) -> list[dict[str, Any]]:
         pictures, cfg.batch_size, loaders.EpochOrder(len(pictures), 0, False), cfg.num_workers, device.type == "cuda"
     )
     with loaders.workers_released(loader):
-        logits, order = engine.predictions(trained.model.to(device), loader, step, "predict")
+        predicted = inference.predictions(trained.model.to(device), loader, step, "predict", cfg.tta.value)
+    logits, order = predicted.logits if predicted.tta is None else predicted.tta, predicted.labels
     top_k = cfg.top_k if cfg.top_k is not None else min(5, len(trained.classes))
     probabilities, indices = logits.softmax(1).topk(top_k, 1)
     base = cfg.input if os.path.isdir(cfg.input) else os.path.dirname(cfg.input)

@@ -193,3 +193,77 @@ def test_a_checkpoints_config_is_read_without_torch_and_without_running_its_pick
     assert files.checkpoint_config(str(hostile)) is None and not (tmp_path / "ran").exists()
     assert files.checkpoint_config(str(tmp_path / "missing.pt")) is None
     assert files.checkpoint_config(io.__file__) is None
+
+
+# ------------------------------------------------------------------------- test-time augmentation
+def composed(config_name: str, *overrides: str) -> Any:
+    with launch.app_hydra():
+        from hydra import compose
+
+        return compose(config_name, [*launch.from_checkpoint(config_name, list(overrides)), *overrides])
+
+
+def test_tta_flip_averages_the_models_probabilities_on_the_image_and_its_mirror(trained: Path, tmp_path: Path) -> None:
+    figures = evaluate(composed(EVALUATE_NAME, f"checkpoint={trained}", "tta=flip", "hydra.run.dir=out"), tmp_path)
+    loaded = models.load(str(trained))
+    val = instantiate(OmegaConf.structured(loaded.config).dataset).val
+    images, labels = (
+        torch.stack([val[i][0] for i in range(len(val))]),
+        torch.tensor([val[i][1] for i in range(len(val))]),
+    )
+    with torch.no_grad():
+        plain = loaded.model(images).softmax(1)
+        averaged = (plain + loaded.model(images.flip(-1)).softmax(1)) / 2
+    assert figures["tta"] == "flip" and figures["images"] == len(val) == 5
+    assert figures["loss"] == pytest.approx(-averaged[range(5), labels].log().mean().item(), rel=1e-4)
+    assert figures["accuracy"] == (averaged.argmax(1) == labels).float().mean().item()
+    # the figures without it, beside them, are the plain model's
+    assert figures["without_tta"]["loss"] == pytest.approx(-plain[range(5), labels].log().mean().item(), rel=1e-4)
+    assert json.loads((tmp_path / files.EVALUATION).read_text())["without_tta"] == figures["without_tta"]
+    # on images that are not their own mirror (the folder's are flat colours): the mean of both views
+    from app.training import engine, inference
+
+    ramps = torch.linspace(0, 1, 64).repeat(2, 3, 64, 1) * torch.tensor([1.0, -1.0])[:, None, None, None]
+    found = inference.predictions(
+        loaded.model, [(ramps, torch.arange(2))], engine.Step(torch.device("cpu")), tta="flip"
+    )
+    with torch.no_grad():
+        mean = (loaded.model(ramps).softmax(1) + loaded.model(ramps.flip(-1)).softmax(1)) / 2
+    assert found.tta is not None and torch.allclose(found.tta.exp(), mean, atol=1e-6)
+    assert not torch.allclose(found.logits.softmax(1), mean, atol=1e-4)
+
+
+def test_five_crop_views_are_the_corners_and_centre_at_the_models_input_size() -> None:
+    from app.training.inference import views
+
+    ramp = torch.arange(64.0).repeat(64, 1)[None, None].expand(2, 3, 64, 64)  # brighter to the right
+    crops = views(ramp, "five_crop")
+    assert len(crops) == 5 and all(c.shape == ramp.shape for c in crops)
+    left, right, centre = crops[0].mean(), crops[1].mean(), crops[4].mean()
+    assert left < centre < right and centre == pytest.approx(ramp.mean().item(), abs=0.1)
+    flat = torch.full((1, 3, 40, 40), 0.5)
+    assert all(torch.allclose(c, flat) for c in views(flat, "five_crop"))  # nothing but crop and resize
+
+
+def test_predict_with_tta_lists_the_probabilities_averaged_over_the_views(trained: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from app.predict import predict
+    from app.training.inference import views
+
+    (tmp_path / "in").mkdir()
+    ramp = torch.linspace(0, 255, 32).round().to(torch.uint8)  # green to the left, blue to the right
+    pixels = torch.stack([torch.full((32, 32), 30, dtype=torch.uint8), ramp.flip(0).repeat(32, 1), ramp.repeat(32, 1)])
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(tmp_path / "in/ramp.png")
+    given = (f"checkpoint={trained}", f"input={tmp_path / 'in'}")
+    (plain,) = predict(composed(PREDICT_NAME, *given), tmp_path / "a")
+    (crops,) = predict(composed(PREDICT_NAME, *given, "tta=five_crop"), tmp_path / "b")
+    loaded = models.load(str(trained))
+    transform = data.image_transform(OmegaConf.structured(loaded.config))
+    picture = data.ImageList([str(tmp_path / "in/ramp.png")], transform)[0][0][None]
+    with torch.no_grad():
+        expected = torch.stack([loaded.model(v).softmax(1) for v in views(picture, "five_crop")]).mean(0)[0]
+    assert crops["class"] == loaded.classes[int(expected.argmax())]
+    assert crops["probability"] == pytest.approx(expected.max().item(), abs=1e-5) != plain["probability"]
+    assert sum(v for k, v in crops.items() if k.startswith("probability")) == pytest.approx(1, abs=1e-5)
+    assert set(refusals(PREDICT_NAME, *given, "tta=ten_crop")) == {"tta"}

@@ -13,7 +13,7 @@ from app import data, errors, factories, models
 from app.checks import ConfigError
 from app.launch import compose_config
 from app.train import train
-from app.training import engine, loaders
+from app.training import engine, inference, loaders
 from app.training.build import build
 from app.training.distributed import Ranks
 from app.training.fit import fit
@@ -98,8 +98,8 @@ def recall(run: Path, root: Path) -> list[float]:
     trained = models.load(run / "checkpoints/last.pt")
     val = factories.splits(compose_config(recipe(root, "none"))).val
     batches = loaders.loader(val, 32, EpochOrder(len(val), 0, False), 0, False)
-    logits, labels = engine.predictions(trained.model, batches, engine.Step(torch.device("cpu"), "fp32"), "")
-    return [row["recall"] for row in engine.classification_metrics(logits, labels, trained.classes)["per_class"]]
+    logits, labels, _ = inference.predictions(trained.model, batches, engine.Step(torch.device("cpu"), "fp32"))
+    return [row["recall"] for row in inference.classification_metrics(logits, labels, trained.classes)["per_class"]]
 
 
 @pytest.mark.extended  # a learning curve: seconds, run by CI after the default tier

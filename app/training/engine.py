@@ -1,7 +1,7 @@
 """One pass over a loader, training or evaluating: how each batch is computed (``Step``: device,
 precision, memory format), what turns a pass into training (``Training``: optimizer, schedule,
-accumulation, clipping, label smoothing, EMA), the non-finite check, and the figures of
-app-evaluate and app-predict."""
+accumulation, clipping, label smoothing, EMA) and the non-finite check. What app-evaluate and
+app-predict compute is in ``app.training.inference``."""
 
 import contextlib
 import logging
@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 from torch import nn
@@ -209,46 +209,6 @@ def whole(result: PassResult, sums: Callable[[list[float]], list[float]]) -> Pas
     return PassResult(
         loss_sum / max(seen, 1), correct / max(seen, 1), int(seen), result.seconds, progress, result.complete
     )
-
-
-def predictions(model: nn.Module, loader: Batches, step: Step, desc: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-    """Every batch's logits (float32, on the CPU) and second items (labels, or indices), in order."""
-    model.eval()
-    outputs, seconds = [], []
-    with torch.no_grad():
-        for images, second in tqdm(loader, desc=desc, leave=False, disable=None, unit="batch"):
-            images = images.to(step.device, non_blocking=True, memory_format=step.memory_format)
-            with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
-                outputs.append(model(images).float().cpu())
-            seconds.append(second)
-    return torch.cat(outputs), torch.cat(seconds)
-
-
-def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, names: list[str]) -> dict[str, Any]:
-    """Loss, accuracy, top-5 accuracy (with more than 5 classes), per-class precision, recall
-    and support, and the confusion matrix (rows: true class, columns: predicted)."""
-    classes = len(names)
-    predicted = logits.argmax(1)
-    confusion = torch.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
-    hits, support, picked = confusion.diag(), confusion.sum(1), confusion.sum(0)
-    figures: dict[str, Any] = {
-        "images": len(labels),
-        "loss": nn.functional.cross_entropy(logits, labels).item(),
-        "accuracy": (predicted == labels).float().mean().item(),
-    }
-    if classes > 5:
-        figures["top5_accuracy"] = (logits.topk(5, 1).indices == labels[:, None]).any(1).float().mean().item()
-    figures["per_class"] = [
-        {
-            "class": name,
-            "precision": (hits[i] / picked[i]).item() if picked[i] else None,
-            "recall": (hits[i] / support[i]).item() if support[i] else None,
-            "support": int(support[i]),
-        }
-        for i, name in enumerate(names)
-    ]
-    figures["confusion"] = confusion.tolist()
-    return figures
 
 
 def _finite(loss: Optional[torch.Tensor], batch: int, total: int) -> None:
