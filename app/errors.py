@@ -185,3 +185,10 @@ class DiskFull(AppError, OSError):
         "free space on that disk (or raise the quota or ulimit -f), or write elsewhere "
         "(hydra.run.dir, trainer.feature_cache_dir); trainer.resume=auto continues from checkpoints/last.pt"
     )
+
+
+class RangeTooShort(AppError, ValueError):
+    """The learning-rate range test diverged, or ran out of finite losses, before it had a curve
+    to read a suggestion from."""
+
+    hint = "start lower (--start-lr) or end lower (--end-lr), or give it more --steps"

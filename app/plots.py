@@ -255,3 +255,44 @@ def _by_value(
         x, y = xy(v, r.best_val_acc or 0.0)
         draw.ellipse([x - 4 * s, y - 4 * s, x + 4 * s, y + 4 * s], fill=BLUE)
     draw.text(((x0 + x1) / 2, y1 + 24 * s), key + (" (log scale)" if log else ""), fill=INK, font=font, anchor="ma")
+
+
+def lr_range(lrs: Sequence[float], losses: Sequence[float], suggested: float, path: Path) -> None:
+    """The learning-rate range test: the smoothed training loss against the lr (log axis), the
+    suggested lr marked."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    s = SCALE
+    width, height = 560 * s, 380 * s
+    image = Image.new("RGB", (width, height), "white")
+    draw, font = ImageDraw.Draw(image), ImageFont.load_default(size=12 * s)
+    x0, x1, y0, y1 = 62 * s, width - 14 * s, 28 * s, height - 44 * s
+    first, last = math.log10(lrs[0]), math.log10(lrs[-1])
+    low, high = min(losses), max(losses)
+    pad = (high - low) * 0.08 or 0.05
+    low, high = low - pad, high + pad
+
+    def xy(lr: float, value: float) -> tuple[float, float]:
+        x = x0 + (math.log10(lr) - first) / ((last - first) or 1.0) * (x1 - x0)
+        return x, y1 - (value - low) / (high - low) * (y1 - y0)
+
+    grid, ink = (228, 228, 228), (40, 40, 40)
+    for value in ticks(low, high, 6):
+        y = xy(lrs[0], value)[1]
+        draw.line([(x0, y), (x1, y)], fill=grid, width=s)
+        draw.text((x0 - 6 * s, y), f"{value:.3g}", fill=ink, font=font, anchor="rm")
+    for power in range(math.ceil(first), math.floor(last) + 1):  # a line per decade
+        x = xy(10.0**power, low)[0]
+        draw.line([(x, y0), (x, y1)], fill=grid, width=s)
+        draw.text((x, y1 + 6 * s), f"1e{power}", fill=ink, font=font, anchor="ma")
+    draw.rectangle([x0, y0, x1, y1], outline=ink, width=s)
+    draw.text(((x0 + x1) / 2, y1 + 24 * s), "learning rate (log scale)", fill=ink, font=font, anchor="ma")
+    draw.text(
+        ((x0 + x1) / 2, 8 * s), "training loss (smoothed) over the lr range test", fill=ink, font=font, anchor="ma"
+    )
+    draw.line([xy(lr, v) for lr, v in zip(lrs, losses)], fill=COLOURS["train"], width=2 * s, joint="curve")
+    x, y = xy(suggested, losses[min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggested))])
+    draw.ellipse([x - 5 * s, y - 5 * s, x + 5 * s, y + 5 * s], outline=COLOURS["val"], width=2 * s)
+    draw.text((x + 8 * s, y - 8 * s), f"suggested {suggested:.2g}", fill=COLOURS["val"], font=font, anchor="ld")
+    small = image.resize((width // s, height // s), Image.Resampling.LANCZOS)
+    write_atomically(path, lambda tmp: small.save(tmp, format="PNG"))

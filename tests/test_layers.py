@@ -42,8 +42,20 @@ ALLOWED = {
     "evaluate": {"configs", "errors", "files", "launch", "data", "models", "plots", "training"},
     "predict": {"configs", "files", "images", "launch", "data", "models", "training"},
     "summary": {"configs", "files", "plots"},
+    "lr_find": {"files", "launch", "checks", "plots", "training"},
 }
-TORCH_FREE = ["configs", "errors", "files", "images", "plots", "checks", "launch", "summary", "train"]  # on import
+TORCH_FREE = [
+    "configs",
+    "errors",
+    "files",
+    "images",
+    "plots",
+    "checks",
+    "launch",
+    "summary",
+    "train",
+    "lr_find",
+]  # on import
 MODULE_LINES, FUNCTION_LINES = 450, 60  # the schema, app/configs.py, aside
 
 
