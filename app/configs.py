@@ -1080,7 +1080,46 @@ DigitsResNet18Finetune = experiment(
         freeze_extractor=False, extractor_lr_scale=0.1, epochs=6, label_smoothing=0.1, ema_decay=0.99
     ),
 )
+# ``+experiment=torchvision_recipe``: torchvision's classification recipe ("How to train
+# state-of-the-art models using TorchVision's latest primitives", 2021: ResNet-50 to 80.9% on
+# ImageNet) at a fine-tune's length: TrivialAugment, random erasing 0.1, mixup 0.2 and cutmix 1.0,
+# label smoothing 0.1, SGD with momentum 0.9 and weight decay 2e-5 at its lr of 0.5 per 1024
+# images (0.03125 for a batch of 64), cosine after a linear warm-up, an EMA of the weights.
+# It changes the training images, so it needs a dataset that can (a folder, CIFAR-10):
+# ``dataset=folder dataset.root=DIR dataset.classes=N +experiment=torchvision_recipe``.
+TorchvisionRecipe = experiment(
+    "TorchvisionRecipe",
+    dataset=AugmentedDatasetConfig(augment=Augment.trivialaugment, random_erasing=0.1),
+    feature_extractor=ResNet50Config(),
+    optimizer=SGDConfig(lr=0.5 * 64 / 1024, momentum=0.9, weight_decay=2e-5),
+    # 600 epochs and 5 of warm-up in the recipe: here 30, and half an epoch (a +debug=fast run keeps it)
+    scheduler=CosineConfig(warmup_epochs=0.5),
+    trainer=TrainerConfig(
+        epochs=30,
+        batch_size=64,
+        label_smoothing=0.1,
+        mixup_alpha=0.2,
+        cutmix_alpha=1.0,
+        # the recipe's EMA spans ~4% of its 750k steps; 0.99 per step spans ~100, as much of a fine-tune's
+        ema_decay=0.99,
+    ),
+)
+# ``+experiment=staged_finetune``: a pretrained body fine-tuned in two stages (fastai's
+# fine_tune, Lightning's BackboneFinetuning): the head alone for 3 epochs (on cached features,
+# where no augmentation changes the images), then the whole model, the body at a tenth of the
+# head's lr, with AdamW, label smoothing and an EMA; give it pretrained weights:
+# ``+experiment=staged_finetune feature_extractor.weights=IMAGENET1K_V1`` (or .checkpoint=PATH).
+StagedFinetune = experiment(
+    "StagedFinetune",
+    feature_extractor=ResNet18Config(),
+    classifier=SmallHeadConfig(),
+    optimizer=AdamWConfig(lr=1e-3, weight_decay=0.05),
+    scheduler=CosineConfig(warmup_epochs=0.5),
+    trainer=TrainerConfig(epochs=10, freeze_epochs=3, extractor_lr_scale=0.1, label_smoothing=0.1, ema_decay=0.99),
+)
 EXPERIMENTS = {
+    "torchvision_recipe": TorchvisionRecipe,
+    "staged_finetune": StagedFinetune,
     "digits_resnet18_frozen": DigitsResNet18Frozen,
     "digits_alexnet_finetune": DigitsAlexNetFinetune,
     "digits_resnet18_finetune": DigitsResNet18Finetune,

@@ -4,17 +4,24 @@ from pathlib import Path
 
 import pytest
 
-from app.configs import EXPERIMENTS
+from app.configs import EXPERIMENTS, as_untyped
 from app.launch import check_overrides, compose_config
 from tests.conftest import TINY, image_folder, run_cli  # noqa: F401  (image_folder: a fixture)
 
 
+def on_images(name: str, folder: Path) -> list[str]:
+    """The dataset an experiment runs on here: digits, or a folder for one that changes the images."""
+    changes_images = "augment" in as_untyped(EXPERIMENTS[name]).get("dataset", {})
+    return ["dataset=folder", f"dataset.root={folder}", "dataset.classes=3"] if changes_images else []
+
+
 @pytest.mark.parametrize("name", sorted(EXPERIMENTS))
-def test_each_experiment_composes_and_runs_fast(name: str, tmp_path: Path) -> None:
+def test_each_experiment_composes_and_runs_fast(name: str, tmp_path: Path, image_folder: Path) -> None:  # noqa: F811
     from app.train import train
 
     cfg = compose_config(
         [
+            *on_images(name, image_folder),
             f"+experiment={name}",
             "+debug=fast",
             "dataset.train_size=24",
@@ -41,8 +48,29 @@ def test_experiments_pick_group_options(image_folder: Path) -> None:  # noqa: F8
     assert folder.trainer.ema_decay == 0.99 and folder.trainer.extractor_lr_scale == 0.1
 
 
-def test_glob_runs_every_experiment() -> None:
-    assert check_overrides(["+experiment=glob(*)", "+debug=fast"], multirun=True) == (len(EXPERIMENTS), [])
+def test_glob_runs_every_experiment(image_folder: Path) -> None:  # noqa: F811
+    on_a_folder = ["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3"]
+    assert check_overrides([*on_a_folder, "+experiment=glob(*)", "+debug=fast"], multirun=True) == (
+        len(EXPERIMENTS),
+        [],
+    )
+
+
+def test_the_torchvision_recipe_is_the_published_one_and_the_staged_one_freezes_first(image_folder: Path) -> None:  # noqa: F811
+    recipe = compose_config(["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3",
+                             "+experiment=torchvision_recipe"])  # fmt: skip
+    d, t, o = recipe.dataset, recipe.trainer, recipe.optimizer
+    assert (d.augment.name, d.random_erasing, t.mixup_alpha, t.cutmix_alpha, t.label_smoothing) == (
+        "trivialaugment", 0.1, 0.2, 1.0, 0.1)  # fmt: skip
+    assert o._target_ == "torch.optim.SGD" and (o.momentum, o.weight_decay) == (0.9, 2e-5)
+    assert o.lr == 0.5 * t.batch_size / 1024  # 0.5 per 1024 images
+    assert recipe.scheduler._target_ == "app.schedules.cosine" and recipe.scheduler.warmup_epochs > 0
+    assert t.ema_decay is not None and recipe.feature_extractor._target_ == "app.models.resnet50"
+    staged = compose_config(["+experiment=staged_finetune"])
+    assert (
+        staged.trainer.freeze_epochs == 3 < staged.trainer.epochs and staged.optimizer._target_ == "torch.optim.AdamW"
+    )
+    assert staged.trainer.extractor_lr_scale == 0.1 and not staged.trainer.freeze_extractor
 
 
 def test_search_preset_space_is_checked_like_the_command_line() -> None:

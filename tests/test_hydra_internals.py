@@ -31,7 +31,14 @@ from app.configs import (
 )
 from app.launch import app_hydra, shared_config_store
 from app.launch.argv import MODES, PRINT_ONLY, parse_command
-from app.launch.hydra_errors import ALREADY_THERE, AMBIGUOUS, NO_DELETION, NOT_AN_INTEGER, composition_problem
+from app.launch.hydra_errors import (
+    ALREADY_THERE,
+    AMBIGUOUS,
+    NO_DELETION,
+    NOT_AN_INTEGER,
+    SET_BY_OPTION,
+    composition_problem,
+)
 from tests.conftest import ROOT
 
 
@@ -267,3 +274,14 @@ def test_the_plugin_targets_the_app_names_are_the_installed_plugins(hydra_of_the
     assert target_of(["hydra/launcher=slurm_ddp"])["launcher"] == SUBMITIT_LAUNCHERS[1]  # the app's own option
     for target in (BASIC_SWEEPER, OPTUNA_SWEEPER, SEARCH_SWEEPER, JOBLIB_LAUNCHER, *SUBMITIT_LAUNCHERS):
         assert class_path(target) == target  # each one a class, spelled as its module and name
+
+
+def test_a_key_an_experiment_sets_that_the_chosen_option_lacks_is_known_by_hydras_text(hydra_of_the_app: None) -> None:
+    error = composition_error(["+experiment=torchvision_recipe"])  # sets dataset.augment; digits has none
+    found = SET_BY_OPTION.search(str(error))
+    assert isinstance(error, ConfigCompositionException) and found is not None
+    assert (found["option"], found["key"], found["schema"]) == ("experiment/torchvision_recipe", "dataset.augment",
+                                                                "DigitsConfig")  # fmt: skip
+    problem = composition_problem(error, ["+experiment=torchvision_recipe"])
+    assert (problem.key, problem.value) == ("dataset.augment", "set by +experiment=torchvision_recipe")
+    assert "dataset=folder" in problem.hint and "dataset=cifar10" in problem.hint

@@ -24,6 +24,13 @@ ALREADY_THERE = "An item is already at"  # +key=value for a key the config has: 
 AMBIGUOUS = "Ambiguous value for argument"  # key=a,b without -m: "... argument 'key=a,b'"
 NO_DELETION = "deletion"  # ~key of a typed field: "XConfig (DictConfig) does not support deletion"
 NOT_AN_INTEGER = "Integer"  # a float for an int field: "Value '1.0' of type 'float' could not be converted to Integer"
+# a key an option (an experiment) sets that the group option chosen beside it lacks:
+# "In 'experiment/x': ConfigKeyError raised while composing config:\nKey 'augment' not in
+# 'DigitsConfig'\n    full_key: dataset.augment"
+SET_BY_OPTION = re.compile(
+    r"In '(?P<option>[^']+)': ConfigKeyError raised while composing config:\s*"
+    r"Key '(?P<leaf>[^']+)' not in '(?P<schema>[^']+)'\s*full_key: (?P<key>\S+)"
+)
 
 
 def composition_problem(error: Exception, overrides: Sequence[str]) -> Problem:
@@ -110,7 +117,28 @@ def _message_problem(message: str, overrides: Sequence[str]) -> Optional[Problem
             "a comma-separated value is a sweep, and sweeps need -m",
             "add -m (--multirun) to sweep, or write a list as key=[a,b]",
         )
+    found = SET_BY_OPTION.search(message)
+    if found is not None:
+        return _key_the_option_lacks(found, overrides)
     return None
+
+
+def _key_the_option_lacks(found: "re.Match[str]", overrides: Sequence[str]) -> Problem:
+    """``+experiment=x`` sets ``dataset.augment``, which the run's dataset option has no key for:
+    the options of that group that have it, to choose on the command line."""
+    from app.checks import group_options
+
+    key, option = found["key"], found["option"]
+    group, _, leaf = key.rpartition(".")
+    having = sorted({name for g, name, node in group_options() if g == group and hasattr(node, leaf)})
+    added = next((o for o in overrides if key_of(o).lstrip("+") == option.replace("/", ".").rsplit(".", 1)[0]), option)
+    choose = f"choose a {group} option that has it ({', '.join(f'{group}={n}' for n in having)}), or " if having else ""
+    return Problem(
+        key,
+        f"set by {added}",
+        f"a key of {found['schema']}, the {group} option this run composes",
+        f"{choose}drop {added}",
+    )
 
 
 def _compose(overrides: Sequence[str], config_name: str) -> tuple[Optional[DictConfig], list[Problem]]:
