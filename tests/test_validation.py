@@ -315,6 +315,8 @@ def test_every_stored_option_is_valid(group: str, option: str, node: object, ima
         "folder": [f"dataset.root={image_folder}", "dataset.classes=3"],
         "vit_b_16": ["dataset.image.size=224"],
         "cifar10": ["dataset.download=true"],
+        # it changes the training images: on a dataset that can
+        "torchvision_recipe": ["dataset=folder", f"dataset.root={image_folder}", "dataset.classes=3"],
     }
     search = group == "hparams_search"  # a search preset is a sweep: its space's bounds are its points
     points, problems = check_overrides([f"{plus}{group}={option}", *needs.get(option, [])], multirun=search)
