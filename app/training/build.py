@@ -67,7 +67,9 @@ class Job:
         if thaw.loaders is not None:
             release(self.train_loader, self.val_loader)  # the cached features' loaders: done
             self.splits, (self.train_loader, self.val_loader) = thaw.splits, thaw.loaders
-        self.forward = _forward(self.cfg, self.model, self.ranks, self.step, self.train_loader)
+        parallel = _parallel(self.model, self.ranks, self.step.device)  # over the extractor too, now
+        compile = self.cfg.trainer.compile
+        self.forward = engine.compiled(parallel, next(iter(self.train_loader))[0], self.step) if compile else parallel
         self.validation = self.model if self.ranks.many else self.forward
         trained = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         log.info(
@@ -114,9 +116,10 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     # for the images, and the model runs its head alone on them. Rank 0 fills the cache, the others read it.
     waited_for = datetime.timedelta(minutes=t.process_group_timeout_min)
     images = splits
+    parallel = _parallel(model, ranks, device)  # DDP gives every process rank 0's weights: the cache's too
     splits = distributed.rank0_first("features", lambda: features.cached(cfg, images, model, step), waited_for)
     train_loader, val_loader = _loaders(cfg, splits, train_order, val_order, batch_size, drop, device)
-    forward = _forward(cfg, model, ranks, step, train_loader)
+    forward = engine.compiled(parallel, next(iter(train_loader))[0], step) if t.compile else parallel
     thaw = None
     if t.freeze_epochs:  # the second stage, on images
         image_loaders = (
@@ -146,14 +149,10 @@ def _loaders(
     return train_loader, loader(val_split, batch_size, val_order, t.num_workers, pin)
 
 
-def _forward(
-    cfg: DictConfig, model: ImageClassifier, ranks: distributed.Ranks, step: engine.Step, batches: Batches
-) -> nn.Module:
-    """What trains: among processes, DDP over the parameters that train now (it averages their
-    gradients; ``model`` stays the one checkpoints hold); compiled if asked."""
-    device = step.device
-    parallel = DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
-    return engine.compiled(parallel, next(iter(batches))[0], step) if cfg.trainer.compile else parallel
+def _parallel(model: ImageClassifier, ranks: distributed.Ranks, device: torch.device) -> nn.Module:
+    """Among processes, DDP over the parameters that train now: it copies rank 0's weights to
+    every process and averages their gradients; ``model`` stays the one checkpoints hold."""
+    return DistributedDataParallel(model, [device] if device.type == "cuda" else None) if ranks.many else model
 
 
 class Balance(NamedTuple):
