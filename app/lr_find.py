@@ -17,8 +17,9 @@ import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Optional
 
+from annotated_types import Interval
 from omegaconf import DictConfig
 
 from app import files, launch
@@ -37,15 +38,26 @@ with it.
 """
 
 
-def _bounded(kind: Callable[[str], float], low: float, high: float, rule: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
+# Each option's type and bounds, as a config field's: checked and worded by app.checks.constraints
+LR = Annotated[float, Interval(gt=0, le=1e3)]
+STEPS = Annotated[int, Interval(ge=10, le=10_000)]
+SMOOTHING = Annotated[float, Interval(ge=0, lt=1)]  # the share of the average kept each step
+DIVERGE = Annotated[float, Interval(gt=1, le=100)]
+
+
+def _typed(hint: Any) -> Callable[[str], Any]:
+    """An argparse type: the text as ``hint``'s type, within its bounds (a refusal names them)."""
+    from pydantic_core import ValidationError
+
+    from app.checks.constraints import describe, unwrap, validator
+
+    kind = unwrap(hint)[0]
+
+    def parse(text: str) -> Any:
         try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number ({rule})") from None
-        if not low < value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is out of range: {rule}")
-        return value
+            return validator(hint).validate_python(kind(text))
+        except (ValueError, ValidationError):  # not a number of its type, or out of bounds
+            raise argparse.ArgumentTypeError(f"{text!r}: {kind.__name__}, {describe(hint)}") from None
 
     return parse
 
@@ -57,13 +69,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--start-lr", type=_bounded(float, 0, 1e3, "0 < lr <= 1000"), default=1e-7)
-    parser.add_argument("--end-lr", type=_bounded(float, 0, 1e3, "0 < lr <= 1000"), default=10.0)
-    parser.add_argument("--steps", type=_bounded(int, 9, 10_000, "10 <= steps <= 10000"), default=100)
-    smoothing = "0 <= smoothing < 1, the share of the average kept each step"
-    parser.add_argument("--smoothing", type=_bounded(float, -1e-12, 0.999999, smoothing), default=0.98)
+    parser.add_argument("--start-lr", type=_typed(LR), default=1e-7)
+    parser.add_argument("--end-lr", type=_typed(LR), default=10.0)
+    parser.add_argument("--steps", type=_typed(STEPS), default=100)
     parser.add_argument(
-        "--diverge", type=_bounded(float, 1, 100, "1 < diverge <= 100"), default=4.0,
+        "--smoothing", type=_typed(SMOOTHING), default=0.98, help="the share of the average kept each step"
+    )
+    parser.add_argument(
+        "--diverge", type=_typed(DIVERGE), default=4.0,
         help="stop once the smoothed loss is this many times its lowest (default 4)",
     )  # fmt: skip
     parser.add_argument("--out", help="its run dir, new or empty (default: outputs/lr_find/DATE/TIME)")

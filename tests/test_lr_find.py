@@ -65,7 +65,7 @@ def test_app_lr_find_writes_the_curve_and_prints_the_override_then_refuses_bad_o
     # refused before anything is built or created: a bad option, a bad override, a used run dir
     for args, words in (
         (["--start-lr", "1", "--end-lr", "0.1"], "--start-lr 1 is not below --end-lr 0.1"),
-        (["--steps", "3"], "10 <= steps <= 10000"),
+        (["--steps", "3"], "'3': int, 10 <= value <= 10000"),
         (["--out", "found"], "holds files already"),
     ):
         refused = run_cli(*args, *overrides, cwd=tmp_path, program=program)

@@ -68,8 +68,7 @@ class Job:
             release(self.train_loader, self.val_loader)  # the cached features' loaders: done
             self.splits, (self.train_loader, self.val_loader) = thaw.splits, thaw.loaders
         parallel = _parallel(self.model, self.ranks, self.step.device)  # over the extractor too, now
-        compile = self.cfg.trainer.compile
-        self.forward = engine.compiled(parallel, next(iter(self.train_loader))[0], self.step) if compile else parallel
+        self.forward = _compiled(self.cfg, parallel, self.step, self.train_loader)
         self.validation = self.model if self.ranks.many else self.forward
         trained = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         log.info(
@@ -119,7 +118,7 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     parallel = _parallel(model, ranks, device)  # DDP gives every process rank 0's weights: the cache's too
     splits = distributed.rank0_first("features", lambda: features.cached(cfg, images, model, step), waited_for)
     train_loader, val_loader = _loaders(cfg, splits, train_order, val_order, batch_size, drop, device)
-    forward = engine.compiled(parallel, next(iter(train_loader))[0], step) if t.compile else parallel
+    forward = _compiled(cfg, parallel, step, train_loader)
     thaw = None
     if t.freeze_epochs:  # the second stage, on images
         image_loaders = (
@@ -147,6 +146,11 @@ def _loaders(
     train_loader = loader(splits.train, batch_size, train_order, t.num_workers, pin, drop_last=drop)
     val_split = splits.train if t.overfit_batches else splits.val
     return train_loader, loader(val_split, batch_size, val_order, t.num_workers, pin)
+
+
+def _compiled(cfg: DictConfig, model: nn.Module, step: engine.Step, batches: Batches) -> nn.Module:
+    """``model`` compiled, tried on the first batch of ``batches``, where ``trainer.compile`` asks."""
+    return engine.compiled(model, next(iter(batches))[0], step) if cfg.trainer.compile else model
 
 
 def _parallel(model: ImageClassifier, ranks: distributed.Ranks, device: torch.device) -> nn.Module:

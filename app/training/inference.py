@@ -2,6 +2,7 @@
 test-time augmentation (``tta``) its class probabilities averaged over views of it, and a split's
 figures."""
 
+import math
 from typing import Any, NamedTuple, Optional
 
 import torch
@@ -49,7 +50,7 @@ def predictions(model: nn.Module, loader: Batches, step: Step, desc: str = "", t
                 if tta != "none":
                     shown = [logits if view is images else model(view).float() for view in views(images, tta)]
                     stacked = torch.stack([v.log_softmax(1) for v in shown])
-                    averaged.append((stacked.logsumexp(0) - torch.log(torch.tensor(float(len(shown))))).cpu())
+                    averaged.append((stacked.logsumexp(0) - math.log(len(shown))).cpu())
             outputs.append(logits.cpu())
             labels.append(second)
     return Predicted(torch.cat(outputs), torch.cat(labels), torch.cat(averaged) if averaged else None)

@@ -39,23 +39,24 @@ def lr_range(job: Job, start_lr: float, end_lr: float, steps: int, smoothing: fl
         group["lr"] = group["initial_lr"] = start_lr * lr / base[0]
     growth = (end_lr / start_lr) ** (1 / (steps - 1))
     test = RangeTest([], [], [], math.nan, f"the range ended at {end_lr:g}")
+    ended: list[str] = []  # why the loss ended the sweep early, once it did
     average = 0.0
 
     def record(n: int, loss: torch.Tensor, lr: float) -> None:
         nonlocal average
         value = loss.item()
         if not math.isfinite(value):
-            test.stopped = f"the loss was {value} at lr {lr:.3g}"
+            ended.append(f"the loss was {value} at lr {lr:.3g}")
             return
         average = smoothing * average + (1 - smoothing) * value
         test.lrs.append(lr)
         test.losses.append(value)
         test.smoothed.append(average / (1 - smoothing ** len(test.lrs)))
         if test.smoothed[-1] > diverge * min(test.smoothed):
-            test.stopped = f"the loss diverged at lr {lr:.3g} ({diverge:g}x its lowest)"
+            ended.append(f"the loss diverged at lr {lr:.3g} ({diverge:g}x its lowest)")
 
     def done(asked: bool) -> bool:
-        return asked or len(test.lrs) >= steps or not test.stopped.startswith("the range")
+        return asked or len(test.lrs) >= steps or bool(ended)
 
     sweeping = dataclasses.replace(
         job.training, scheduler=LambdaLR(optimizer, lambda i: growth**i), ema=None, profiler=None, on_step=record
@@ -70,11 +71,13 @@ def lr_range(job: Job, start_lr: float, end_lr: float, steps: int, smoothing: fl
                     sweeping.mixing.epoch = epoch
                 engine.run_pass(job.forward, job.train_loader, job.step, sweeping, "lr range", stop=stop)
     except NonFiniteLoss:  # at a high lr: where the range test ends
-        test.stopped = test.stopped if not test.stopped.startswith("the range") else "the loss was not finite"
+        ended.append("the loss was not finite")
     finally:
         job.model.load_state_dict(kept[0])
         optimizer.load_state_dict(kept[1])
         set_rng_state(kept[2])
+    if ended:
+        test.stopped = ended[0]
     if stop.requested is not None:
         test.stopped = "stopped by a signal"
     test.suggested = suggestion(test.lrs, test.smoothed)
