@@ -81,6 +81,22 @@ def test_a_rule_may_not_read_what_the_walk_refused_already(monkeypatch: pytest.M
         CROSS_RULES.remove(("a rule that reads every value", _reads))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "told"),
+    [
+        # the splits rule read dataset.classes=0 as "0 images" and told "holds out 1 of the 0 images"
+        (["dataset.classes=0"], {"dataset.classes": "2 <= value <= 10"}),
+        # a rule on the refused key itself still says more than the field's ">= 1"
+        (["dataset.image.size=0"], {"dataset.image.size": ">= 63: the smallest image app.models.alexnet"}),
+    ],
+)
+def test_a_refused_value_is_told_once_and_never_echoed_by_a_rule_on_another_key(
+    overrides: list[str], told: dict[str, str]
+) -> None:
+    _, problems = check_overrides(overrides)
+    assert {p.key: p.rule[: len(told[p.key])] for p in problems} == told
+
+
 def test_under_strict_a_rule_that_raises_is_re_raised_and_written_down(
     raising_rule: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,10 +56,34 @@ for index, block in enumerate(json.load(sys.stdin)):
 """
 
 
+# A print in a README block whose line ends in a comment states what it prints: the comment, up
+# to a ";" that starts prose about it. The blocks run with each such print checked against it.
+PRINTED = re.compile(r"^(\s*)print\((.*)\)  # ([^;]+?)(;.*)?$", flags=re.M)
+EXPECT = """
+def __expect__(expected, *values):
+    printed = " ".join(map(str, values))
+    assert printed == expected, f"the README says this prints {expected!r}; it prints {printed!r}"
+    print(printed)
+"""
+
+
+def with_printed_checked(block: str) -> str:
+    return EXPECT + PRINTED.sub(lambda m: f"{m[1]}__expect__({m[3]!r}, {m[2]})", block)
+
+
+def test_readme_prints_are_checked_where_they_say_what_they_print() -> None:
+    printed = [m[3] for block in code_blocks("python") for m in PRINTED.finditer(block)]
+    assert "['trainer.epoch', 'dataset.classes']" in printed and len(printed) >= 4, printed
+    checked = with_printed_checked('print(1 + 1, "x")  # 2 x; prose\n')
+    exec(compile(checked, "<check>", "exec"), {})
+    with pytest.raises(AssertionError, match="the README says this prints '3'; it prints '2'"):
+        exec(compile(with_printed_checked("print(1 + 1)  # 3\n"), "<check>", "exec"), {})
+
+
 @pytest.mark.cli
 @pytest.mark.extended  # every README block in one interpreter: 6-8 s
 def test_python_examples_run(tmp_path: Path) -> None:
-    blocks = code_blocks("python")
+    blocks = [with_printed_checked(block) for block in code_blocks("python")]
     result = subprocess.run(
         [sys.executable, "-c", RUN_BLOCKS],
         input=json.dumps(blocks),

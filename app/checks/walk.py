@@ -12,6 +12,7 @@ and fails the session when the file is not empty), the rule's exception is also 
 file and re-raised, so that no test can pass over a rule that raised, whatever it asserts.
 """
 
+import copy
 import dataclasses
 import os
 import re
@@ -20,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from omegaconf import DictConfig, ListConfig, Node, OmegaConf, open_dict
+from omegaconf import MISSING, DictConfig, ListConfig, Node, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 import app.checks.hydra_rules  # noqa: F401  (registers the rules on Hydra's node in CROSS_RULES)
@@ -32,6 +33,7 @@ from app.checks.rules import CROSS_RULES, CrossRule
 from app.configs import MainConfig
 
 STRICT = "APP_CHECKS_STRICT"  # a file: a rule that raises is written there and re-raised
+_ABSENT = object()
 
 
 # ------------------------------------------------------------------------------ targets
@@ -338,12 +340,43 @@ def check_config(cfg: DictConfig, targets: Optional[Targets] = None) -> list[Pro
     problems = _told_once(problems)
     # A cross-field rule says more than a field's own rule (">= 63 for alexnet" beats ">= 1"),
     # so its problem replaces the field's.
-    told = bool(problems)
+    told, refused = bool(problems), {p.key for p in problems}
+    hidden = _refused_hidden(cfg, problems)
     for description, rule in CROSS_RULES:
-        found = _apply(rule, description, cfg, told)
+        found = _apply(rule, description, hidden, told)
+        if found is None:  # the rule reads a refused value: it may only say more about that value
+            found = [p for p in _apply(rule, description, cfg, told) or [] if p.key in refused]
         keys = {p.key for p in found}
         problems = [p for p in problems if p.key not in keys] + found
     return problems
+
+
+def _refused_hidden(cfg: DictConfig, problems: list[Problem]) -> DictConfig:
+    """What the cross-field rules read: ``cfg``, with each value the walk refused made missing.
+
+    A rule that reads a refused value has nothing to add about other keys until it is fixed: it
+    would only echo it (``dataset.classes=0`` is refused, and the splits rule would go on to say
+    that a split "holds out 1 of the 0 images"). Reading a missing value raises, ``_apply`` says
+    so, and the rule is heard only on the keys refused (``dataset.image.size=0``: ">= 63, the
+    smallest alexnet accepts" says more than ">= 1"). Only a config with problems is copied (a few
+    milliseconds; a valid one, the common case and every point of a sweep, is not)."""
+    refused = [
+        p.key
+        for p in problems
+        if p.value is not None
+        and OmegaConf.select(cfg, p.key, default=_ABSENT, throw_on_resolution_failure=False) is not _ABSENT
+    ]
+    if not refused:
+        return cfg
+    seen = copy.deepcopy(cfg)
+    for key in refused:
+        node: Any = seen
+        for part in key.split(".")[:-1]:  # Hydra's node is read-only at every level
+            OmegaConf.set_readonly(node, False)
+            node = node._get_node(int(part) if isinstance(node, ListConfig) else part)
+        OmegaConf.set_readonly(node, False)
+        OmegaConf.update(seen, key, MISSING, merge=False)
+    return seen
 
 
 def _told_once(problems: list[Problem]) -> list[Problem]:
@@ -361,16 +394,17 @@ def _told_once(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if p.via not in via or in_cycle(p.key)]
 
 
-def _apply(rule: CrossRule, description: str, cfg: DictConfig, told: bool) -> list[Problem]:
-    """The problems ``rule`` finds in ``cfg``; a rule that raises is an internal problem."""
+def _apply(rule: CrossRule, description: str, cfg: DictConfig, told: bool) -> Optional[list[Problem]]:
+    """The problems ``rule`` finds in ``cfg``, or None where it read a value the walk refused; a
+    rule that raises otherwise is an internal problem."""
     try:
         return list(rule(cfg))
     except Exception as error:
         if told and isinstance(error, OmegaConfBaseException):
-            # The rule read a value that the walk has refused already (an interpolation that
-            # does not resolve, a missing mandatory value): that problem is told, and the rule
-            # has nothing to add until it is fixed. Every other exception is the rule's bug.
-            return []
+            # The rule read a value that the walk has refused already (hidden by _refused_hidden,
+            # an interpolation that does not resolve, a missing mandatory value): that problem is
+            # told, and the rule has nothing to add until it is fixed. Any other exception is a bug.
+            return None
         strict = os.environ.get(STRICT)
         if strict:
             with open(strict, "a") as log:
