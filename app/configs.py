@@ -55,10 +55,8 @@ OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweepe
 SEARCH_SWEEPER = "hydra_plugins.app_search.resumable_optuna.ResumableOptunaSweeper"  # Optuna, resuming its study
 OPTUNA_SWEEPERS = (OPTUNA_SWEEPER, SEARCH_SWEEPER)
 JOBLIB_LAUNCHER = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
-SUBMITIT_LAUNCHERS = (
-    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
-    "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
-)
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+SUBMITIT_LAUNCHERS = ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", SLURM_LAUNCHER)
 
 
 # ------------------------------------------------------------------------------ constraints

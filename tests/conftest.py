@@ -104,6 +104,20 @@ def console_script(name: str) -> str:
     return str(path)
 
 
+@pytest.fixture
+def slurm_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Stand-ins for SLURM's sbatch and srun first on PATH (a SLURM launcher is refused at launch
+    where they are missing); this sbatch keeps the script it is given as ``job.sh`` beside
+    them and refuses it, so no cluster is reached. The folder they are in."""
+    bin_dir = tmp_path / "slurm-bin"
+    bin_dir.mkdir()
+    for name, text in [("srun", "exit 0"), ("sbatch", f'cp "$1" {bin_dir}/job.sh\nexit 1')]:
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return bin_dir
+
+
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real ImageFolder dataset on disk: 3 classes of 6 PNG images, one colour per class."""

@@ -313,6 +313,7 @@ SHELL_ROUTES = {
 }
 
 
+@pytest.mark.usefixtures("slurm_on_path")  # sbatch and srun: a SLURM launcher needs them
 @pytest.mark.parametrize("route", SHELL_ROUTES)
 def test_a_launcher_string_that_would_become_a_shell_line_is_refused(route: str) -> None:
     overrides, extra, key = SHELL_ROUTES[route]
@@ -321,6 +322,7 @@ def test_a_launcher_string_that_would_become_a_shell_line_is_refused(route: str)
     assert key in [p.key for p in problems], problems
 
 
+@pytest.mark.usefixtures("slurm_on_path")  # sbatch and srun: a SLURM launcher needs them
 @pytest.mark.parametrize(
     ("args", "refused"),
     [
@@ -335,6 +337,7 @@ def test_srun_args_are_plain_options_that_run_no_program(args: list[str], refuse
     assert [p.key for p in problems] == [f"hydra.launcher.srun_args.{i}" for i in refused]
 
 
+@pytest.mark.usefixtures("slurm_on_path")  # sbatch and srun: a SLURM launcher needs them
 def test_an_sbatch_option_name_is_letters_digits_and_dashes() -> None:
     _, problems = launched(["hydra/launcher=submitit_slurm", "+hydra.launcher.additional_parameters.mail-type=END"])
     assert problems == []
@@ -342,11 +345,13 @@ def test_an_sbatch_option_name_is_letters_digits_and_dashes() -> None:
     assert [p.key for p in problems] == ["hydra.launcher.additional_parameters.mail-type=END --wrap"]
 
 
+@pytest.mark.usefixtures("slurm_on_path")  # sbatch and srun: a SLURM launcher needs them
 @pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local", "slurm_ddp"])
 def test_the_stored_submitit_launchers_still_pass(launcher: str) -> None:
     assert launched([f"hydra/launcher={launcher}"])[1] == []
 
 
+@pytest.mark.usefixtures("slurm_on_path")  # sbatch and srun: a SLURM launcher needs them
 @pytest.mark.parametrize(
     "argv",
     [

@@ -349,15 +349,8 @@ def test_a_slurm_task_exports_its_place_from_slurm_variables(monkeypatch: pytest
 
 
 @pytest.mark.cli
-def test_slurm_ddp_submits_one_job_of_nodes_x_tasks_with_a_gpu_each(tmp_path: Path) -> None:
-    # Stand-ins: srun (submitit looks for it) and an sbatch that keeps the script submitit writes
-    # and refuses it, so that no cluster is reached.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, text in [("srun", "exit 0"), ("sbatch", f'cp "$1" {tmp_path}/job.sh\nexit 1')]:
-        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
-        (bin_dir / name).chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+def test_slurm_ddp_submits_one_job_of_nodes_x_tasks_with_a_gpu_each(tmp_path: Path, slurm_on_path: Path) -> None:
+    # slurm_on_path: an sbatch that keeps the script submitit writes and refuses it (no cluster)
     subprocess.run(
         [
             sys.executable,
@@ -371,12 +364,11 @@ def test_slurm_ddp_submits_one_job_of_nodes_x_tasks_with_a_gpu_each(tmp_path: Pa
             "trainer.batch_size=64",
         ],
         cwd=tmp_path,
-        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    script = (tmp_path / "job.sh").read_text()
+    script = (slurm_on_path / "job.sh").read_text()
     for line in [
         "#SBATCH --nodes=2",
         "#SBATCH --ntasks-per-node=4",
@@ -385,6 +377,22 @@ def test_slurm_ddp_submits_one_job_of_nodes_x_tasks_with_a_gpu_each(tmp_path: Pa
     ]:
         assert line in script
     assert "--kill-on-bad-exit=1" in next(line for line in script.splitlines() if line.startswith("srun"))
+
+
+@pytest.mark.cli
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "slurm_ddp"])
+def test_a_slurm_sweep_where_there_is_no_slurm_is_refused_at_launch_naming_submitit_local(
+    tmp_path: Path, launcher: str
+) -> None:
+    if shutil.which("srun") and shutil.which("sbatch"):
+        pytest.skip("SLURM is here: the sweep would be submitted")
+    argv = [sys.executable, "-m", "app.train", "-m", f"hydra/launcher={launcher}", "optimizer.lr=1e-4,1e-3"]
+    result = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "RuntimeError" not in result.stderr
+    assert "Refused: 1 problem in 2 of 2 sweep points" in result.stderr
+    assert f"hydra/launcher={launcher}" in result.stderr and "sbatch and srun are not on PATH" in result.stderr
+    assert "hydra/launcher=submitit_local runs its jobs here" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no multirun dir, no submitit folder
 
 
 def test_processes_read_their_place_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch) -> None:

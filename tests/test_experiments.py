@@ -139,6 +139,7 @@ def test_parallel_launcher_sweep_leaves_complete_run_dirs(launcher: str, tmp_pat
 
 
 @pytest.mark.cli
+@pytest.mark.usefixtures("slurm_on_path")  # sbatch and srun: a SLURM launcher needs them
 def test_launcher_settings_are_checked_before_any_job(tmp_path: Path) -> None:
     slurm = ["hydra/launcher=submitit_slurm", "hydra.launcher.gpus_per_node=1", "hydra.launcher.timeout_min=120"]
     assert check_overrides([*slurm, "classifier=small,large"], multirun=True) == (2, [])  # its _target_ allowed

@@ -188,7 +188,11 @@ def test_app_check_reads_the_command_line_as_app_train_does() -> None:
 def test_app_checks_own_flags_lead_and_the_rest_is_app_trains(capsys: pytest.CaptureFixture[str]) -> None:
     assert check_main(["--help"]) == 0
     usage = capsys.readouterr().out
-    assert usage.startswith("usage: app-check [-h] [--lint FILE ...]") and "--lint" in usage and "exits 0" in usage
+    assert (
+        usage.startswith("usage: app-check [-h] [--strict] [--lint FILE ...]")
+        and "--lint" in usage
+        and "exits 0" in usage
+    )
     # after an app-train flag, -h and --lint are app-train's: Hydra's --help only prints, so nothing to check
     assert check_main(["-m", "-h"]) == 0 and "OK: 1 configuration valid." in capsys.readouterr().out
     assert check_main(["-cd", "/nonexistent", "--lint"]) == 1
@@ -196,6 +200,36 @@ def test_app_checks_own_flags_lead_and_the_rest_is_app_trains(capsys: pytest.Cap
     assert check_main(["--lint"]) == 0  # no file: nothing to check
     python_m = subprocess.run([sys.executable, "-m", "app.launch", "--help"], capture_output=True, text=True)
     assert python_m.returncode == 0 and python_m.stdout == usage
+
+
+def test_lint_tells_a_rule_refusal_from_a_line_that_needs_a_folder_not_made_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    doc = tmp_path / "doc.md"
+    lines = [
+        "app-train classifier=large",
+        "app-train dataset=folder dataset.root=later dataset.classes=3",  # made by an earlier step
+        "app-train dataset=folder dataset.root=nope dataset.classes=3  # refused",
+    ]
+    doc.write_text("\n".join(lines) + "\n")
+    assert check_main(["--lint", str(doc)]) == 0
+    out = capsys.readouterr().out
+    assert f"{doc}:2: not checked here: it needs a file or folder that is not there yet (dataset.root=later)" in out
+    assert f"{doc}:3: refused as marked" in out  # its missing folder is the refusal it shows
+    assert f"{doc}: 3 commands: 1 valid, 1 not checked here, 1 refused as marked" in out
+    assert check_main(["--strict", "--lint", str(doc)]) == 1  # under --strict what it needs must be here
+    assert "dataset.root=later\n  rule: an existing directory" in capsys.readouterr().err
+    (tmp_path / "later").mkdir()
+    doc.write_text(lines[1] + "\napp-train trainer.epochs=0 dataset=folder dataset.root=nope dataset.classes=3\n")
+    assert check_main(["--strict", "--lint", str(doc)]) == 1  # 'later' holds no class folder yet
+    err = capsys.readouterr().err
+    assert f"{doc}:1: refused" in err and "dataset.classes=3\n  rule:" in err  # a rule, not an absence
+    assert check_main(["--lint", str(doc)]) == 1  # a rule's refusal fails without --strict: trainer.epochs=0
+    assert f"{doc}:2: refused: app-train trainer.epochs=0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        check_main(["--strict", "classifier=large"])
+    assert "--strict goes with --lint" in capsys.readouterr().err
 
 
 def test_app_summary_reads_its_flags_anywhere_and_refuses_a_wrong_one_in_one_paragraph(

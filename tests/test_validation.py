@@ -288,14 +288,16 @@ def test_check_console_script_exit_status(tmp_path: Path) -> None:
 
 @pytest.mark.cli
 @pytest.mark.extended
+@pytest.mark.usefixtures("slurm_on_path")  # its SLURM lines need sbatch and srun on PATH
 def test_readme_commands_pass_the_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Every app-train command in the README is valid, except those marked "# refused"; the
-    # folder examples read the image folder the README's own command writes first.
+    # Every app-train command in the README is valid, except those marked "# refused", with all
+    # it needs here (--strict: the test extras, SLURM's programs); the folder examples read the
+    # image folder the README's own command writes first.
     readme = (ROOT / "README.md").read_text().splitlines()
     writes_folder = next(line for line in readme if line.startswith("python -c") and "digits_png" in line)
     subprocess.run([sys.executable, *shlex.split(writes_folder)[1:]], cwd=tmp_path, check=True, capture_output=True)
     monkeypatch.chdir(tmp_path)
-    assert check_main(["--lint", str(ROOT / "README.md")]) == 0
+    assert check_main(["--strict", "--lint", str(ROOT / "README.md")]) == 0
 
 
 @pytest.mark.cli

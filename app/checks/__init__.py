@@ -36,11 +36,12 @@ from app.checks.constraints import (
     validator,
 )
 from app.checks.facts import processes, torchrun_processes
-from app.checks.problems import ConfigError, Problem, render, suggest, unknown_key
+from app.checks.problems import Absent, ConfigError, Problem, render, suggest, unknown_key
 from app.checks.rules import CROSS_RULES, cross_rule
 from app.checks.walk import STRICT, Targets, allow_target, check_config, checked, internal_problem, resolved_leaves
 
 __all__ = [
+    "Absent",
     "checked",
     "CROSS_RULES",
     "torchrun_processes",

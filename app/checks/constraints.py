@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional, Union
 
 from annotated_types import Ge, GroupedMetadata, Gt, Le, Lt, MaxLen, MinLen, MultipleOf, Predicate
 
-from app.checks.problems import Problem, suggest
+from app.checks.problems import Absent, Problem, suggest
 from app.configs import PATH_CHECKS, MainConfig, store
 
 
@@ -220,7 +220,16 @@ def _validate(key: str, value: Any, hint: Any, example: Optional[str] = None) ->
             rule = f"a finite number, {rule}" if rule else "a finite number"
         elif kind not in _CONSTRAINT_ERRORS or not rule:
             rule = f"a value of type {type_name(hint)}" + (f", {rule}" if rule else "")
-        return Problem(key, str(value), rule, _value_hint(key, hint, example), error=error)
+        absent = Absent.FILE if is_path(hint) and isinstance(value, str) and _not_there(value) else None
+        return Problem(key, str(value), rule, _value_hint(key, hint, example), error=error, absent=absent)
+
+
+def _not_there(path: str) -> bool:
+    """Nothing at ``path`` (a command written for a file made later), not the wrong kind of file."""
+    try:
+        return not os.path.lexists(path)
+    except ValueError:  # an embedded NUL byte: no file could ever be there
+        return False
 
 
 def type_name(hint: Any) -> str:

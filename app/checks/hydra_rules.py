@@ -11,9 +11,9 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from app.checks.facts import launcher_target, torchrun_world, unwritable
-from app.checks.problems import Problem
+from app.checks.problems import Absent, Problem
 from app.checks.rules import cross_rule
-from app.configs import JOBLIB_LAUNCHER, OPTUNA_SWEEPERS, RESUME_AUTO, SUBMITIT_LAUNCHERS
+from app.configs import JOBLIB_LAUNCHER, OPTUNA_SWEEPERS, RESUME_AUTO, SLURM_LAUNCHER, SUBMITIT_LAUNCHERS
 
 
 @cross_rule(
@@ -207,6 +207,29 @@ def _launcher_can_run(cfg: DictConfig) -> Iterator[Problem]:
         value = cfg.hydra.launcher.get(key)
         if value is not None and value < low:
             yield Problem(f"hydra.launcher.{key}", str(value), f">= {low}", f"e.g. hydra.launcher.{key}={max(low, 1)}")
+
+
+@cross_rule(
+    "hydra/launcher=submitit_slurm or slurm_ddp: a -m sweep on a machine with SLURM (sbatch submits the jobs, "
+    "srun starts their tasks)"
+)
+def _slurm_is_here(cfg: DictConfig) -> Iterator[Problem]:
+    import shutil
+
+    hydra = cfg.get("hydra")
+    if launcher_target(cfg) != SLURM_LAUNCHER or OmegaConf.is_missing(hydra.job, "num"):
+        return  # not SLURM's launcher, or not a sweep: a single run ignores hydra/launcher
+    lacking = [program for program in ("sbatch", "srun") if shutil.which(program) is None]
+    if lacking:
+        yield Problem(
+            "hydra/launcher",
+            str(hydra.runtime.choices.get("hydra/launcher", "submitit_slurm")),
+            f"a machine with SLURM: {' and '.join(lacking)} {'is' if len(lacking) == 1 else 'are'} not on PATH "
+            "(submitit submits each job with sbatch and starts its tasks with srun)",
+            "launch it from the cluster's login node; to try the sweep on this machine, hydra/launcher=submitit_local "
+            "runs its jobs here as local processes (its SLURM-only keys, such as hydra.launcher.partition, left out)",
+            absent=Absent.PROGRAM,
+        )
 
 
 @cross_rule("under torchrun: one run per launch, not a -m sweep (every process would run the whole sweep)")

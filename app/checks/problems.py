@@ -6,9 +6,21 @@ import dataclasses
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Optional
 
 from app.errors import AppError
+
+
+class Absent(Enum):
+    """What a problem says this machine lacks, where the config itself may be right: a command
+    written for a folder made later, an extra, a cluster or a GPU. ``app-check --lint`` tells these from
+    a refusal by a rule."""
+
+    FILE = "a file or folder that is not there yet"
+    EXTRA = "an optional package that is not installed"
+    PROGRAM = "a program this machine lacks"
+    DEVICE = "a GPU this machine lacks"
 
 
 @dataclass
@@ -20,6 +32,7 @@ class Problem:
     point: Optional[Sequence[str]] = None  # the overrides of the sweep point it was found in
     error: Optional[BaseException] = None  # re-raised under HYDRA_FULL_ERROR=1
     via: str = ""  # the key an interpolated value comes from: a problem there says it first
+    absent: Optional[Absent] = None  # set where the value names what this machine lacks
 
     def render(self) -> str:
         where = f"   [sweep point: {' '.join(self.point) or '(defaults)'}]" if self.point is not None else ""

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from app.checks.constraints import _num, field_hints
 from app.checks.facts import dataset_images, gib, input_sizes, is_a, kind, primary, processes, unwritable
-from app.checks.problems import Problem
+from app.checks.problems import Absent, Problem
 from app.configs import (
     Cifar10Config,
     Device,
@@ -172,6 +172,7 @@ def _cifar10_is_there(cfg: DictConfig) -> Iterator[Problem]:
             str(root),
             f"a directory that holds {CIFAR10_FOLDER} (CIFAR-10's python batches) when dataset.download=false",
             f"add dataset.download=true where the network allows, or copy the {CIFAR10_FOLDER} folder into {root}",
+            absent=Absent.FILE,
         )
 
 
@@ -310,6 +311,7 @@ def _tensorboard_is_there(cfg: DictConfig) -> Iterator[Problem]:
             "tensorboard",
             "a logger whose package is installed: tensorboard is not",
             "pip install tensorboard (or the app's extra: pip install -e '.[tensorboard]'), or logger=csv",
+            absent=Absent.EXTRA,
         )
 
 
@@ -344,6 +346,7 @@ def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
             "cuda",
             "a device this machine has: torch sees no CUDA device",
             "use trainer.device=auto (cuda where there is one) or trainer.device=cpu",
+            absent=Absent.DEVICE,
         )
 
 

@@ -33,7 +33,6 @@ from app.checks.rules import CROSS_RULES, CrossRule
 from app.configs import MainConfig
 
 STRICT = "APP_CHECKS_STRICT"  # a file: a rule that raises is written there and re-raised
-_ABSENT = object()
 
 
 # ------------------------------------------------------------------------------ targets
@@ -360,23 +359,40 @@ def _refused_hidden(cfg: DictConfig, problems: list[Problem]) -> DictConfig:
     so, and the rule is heard only on the keys refused (``dataset.image.size=0``: ">= 63, the
     smallest alexnet accepts" says more than ">= 1"). Only a config with problems is copied (a few
     milliseconds; a valid one, the common case and every point of a sweep, is not)."""
-    refused = [
-        p.key
-        for p in problems
-        if p.value is not None
-        and OmegaConf.select(cfg, p.key, default=_ABSENT, throw_on_resolution_failure=False) is not _ABSENT
-    ]
-    if not refused:
+    if not problems:
         return cfg
-    seen = copy.deepcopy(cfg)
-    for key in refused:
-        node: Any = seen
-        for part in key.split(".")[:-1]:  # Hydra's node is read-only at every level
-            OmegaConf.set_readonly(node, False)
-            node = node._get_node(int(part) if isinstance(node, ListConfig) else part)
-        OmegaConf.set_readonly(node, False)
-        OmegaConf.update(seen, key, MISSING, merge=False)
-    return seen
+    hidden = copy.deepcopy(cfg)
+    for key in dict.fromkeys(p.key for p in problems):
+        path = _nodes_to(hidden, key)
+        if path:
+            for node in path:  # Hydra's node is read-only at every level
+                OmegaConf.set_readonly(node, False)
+            path[-1][_index(path[-1], key.rpartition(".")[2])] = MISSING
+    return hidden
+
+
+def _nodes_to(cfg: DictConfig, key: str) -> list[Any]:
+    """The containers from ``cfg`` down to the one that holds ``key`` as written, through no
+    interpolation (the walk refuses what one builds, where it is written); [] where there is none."""
+    path: list[Any] = [cfg]
+    parts = key.split(".")
+    for depth, part in enumerate(parts, start=1):
+        node = path[-1]
+        if not isinstance(node, (DictConfig, ListConfig)) or node._is_interpolation() or node._is_missing():
+            return []
+        index = _index(node, part)
+        if index is None:
+            return []
+        if depth < len(parts):
+            path.append(node._get_node(index))
+    return path
+
+
+def _index(node: Any, part: str) -> Any:
+    """``part`` as ``node``'s key or list index; None where ``node`` has no such entry."""
+    if isinstance(node, ListConfig):
+        return int(part) if part.isdigit() and int(part) < len(node) else None
+    return part if part in node.keys() else None
 
 
 def _told_once(problems: list[Problem]) -> list[Problem]:

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
-from app.checks import ConfigError, Problem, Targets, check_config, render, torchrun_processes
+from app.checks import Absent, ConfigError, Problem, Targets, check_config, render, torchrun_processes
 from app.configs import CONFIG_NAME, MainConfig, typed_layer
 from app.launch.argv import Command
 from app.launch.hydra_errors import NOT_AN_INTEGER, _compose
@@ -91,6 +91,7 @@ def check_overrides(
                 config_dir,
                 "an existing directory of configs",
                 f"check the path: it is read from {os.getcwd()}",
+                absent=Absent.FILE if not os.path.lexists(config_dir) else None,
             )
         ]
     problems = searchpath_problems(overrides, config_name, config_dir)
