@@ -195,4 +195,5 @@ def test_lr_find_keeps_its_labels_and_the_suggestion_inside(tmp_path: Path, at: 
     assert len(set(y_labels)) == len(y_labels) >= 2
     assert len(layout.x_ticks) >= 3 and all(layout.plot.left < x < layout.plot.right for _, x in layout.x_ticks)
     note = layout.note
-    assert layout.plot.left <= note.left and note.right <= layout.plot.right and layout.plot.top <= note.top
+    assert layout.plot.left <= note.left and note.right <= layout.plot.right
+    assert layout.plot.top <= note.top and note.bottom <= layout.plot.bottom

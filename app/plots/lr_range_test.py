@@ -75,7 +75,7 @@ def lr_range(lrs: Sequence[float], losses: Sequence[float], suggested: float, pa
     nearest = min(range(len(lrs)), key=lambda i: abs(lrs[i] - suggested))
     x, y = xy(math.log10(suggested), losses[nearest])
     draw.ellipse([x - 5 * s, y - 5 * s, x + 5 * s, y + 5 * s], outline=ORANGE, width=2 * s)
-    note = _note(canvas, f"suggested {suggested:.2g}", (x, y), (x0, x1, y0))
+    note = _note(canvas, f"suggested {suggested:.2g}", (x, y), (x0, x1, y0, y1))
     return LrRangeLayout(
         canvas.save(path),
         shown([x0, y0, x1, y1]),
@@ -86,13 +86,15 @@ def lr_range(lrs: Sequence[float], losses: Sequence[float], suggested: float, pa
     )
 
 
-def _note(canvas: Canvas, text: str, at: tuple[float, float], plot: tuple[float, float, float]) -> Box:
-    """``text`` above right of ``at``; left of it where it would cross the frame's right edge, below it
-    where it would cross the top."""
-    s, (x, y), (x0, x1, y0) = SCALE, at, plot
+def _note(canvas: Canvas, text: str, at: tuple[float, float], plot: tuple[float, float, float, float]) -> Box:
+    """``text`` beside ``at``, off the curve, which falls through the suggestion: above right of it,
+    or below left where it would cross the frame's right edge (and the other way up where that
+    would cross the top or the bottom)."""
+    s, (x, y), (x0, x1, y0, y1) = SCALE, at, plot
     width, height = canvas.width(text), 14 * s
     right = x + 8 * s + width <= x1 - 4 * s or x - 8 * s - width < x0 + 4 * s
-    up = y - 8 * s - height >= y0 + 4 * s
+    fits_up, fits_down = y - 8 * s - height >= y0 + 4 * s, y + 8 * s + height <= y1 - 4 * s
+    up = (right and fits_up) or not fits_down
     left = x + 8 * s if right else x - 8 * s - width
     top = y - 8 * s - height if up else y + 8 * s
     canvas.draw.text((left, top), text, fill=ORANGE, font=canvas.font, anchor="la")
