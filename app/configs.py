@@ -59,6 +59,40 @@ SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmL
 SUBMITIT_LAUNCHERS = ("hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher", SLURM_LAUNCHER)
 
 
+@dataclass(frozen=True)
+class Extra:
+    """An optional dependency of the app (pyproject.toml's ``[project.optional-dependencies]``):
+    its name there, the package it brings, and a module that is there once it is installed
+    (looked up, never imported: a missing extra costs nothing)."""
+
+    name: str
+    package: str
+    module: str
+
+    @property
+    def install(self) -> str:
+        return f"pip install -e '.[{self.name}]' (in the checkout; or pip install {self.package})"
+
+    def installed(self) -> bool:
+        import importlib.util
+
+        return importlib.util.find_spec(self.module) is not None
+
+
+JOBLIB = Extra("joblib", "hydra-joblib-launcher", "hydra_plugins.hydra_joblib_launcher")
+SUBMITIT = Extra("submitit", "hydra-submitit-launcher", "hydra_plugins.hydra_submitit_launcher")
+OPTUNA = Extra("optuna", "hydra-optuna-sweeper", "hydra_plugins.hydra_optuna_sweeper")
+TENSORBOARD = Extra("tensorboard", "tensorboard", "tensorboard")
+# The group options that need an extra: --help lists them with it, and one chosen without it is
+# refused naming the install command (Hydra registers a plugin's options only once it is installed).
+OPTIONS_OF_EXTRAS: dict[str, dict[str, Extra]] = {
+    "hydra/launcher": {"joblib": JOBLIB, "submitit_local": SUBMITIT, "submitit_slurm": SUBMITIT, "slurm_ddp": SUBMITIT},
+    "hydra/sweeper": {"optuna": OPTUNA},
+    "hparams_search": {"lr_wd": OPTUNA, "head_lr": OPTUNA},  # SEARCHES: Optuna studies
+    "logger": {"tensorboard": TENSORBOARD},
+}
+
+
 # ------------------------------------------------------------------------------ constraints
 def grey_or_rgb(channels: int) -> bool:
     """one of 1, 3 (grey images are repeated for RGB backbones)"""

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import TINY, console_script, run_cli
+from tests.conftest import ROOT, TINY, console_script, run_cli
+
+CAPTURE: dict[str, Any] = {"capture_output": True, "text": True, "timeout": 120}
 
 EPOCH_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
 
@@ -145,6 +148,63 @@ def test_help_lists_groups_and_their_options(tmp_path: Path) -> None:
         "debug: fast, overfit, profile",
     ]:
         assert line in result.stdout
+
+
+# Lines that each need one optional extra, and the extra's name
+NEED_EXTRAS = [
+    ("app-train -m hydra/launcher=joblib optimizer.lr=1e-4,1e-3", "joblib"),
+    ("app-train -m hydra/launcher=slurm_ddp optimizer.lr=1e-4,1e-3", "submitit"),
+    ("app-train -m hydra/sweeper=optuna 'optimizer.lr=interval(1e-4,1e-2)'", "optuna"),  # not: add hydra/sweeper=
+    ("app-train -m +hparams_search=lr_wd", "optuna"),
+    ("app-train logger=tensorboard", "tensorboard"),
+]
+
+
+@pytest.mark.cli
+def test_without_the_extras_each_option_that_needs_one_names_its_install_command(tmp_path: Path) -> None:
+    from app.configs import OPTIONS_OF_EXTRAS
+
+    def without_extras(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "tests.without_extras", *args]
+        return subprocess.run(command, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, **CAPTURE)
+
+    help_text = without_extras("app-train", "--help").stdout
+    assert "submitit_local, submitit_slurm, slurm_ddp [submitit: not installed]" in help_text
+    for group, options in OPTIONS_OF_EXTRAS.items():
+        line = next(line for line in help_text.splitlines() if line.startswith(f"{group}: "))
+        assert all(option in line for option in options), (group, line)
+    (tmp_path / "needs.sh").write_text("\n".join(line for line, _ in NEED_EXTRAS) + "\n")
+    lint = without_extras("app-check", "--lint", "needs.sh")
+    assert lint.returncode == 0 and "Traceback" not in lint.stderr, lint.stderr
+    assert lint.stdout.count("not checked here: it needs an optional package that is not installed") == 5
+    strict = without_extras("app-check", "--strict", "--lint", "needs.sh")
+    assert strict.returncode == 1 and "Traceback" not in strict.stderr
+    reports = strict.stderr.split("needs.sh:")[1:]
+    assert len(reports) == len(NEED_EXTRAS)
+    for report, (_, extra) in zip(reports, NEED_EXTRAS, strict=True):
+        assert f"pip install -e '.[{extra}]'" in report and "Refused: 1 problem" in report, report
+        assert "add hydra/sweeper=optuna" not in report
+
+
+def test_the_options_of_extras_are_the_projects_extras_and_registered_where_installed() -> None:
+    import tomllib
+
+    from hydra.core.config_store import ConfigStore
+
+    import app.launch  # noqa: F401  (Hydra's own and the plugins' options registered)
+    from app.configs import OPTIONS_OF_EXTRAS, SEARCHES
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert set(OPTIONS_OF_EXTRAS["hparams_search"]) == set(SEARCHES)
+    for group, options in OPTIONS_OF_EXTRAS.items():
+        for option, extra in options.items():
+            assert any(dep.startswith(extra.package) for dep in extras[extra.name]), (extra, extras[extra.name])
+            assert extra.installed()  # the test extras hold them all
+            if group.startswith("hydra/"):
+                from hydra.core.plugins import Plugins
+
+                Plugins.instance()  # the plugins' scan registers their options
+                assert f"{option}.yaml" in ConfigStore.instance().list(group), (group, option)
 
 
 REFUSED = [

@@ -24,6 +24,7 @@ from app.checks.constraints import _num, field_hints
 from app.checks.facts import dataset_images, gib, input_sizes, is_a, kind, primary, processes, unwritable
 from app.checks.problems import Absent, Problem
 from app.configs import (
+    TENSORBOARD,
     Cifar10Config,
     Device,
     EvaluateConfig,
@@ -303,14 +304,12 @@ def _warmup_ends_in_the_run(cfg: DictConfig) -> Iterator[Problem]:
 
 @cross_rule("logger=tensorboard needs the tensorboard package installed")
 def _tensorboard_is_there(cfg: DictConfig) -> Iterator[Problem]:
-    import importlib.util
-
-    if is_a(cfg, "logger", TensorBoardConfig) and importlib.util.find_spec("tensorboard") is None:
+    if is_a(cfg, "logger", TensorBoardConfig) and not TENSORBOARD.installed():
         yield Problem(
             "logger",
             "tensorboard",
             "a logger whose package is installed: tensorboard is not",
-            "pip install tensorboard (or the app's extra: pip install -e '.[tensorboard]'), or logger=csv",
+            f"{TENSORBOARD.install}, or logger=csv",
             absent=Absent.EXTRA,
         )
 

@@ -111,14 +111,8 @@ def check_overrides(
                 return 1, problems
             space = [o for o in [*overrides, *params] if interval_of(o) is not None]
             if space and not samples(base):
-                return 1, [
-                    Problem(
-                        space[0].partition("=")[0],
-                        space[0].partition("=")[2],
-                        "interval() needs a sweeper that samples from a range",
-                        "add hydra/sweeper=optuna, or sweep a list: key=a,b,c",
-                    )
-                ]
+                told = [p for p in composed[1] if p.key == "hydra.sweeper"]  # a sweeper chosen, not there
+                return 1, composed[1] + ([] if told else [_interval_needs_a_sampler(space[0], overrides)])
             if params:  # the sweeper adds keys to sweep: every point changes
                 points, problems = sweep_points(overrides, multirun, params)
                 first = None
@@ -126,6 +120,21 @@ def check_overrides(
             offset = _first_job(base)
         problems += _check_points(points, first, config_name, multirun, offset, space)
     return max(len(points), 1), problems
+
+
+def _interval_needs_a_sampler(interval: str, overrides: Sequence[str]) -> Problem:
+    """``interval()`` under a sweeper that only lists points: where the command line chose one
+    (and it composed, else that is the problem told), it is that choice that has to change."""
+    chosen = next((o for o in overrides if key_of(o) == "hydra.sweeper" and "/" in o), None)
+    key, _, value = interval.partition("=")
+    return Problem(
+        key,
+        value,
+        "interval() needs a sweeper that samples from a range",
+        f"{chosen} only lists points: use hydra/sweeper=optuna, or sweep a list: key=a,b,c"
+        if chosen
+        else "add hydra/sweeper=optuna, or sweep a list: key=a,b,c",
+    )
 
 
 def _check_points(

@@ -16,7 +16,8 @@ from typing import Any, Optional
 from hydra.errors import MissingConfigException
 from omegaconf import DictConfig
 
-from app.checks import Problem, example, suggest, unknown_key
+from app.checks import Absent, Problem, example, suggest, unknown_key
+from app.configs import OPTIONS_OF_EXTRAS
 from app.launch.overrides import key_of, value_of
 
 # The texts matched below, as Hydra 1.3 and OmegaConf 2.3 write them.
@@ -58,6 +59,16 @@ def _missing_option(error: MissingConfigException) -> Problem:
     options = list(error.options or [])
     if not group:  # the primary config itself
         return Problem("--config-name", option, "a stored primary config", "leave --config-name out", error=error)
+    extra = OPTIONS_OF_EXTRAS.get(group, {}).get(option)
+    if extra is not None and not extra.installed():
+        return Problem(
+            group.replace("/", "."),
+            option,
+            f"an option of the app's {extra.name} extra, which is not installed here",
+            extra.install,
+            error=error,
+            absent=Absent.EXTRA,
+        )
     close = suggest(option, options)
     hint = f"did you mean {' or '.join(f'{group}={c}' for c in close)}? " if close else ""
     return Problem(

@@ -16,7 +16,7 @@ from hydra_zen import ZenStore
 from omegaconf import DictConfig, open_dict
 
 from app.checks import rules_help
-from app.configs import JOB_NAME, VERSION_BASE
+from app.configs import JOB_NAME, OPTIONS_OF_EXTRAS, VERSION_BASE, Extra
 
 HELP_HEADER = """== app-train ==
 Fine-tune a classification head on a torchvision CNN. Every config is typed Python.
@@ -25,6 +25,24 @@ Fine-tune a classification head on a torchvision CNN. Every config is typed Pyth
   app-train -m classifier=small,large        # one run dir per point
   app-train --cfg job                        # print the composed config
 """
+
+
+def extras_help() -> str:
+    """--help's list of what the optional extras add, each marked as installed here or not."""
+    lines = ["== Options that need an extra (pip install -e '.[EXTRA]') =="]
+    built_in = {"hydra/launcher": "basic (built in, one job at a time), ", "hydra/sweeper": "basic (built in), "}
+    for group, options in OPTIONS_OF_EXTRAS.items():
+        by_extra: dict[Extra, list[str]] = {}
+        for option, extra in options.items():
+            by_extra.setdefault(extra, []).append(option)
+        listed = "; ".join(
+            f"{', '.join(names)} [{extra.name}: {'installed' if extra.installed() else 'not installed'}]"
+            for extra, names in by_extra.items()
+        )
+        lines.append(f"{group}: {built_in.get(group, '')}{listed}")
+    return "\n".join(lines) + "\n"
+
+
 # Hydra's own config for this app: the job is called ``train`` (so the log is ``train.log``)
 # whatever module or script launched it; default run dirs end in microseconds, so that two
 # runs started in the same second get a dir each; --help ends with every rule; a sweep ends
@@ -37,7 +55,7 @@ hydra_store(
         output_subdir=None,  # .hydra/ is written by the job once it holds the run dir (app.training.runtime)
         run=RunDir(dir=f"outputs/{STARTED}"),
         sweep=SweepDir(dir=f"multirun/{STARTED}", subdir="${hydra.job.num}"),
-        help=HelpConf(app_name="app-train", header=HELP_HEADER, footer=rules_help()),
+        help=HelpConf(app_name="app-train", header=f"{HELP_HEADER}\n{extras_help()}", footer=rules_help()),
         # summary.csv/.md/.png in the sweep dir when a multirun ends, whatever the sweeper and launcher
         callbacks={"summary": {"_target_": "app.summary.SweepSummary"}},
     ),
