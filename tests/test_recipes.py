@@ -211,3 +211,24 @@ def test_freeze_epochs_is_refused_with_a_whole_frozen_run() -> None:
         compose_config(["trainer.freeze_extractor=true", "trainer.freeze_epochs=2"])
     assert [p.key for p in refused.value.problems] == ["trainer.freeze_epochs"]
     assert "freezes the extractor for the whole run" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "steps"),
+    [
+        (["dataset=fake", "dataset.train_size=40", "trainer.batch_size=32"], 2),  # 2 batches an epoch
+        (["+debug=fast", "trainer.accumulate_batches=16"], 1),  # 64 digits in 4 batches: one optimizer step
+    ],
+)
+def test_onecycle_with_too_few_optimizer_steps_is_refused_at_launch_with_the_count(
+    overrides: list[str], steps: int
+) -> None:
+    base = ["scheduler=onecycle", "trainer.epochs=1", "trainer.num_workers=0", *overrides]
+    with pytest.raises(ConfigError) as refused:
+        compose_config(base)
+    (problem,) = refused.value.problems
+    assert problem.key == "scheduler" and f"this one has {steps} (1 epoch x {steps}:" in problem.rule
+    # the fewest epochs that reach 3 steps pass, and the job builds a schedule of that many steps
+    epochs = -(-3 // steps)
+    job = build(compose_config([*base, f"trainer.epochs={epochs}"]), Ranks(), torch.device("cpu"))
+    assert job.training.scheduler is not None and job.training.scheduler.total_steps == epochs * steps  # type: ignore[attr-defined]

@@ -89,6 +89,29 @@ def dataset_images(cfg: DictConfig) -> Optional[int]:
     return None
 
 
+def training_images(cfg: DictConfig) -> Optional[int]:
+    """How many images a run trains on, where the check can know (digits, fake, CIFAR-10, a
+    folder on disk); None otherwise. As ``app.data`` splits them: a seeded split holds
+    ``held_out`` images back, ``train_size`` caps the rest."""
+    from app.configs import Cifar10Config, FakeDataConfig
+    from app.files import held_out
+
+    dataset, schema = cfg.dataset, kind(cfg, "dataset")
+    if schema is None:
+        return None
+    if issubclass(schema, FakeDataConfig):
+        return 1000 if dataset.train_size is None else int(dataset.train_size)  # app.data.fake's null: 1000
+    if issubclass(schema, Cifar10Config):
+        images = 5000 * int(dataset.classes)  # CIFAR-10's training batches: 5,000 images a class
+    else:
+        total = dataset_images(cfg)
+        if total is None:
+            return None
+        own_split = dataset.get("val_root") is None and "val_fraction" in dataset
+        images = total - held_out(total, dataset.val_fraction) if own_split else total
+    return images if dataset.train_size is None else min(images, int(dataset.train_size))
+
+
 def unwritable(path: str) -> str:
     """Why this user cannot make or write in directory ``path`` ("" when they can)."""
     existing = os.path.abspath(path)

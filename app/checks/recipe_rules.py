@@ -1,15 +1,16 @@
 """The cross-field rules of the fine-tuning recipes (augmentation policies, layer-wise lr
 decay, class balance, mixing), registered in ``app.checks.rules``' table as its own are."""
 
+import math
 from collections.abc import Iterator
 
 from omegaconf import DictConfig
 
 from app.checks.constraints import _num
-from app.checks.facts import is_a, kind
+from app.checks.facts import is_a, kind, processes, training_images
 from app.checks.problems import Problem
 from app.checks.rules import cross_rule
-from app.configs import AugmentedDatasetConfig, TrainerConfig, feature_cache_unused_because
+from app.configs import AugmentedDatasetConfig, OneCycleConfig, TrainerConfig, feature_cache_unused_because
 
 
 @cross_rule(
@@ -91,4 +92,36 @@ def _staged_or_frozen(cfg: DictConfig) -> Iterator[Problem]:
             "0 when trainer.freeze_extractor=true, which freezes the extractor for the whole run",
             "drop trainer.freeze_extractor to train the extractor after the first trainer.freeze_epochs epochs, "
             "or drop trainer.freeze_epochs",
+        )
+
+
+@cross_rule(
+    "scheduler=onecycle: at least 3 optimizer steps in the run (trainer.epochs x steps per epoch; "
+    "checked where the dataset's size is known)"
+)
+def _onecycle_has_steps(cfg: DictConfig) -> Iterator[Problem]:
+    if not is_a(cfg, "scheduler", OneCycleConfig) or cfg.get("trainer") is None:
+        return
+    images = training_images(cfg)
+    if images is None:
+        return
+    t, world = cfg.trainer, processes(cfg)
+    if t.overfit_batches:
+        images = min(images, t.overfit_batches * t.batch_size)
+    share, batch = math.ceil(images / world), max(t.batch_size // world, 1)  # each process's, as the job splits them
+    # a last batch of one image may be dropped (batch norm): counted as dropped, the fewer steps
+    batches = share // batch if share % batch == 1 and share > batch else math.ceil(share / batch)
+    per_epoch = math.ceil(batches / t.accumulate_batches)
+    total = cfg.scheduler.epochs * per_epoch
+    if total < 3:
+        accumulated = f", {t.accumulate_batches} batches a step" if t.accumulate_batches > 1 else ""
+        yield Problem(
+            "scheduler",
+            "onecycle",
+            f"at least 3 optimizer steps in the run (it rises, peaks and falls): this one has {total} "
+            f"({cfg.scheduler.epochs} epoch{'s' if cfg.scheduler.epochs != 1 else ''} x {per_epoch}: {images} "
+            f"training images in batches of "
+            f"{t.batch_size}{accumulated})",
+            "train longer (trainer.epochs), on smaller batches (trainer.batch_size) or fewer accumulated "
+            "(trainer.accumulate_batches), or use scheduler=cosine",
         )
