@@ -1278,8 +1278,9 @@ def file_or_dir(path: str) -> bool:
 
 
 class Split(Enum):
-    val = "val"
+    val = "val"  # the validation split the run held out (of a folder it never saw: a seeded share of it)
     train = "train"
+    all = "all"  # both: every image of a dataset the run never trained on
 
 
 class TestTime(Enum):
@@ -1314,7 +1315,7 @@ class EvaluateConfig(InferenceConfig):
 
     defaults: list[Any] = field(init=False, default_factory=lambda: ["_self_", {"dataset": "digits"}])
     dataset: DatasetConfig
-    split: Split = Split.val  # the validation split the run held out, or its training split
+    split: Split = Split.val  # the validation split the run held out, its training split, or all of it
 
 
 @dataclass(kw_only=True)

@@ -24,13 +24,14 @@ USAGE = """app-evaluate: a trained model's loss, accuracy and per-class figures 
 
     app-evaluate checkpoint=outputs/DATE/TIME/checkpoints/best.pt
     app-evaluate checkpoint=best.pt split=train                 # its training split
+    app-evaluate checkpoint=best.pt dataset.root=/data/new split=all   # every image of a folder never trained on
     app-evaluate checkpoint=best.pt dataset.root=/data/new      # the same dataset option, other images
     app-evaluate checkpoint=best.pt dataset=folder dataset.root=/data/other dataset.classes=10
 
     app-evaluate checkpoint=best.pt tta=flip                     # test-time augmentation: flip or five_crop
 
 The dataset is the checkpoint's (option and values) unless overridden; its image settings are
-always the checkpoint's. Keys: checkpoint, split (val|train), tta (none|flip|five_crop),
+always the checkpoint's. Keys: checkpoint, split (val|train|all), tta (none|flip|five_crop),
 batch_size, device, precision, num_workers, dataset.*; --cfg job prints the config. Writes
 metrics.json and confusion.png in the run dir (hydra.run.dir); with tta, metrics.json holds the
 figures without it too. Exit 1 with the reason for a config it refuses.
@@ -48,7 +49,8 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     precision = cfg.precision.value if cfg.precision is not None else trained.config.trainer.precision.value
     step = engine.Step(device, engine.resolve_precision(precision, device))
     splits = evaluated_splits(cfg, trained)
-    images = splits.val if cfg.split is Split.val else splits.train
+    images = _split(splits, cfg.split)
+    log.info("%s", _which_images(cfg, splits, len(images)))
     loader = loaders.loader(
         images, cfg.batch_size, loaders.EpochOrder(len(images), 0, False), cfg.num_workers, device.type == "cuda"
     )
@@ -78,6 +80,29 @@ def evaluate(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         )
     log.info("%s and %s in %s", files.EVALUATION, files.CONFUSION, output_dir)
     return figures
+
+
+def _split(splits: "data.Splits", split: Split) -> "data.ImageDataset":
+    from torch.utils.data import ConcatDataset
+
+    if split is Split.all:
+        return ConcatDataset([splits.train, splits.val])  # type: ignore[return-value]  # a Dataset of the same items
+    return splits.val if split is Split.val else splits.train
+
+
+def _which_images(cfg: DictConfig, splits: "data.Splits", count: int) -> str:
+    """What is evaluated, said before it is: the split, its images of how many, and where from."""
+    total = len(splits.train) + len(splits.val)
+    root = cfg.dataset.get("root")
+    where = root if root is not None else str(cfg.dataset._target_).rpartition(".")[2]  # digits, fake
+    if cfg.split is Split.all:
+        return f"evaluating all {count} images of {where} (both splits)"
+    fraction = cfg.dataset.get("val_fraction")
+    seeded = cfg.dataset.get("val_root") is None and fraction is not None
+    held = f"the {fraction:.0%} a seeded split holds out, seed {cfg.dataset.seed}" if seeded else "its own split"
+    other = "split=train or split=all for the rest" if cfg.split is Split.val else "split=val or split=all"
+    what = held if cfg.split is Split.val else "the images a run on it trains on"
+    return f"evaluating the {cfg.split.value} split of {where}: {count} of its {total} images ({what}; {other})"
 
 
 def evaluated_splits(cfg: DictConfig, trained: "models.Trained") -> "data.Splits":

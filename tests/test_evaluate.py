@@ -98,6 +98,23 @@ def test_evaluate_takes_the_checkpoints_dataset_and_the_command_lines_changes(tr
     assert evaluate(cfg, tmp_path)["images"] == 5
 
 
+def test_evaluate_says_which_images_it_scores_and_split_all_takes_every_one_of_a_new_folder(
+    trained: Path, image_folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="app.evaluate")
+    base = [f"checkpoint={trained}", f"dataset.root={image_folder}", "num_workers=0"]
+    val = evaluate(composed(EVALUATE_NAME, *base), tmp_path / "val")
+    every = evaluate(composed(EVALUATE_NAME, *base, "split=all"), tmp_path / "all")
+    assert (val["images"], every["images"]) == (5, 18)  # 18 images; the run's 30 % held out: 5
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("evaluating")]
+    assert said == [
+        f"evaluating the val split of {image_folder}: 5 of its 18 images (the 30% a seeded split holds out, "
+        "seed 0; split=train or split=all for the rest)",
+        f"evaluating all 18 images of {image_folder} (both splits)",
+    ]
+    assert sum(row["support"] for row in every["per_class"]) == 18 and sum(map(sum, every["confusion"])) == 18
+
+
 @pytest.mark.cli
 def test_evaluate_refuses_what_does_not_fit_the_checkpoint(trained: Path, tmp_path: Path) -> None:
     state_dict = tmp_path / "resnet18.pt"
@@ -106,7 +123,13 @@ def test_evaluate_refuses_what_does_not_fit_the_checkpoint(trained: Path, tmp_pa
         "dataset.classes": "equals the checkpoint's classes (3): the model scores that many"
     }
     assert set(refusals(EVALUATE_NAME, f"checkpoint={state_dict}")) == {"checkpoint"}  # not this app's
-    assert set(refusals(EVALUATE_NAME, f"checkpoint={tmp_path / 'none.pt'}", "split=test")) == {"checkpoint", "split"}
+    missing = refusals(EVALUATE_NAME, f"checkpoint={tmp_path / 'none.pt'}", "split=test")
+    assert missing == {
+        "checkpoint": f"an existing file: there is none at {tmp_path / 'none.pt'}",
+        "split": missing["split"],
+    }
+    run_dir = trained.parent.parent
+    assert refusals(EVALUATE_NAME, f"checkpoint={run_dir}") == {"checkpoint": "a checkpoint file, not a folder"}
     result = entry("evaluate", f"checkpoint={trained}", "dataset.classes=2", "hydra.run.dir=out", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "dataset.classes=2" in result.stderr and not (tmp_path / "out").exists()

@@ -349,6 +349,20 @@ def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
         )
 
 
+def _no_checkpoint_file(path: str) -> Problem:
+    """``checkpoint=`` names no file: nothing there, or a folder (a run dir, say)."""
+    inside = [os.path.join(path, "checkpoints", name) for name in ("best.pt", "last.pt")]
+    found = [p for p in inside if os.path.isfile(p)]
+    if os.path.isdir(path):
+        rule = "a checkpoint file, not a folder"
+        hint = f"checkpoint={found[0]} (the run's best)" if found else "give a run's checkpoints/best.pt or last.pt"
+    else:
+        rule = f"an existing file: there is none at {os.path.abspath(path)}"
+        hint = "give a run's checkpoints/best.pt or last.pt (app-train writes them in its run dir)"
+    absent = None if os.path.lexists(path) else Absent.FILE
+    return Problem("checkpoint", path, rule, hint, absent=absent)
+
+
 @cross_rule(
     "app-evaluate, app-predict: checkpoint is one app-train wrote; evaluate's dataset.classes equals the "
     "checkpoint's; predict's top_k is at most its classes and its input holds images"
@@ -359,6 +373,9 @@ def _fits_the_checkpoint(cfg: DictConfig) -> Iterator[Problem]:
     from app.files import checkpoint_config, image_files_under
 
     trained = checkpoint_config(cfg.checkpoint)
+    if trained is None and not os.path.isfile(cfg.checkpoint):
+        yield _no_checkpoint_file(str(cfg.checkpoint))
+        return
     if trained is None:
         yield Problem(
             "checkpoint",
