@@ -107,10 +107,10 @@ def main() -> None:
         sweeps = len(summary.finished)
         try:
             hydra_main()
-        except KeyboardInterrupt as error:  # a second signal (app.engine.Interrupted), or one before the run
+        except KeyboardInterrupt as error:  # outside a job: a job says itself what it leaves
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            sys.stderr.write("Interrupted: the run stopped at once; checkpoints/last.pt holds its last saved state.\n")
+            sys.stderr.write("Interrupted outside a job (Hydra's setup, or between sweep jobs): none was running.\n")
             sys.exit(128 + getattr(error, "signum", signal.SIGINT))
         rows = summary.finished[-1] if multirun and len(summary.finished) > sweeps else []
         failed = [row for row in rows if row.status != summary.COMPLETED]

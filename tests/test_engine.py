@@ -18,7 +18,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from app import errors
+from app import errors, files
 from app.checks import ConfigError, group_options
 from app.configs import AlexNetConfig, ResNet18Config, Stages, add_option
 from app.data import ImageTensorDataset
@@ -203,6 +203,24 @@ def test_sigterm_to_the_whole_process_group_stops_a_run_with_loader_workers(tmp_
     assert "SIGTERM: stopped" in output and checkpoints.load_checkpoint(str(tmp_path / "out/checkpoints/last.pt"))
     with pytest.raises(ProcessLookupError):  # no worker outlived the run
         os.killpg(child.pid, 0)
+
+
+@pytest.mark.cli
+def test_ctrl_c_during_setup_says_nothing_was_saved_and_writes_the_status(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    argv = [sys.executable, "-m", "app.train", "+debug=fast", "hydra.run.dir=out"]
+    child = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock, deadline = tmp_path / "out" / files.LOCK, time.monotonic() + 120
+    while time.monotonic() < deadline and not lock.exists():  # the job takes its run dir: setup begins
+        time.sleep(0.005)
+    child.send_signal(signal.SIGINT)
+    output, _ = child.communicate(timeout=120)
+    assert "epoch 1/1" not in output, "the signal came after setup: the test did not test setup"
+    assert child.returncode == 130 and "Traceback" not in output, output
+    assert "before it saved any state (no checkpoints/last.pt in" in output and "holds its last" not in output
+    assert not (tmp_path / "out" / files.LAST).exists()
+    status = json.loads((tmp_path / "out" / files.STATUS).read_text())
+    assert status["status"] == "stopped" and "before it saved any state" in status["error"]
 
 
 @pytest.mark.cli

@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import urllib.error
@@ -180,6 +181,14 @@ def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> O
         log.warning("%s", error)
         record("stopped", error=str(error).splitlines()[0].partition(";")[0])
         sys.exit(128 + error.signum)  # 130 for SIGINT, 143 for SIGTERM: a sweep stops too
+    except KeyboardInterrupt as error:  # a second signal (Interrupted), or one before the run's handlers
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        said = interrupted(output_dir)
+        record("stopped", error=said)
+        if main:
+            sys.stderr.write(f"Interrupted: {said}.\n")
+        sys.exit(128 + getattr(error, "signum", signal.SIGINT))
     except Exception as error:
         what, hint = told(error)
         record("failed", error=what, hint=hint)
@@ -192,6 +201,14 @@ def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> O
         sys.exit(1)
     record("completed")
     return best
+
+
+def interrupted(output_dir: Path) -> str:
+    """What a run stopped at once leaves, as it is when this is said: its last saved state, or none."""
+    last = output_dir / files.LAST
+    if last.is_file():
+        return f"the run stopped at once; {last} holds its last saved state (trainer.resume=auto continues it)"
+    return f"the run stopped at once, before it saved any state (no {files.LAST} in {output_dir}): run it again"
 
 
 def record_status(output_dir: Path, status: str, seconds: float, **more: str) -> None:
