@@ -98,6 +98,10 @@ def main() -> None:
             points, problems = error.points, error.problems
         if problems and main_rank:
             launch.report(problems, points)
+            given = "; ".join(dict.fromkeys(p.render().splitlines()[0].partition("   [")[0] for p in problems))
+            distributed.tell_torchrun(
+                f"app-train refused the command line, nothing was run (the report above): {given}"
+            )
         if distributed.ranks().many:
             _as_rank0_says(None if problems else command)
         elif problems or command is None:
@@ -136,6 +140,8 @@ def _as_rank0_says(command: Optional[launch.Command]) -> None:
     except RankZeroFailed:  # rank 0 shows its own error
         overrides = None
     if overrides is None or command is None:
+        if not main_rank:
+            distributed.tell_torchrun("rank 0 refused the command line, or failed before the run: it says why")
         sys.exit(1)
     _run_with(command, [*overrides, *([] if main_rank else ["hydra.output_subdir=null"])])
 

@@ -168,10 +168,17 @@ def test_a_bad_override_is_refused_once_before_any_process_group(tmp_path: Path)
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert output.count("Refused: 2 problems; nothing was run.") == 1  # rank 0's check, not one per rank
-    assert output.count("trainer.batch_size=15") == 1
+    assert output.partition("ChildFailedError")[0].count("trainer.batch_size=15") == 1
     assert "a multiple of the 2 processes" in output
     assert not (tmp_path / "outputs").exists()  # no run dir, no process group
     assert "init_process_group" not in output
+    # What a user sees: the refusal first, then torchrun's own report (it reports any non-zero exit
+    # and cannot be silenced), whose root cause is the refusal, in one line, not a link.
+    report = result.stderr.partition("ChildFailedError")[2]
+    assert result.stderr.index("Refused: 2 problems") < result.stderr.index("ChildFailedError")
+    root = report.partition("Root Cause")[2]
+    assert "traceback : app-train refused the command line, nothing was run (the report above): " in root
+    assert "trainer.batch_size=15" in root and "trainer.epochs=0" in root and "<N/A>" not in report
 
 
 @pytest.mark.cli
@@ -187,6 +194,8 @@ def test_a_rank_that_raises_ends_the_run_with_its_error(tmp_path: Path) -> None:
     assert "[rank 1]" in output and "The run failed: RuntimeError: a failure on rank 1, raised by the test" in output
     (run_dir,) = (tmp_path / "outputs").glob("*/*")
     assert "a failure on rank 1" in (run_dir / "train.rank1.log").read_text()
+    root = output.partition("Root Cause")[2]  # torchrun's report names the error, not a link
+    assert "traceback : the run failed: RuntimeError: a failure on rank 1, raised by the test" in root
 
 
 @pytest.mark.cli

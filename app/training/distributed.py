@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from app.errors import RankZeroFailed
@@ -225,6 +226,23 @@ def peer_lost(error: BaseException) -> bool:
 
 
 # ------------------------------------------------------------------------------------ logs
+def tell_torchrun(message: str) -> None:
+    """Under torchrun, why this process is about to exit non-zero, in the error file torchrun
+    reads (``TORCHELASTIC_ERROR_FILE``, JSON as torch's ``@record`` writes it): its
+    ``ChildFailedError`` report then shows ``message`` as the root cause instead of
+    ``error_file: <N/A>`` and a link. torchrun prints that report (and its own traceback) for every
+    non-zero exit; it cannot be silenced."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    import time
+
+    from app.files import write_atomically
+
+    data = {"message": message, "timestamp": int(time.time())}
+    write_atomically(Path(path), lambda tmp: tmp.write_text(json.dumps(data)))
+
+
 def log_per_rank(run_dir: str, job_name: str) -> None:
     """On ranks other than 0: the job's log goes to ``<job>.rank<N>.log`` beside rank 0's
     ``<job>.log``, and the console shows only their warnings and errors, marked with the rank."""

@@ -192,6 +192,7 @@ def training_job(run: Callable[[DictConfig, Path], float], cfg: DictConfig) -> O
     except Exception as error:
         what, hint = told(error)
         record("failed", error=what, hint=hint)
+        distributed.tell_torchrun(f"the run failed: {what} (rank {distributed.ranks().rank}'s log says more)")
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         _leave_alone(output_dir, error)
