@@ -410,6 +410,11 @@ class FeatureExtractorConfig(Config):
     # its parameters by depth, from the input up, each stage the dotted name prefixes of its
     # modules (trainer.layer_decay lowers the lr stage by stage); none: the body is one stage
     stages: ClassVar[Stages] = ()
+    # what a state dict of the whole torchvision model holds but the classifier (the attribute
+    # cut off): (tensors, files.state_digest of their names and shapes); (0, ""): not known. The
+    # launch check knows a feature_extractor.checkpoint of another architecture by it.
+    classifier_attribute: ClassVar[str] = "classifier"
+    body_state: ClassVar[tuple[int, str]] = (0, "")
 
     _target_: str = field(init=False, default=MISSING)
     # a local state dict of the torchvision model, or a checkpoint this app wrote (its extractor)
@@ -430,6 +435,7 @@ RESNET_STAGES: Stages = (("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",)
 # Each stride-32 body below ends on single pixels at 32 px; smaller inputs are refused.
 @dataclass(kw_only=True)
 class AlexNetConfig(FeatureExtractorConfig):
+    body_state: ClassVar[tuple[int, str]] = (10, "887b64f244a5b315")
     min_image_size: ClassVar[int] = 63  # smaller maps vanish in AlexNet's third max-pool
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
     stages: ClassVar[Stages] = (
@@ -449,6 +455,8 @@ class AlexNetConfig(FeatureExtractorConfig):
 
 @dataclass(kw_only=True)
 class ResNet18Config(FeatureExtractorConfig):
+    classifier_attribute: ClassVar[str] = "fc"
+    body_state: ClassVar[tuple[int, str]] = (120, "d4bd6dd933942dc1")
     min_image_size: ClassVar[int] = 32
     stages: ClassVar[Stages] = RESNET_STAGES
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
@@ -462,6 +470,8 @@ class ResNet18Config(FeatureExtractorConfig):
 
 @dataclass(kw_only=True)
 class ResNet50Config(FeatureExtractorConfig):
+    classifier_attribute: ClassVar[str] = "fc"
+    body_state: ClassVar[tuple[int, str]] = (318, "6248419c8198da76")
     min_image_size: ClassVar[int] = 32
     stages: ClassVar[Stages] = RESNET_STAGES
     presets: ClassVar[dict[str, Preset]] = {
@@ -479,6 +489,7 @@ class ResNet50Config(FeatureExtractorConfig):
 
 @dataclass(kw_only=True)
 class VGG11BNConfig(FeatureExtractorConfig):
+    body_state: ClassVar[tuple[int, str]] = (56, "45820d4649f34acd")
     min_image_size: ClassVar[int] = 32  # five 2x2 max-pools
     # a stage per resolution: each convolution with its batch norm, between the max-pools
     stages: ClassVar[Stages] = (
@@ -499,6 +510,7 @@ class VGG11BNConfig(FeatureExtractorConfig):
 
 @dataclass(kw_only=True)
 class MobileNetV3SmallConfig(FeatureExtractorConfig):
+    body_state: ClassVar[tuple[int, str]] = (240, "3f15a95f5b3f3e0b")
     min_image_size: ClassVar[int] = 32
     stages: ClassVar[Stages] = tuple((f"features.{i}",) for i in range(13))  # stem, 11 blocks, last conv
     presets: ClassVar[dict[str, Preset]] = {"IMAGENET1K_V1": IMAGENET_V1, "DEFAULT": IMAGENET_V1}
@@ -512,6 +524,7 @@ class MobileNetV3SmallConfig(FeatureExtractorConfig):
 
 @dataclass(kw_only=True)
 class EfficientNetB0Config(FeatureExtractorConfig):
+    body_state: ClassVar[tuple[int, str]] = (358, "d801738d71f68510")
     min_image_size: ClassVar[int] = 32
     stages: ClassVar[Stages] = tuple((f"features.{i}",) for i in range(9))  # stem, 7 stages, last conv
     presets: ClassVar[dict[str, Preset]] = {
@@ -528,6 +541,7 @@ class EfficientNetB0Config(FeatureExtractorConfig):
 
 @dataclass(kw_only=True)
 class ConvNeXtTinyConfig(FeatureExtractorConfig):
+    body_state: ClassVar[tuple[int, str]] = (178, "21e0dae38a3c0be0")
     min_image_size: ClassVar[int] = 32  # a 4x4 stem, then three 2x2 downsamplings
     # stem, then each stage and downsampling; the norm its classifier began with stays in the body
     stages: ClassVar[Stages] = (*((f"features.{i}",) for i in range(7)), ("features.7", "classifier.0"))
@@ -542,6 +556,8 @@ class ConvNeXtTinyConfig(FeatureExtractorConfig):
 
 @dataclass(kw_only=True)
 class ViTB16Config(FeatureExtractorConfig):
+    classifier_attribute: ClassVar[str] = "heads"
+    body_state: ClassVar[tuple[int, str]] = (150, "20945a7fafb1990b")
     min_image_size: ClassVar[int] = 224  # its position embeddings are for 14x14 patches of 16 px
     max_image_size: ClassVar[Optional[int]] = 224
     # the patch embedding, then each of the 12 encoder blocks (the last with the encoder's final norm)

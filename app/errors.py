@@ -21,6 +21,15 @@ class CheckpointError(AppError, ValueError):
     hint = "give trainer.resume a checkpoints/last.pt or best.pt this app wrote, for this model"
 
 
+class ExtractorWeightsDoNotFit(CheckpointError):
+    """``feature_extractor.checkpoint`` holds weights of another body than the one chosen."""
+
+    hint = (
+        "give feature_extractor.checkpoint a state dict of the chosen feature_extractor's torchvision model, or "
+        "a checkpoint of a run with it; or choose the feature_extractor the file is of (app-check names it)"
+    )
+
+
 class RunChanged(CheckpointError):
     """A resumed run whose config differs from its checkpoint's where a run cannot change and
     stay the same run (``TrainerConfig.resume_may_change`` names what may)."""

@@ -26,7 +26,7 @@ from app.configs import (
     ViTB16Weights,
     typed_config,
 )
-from app.errors import CheckpointError, WeightsUnavailable, WeightsUnreadable
+from app.errors import CheckpointError, ExtractorWeightsDoNotFit, WeightsUnavailable, WeightsUnreadable
 from app.files import CHECKPOINT_FORMAT, checkpoint_pickle
 
 # The attribute that holds a torchvision classification model's classifier, by family.
@@ -46,8 +46,10 @@ def staged(named: list[tuple[str, nn.Parameter]], stages: Stages) -> list[list[n
     return by_stage
 
 
-def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str) -> None:
-    """``module.load_state_dict(weights)``, refused with the differing names and shapes named."""
+def load_weights(
+    module: nn.Module, weights: dict[str, torch.Tensor], what: str, refusal: type[CheckpointError] = CheckpointError
+) -> None:
+    """``module.load_state_dict(weights)``, refused (``refusal``) with the differing names and shapes named."""
     own = module.state_dict()
     missing, extra = sorted(own.keys() - weights.keys()), sorted(weights.keys() - own.keys())
     differ = [k for k in own.keys() & weights.keys() if own[k].shape != weights[k].shape]
@@ -62,7 +64,7 @@ def load_weights(module: nn.Module, weights: dict[str, torch.Tensor], what: str)
         ]
         parts += [f"{len(missing)} not in the checkpoint ({some(missing)})"] if missing else []
         parts += [f"{len(extra)} in the checkpoint, not in this model ({some(extra)})"] if extra else []
-        raise CheckpointError(
+        raise refusal(
             f"{what} does not fit the model this config builds: "
             + "; ".join(parts)
             + "; use the model settings it was trained with (its config is saved beside it)"
@@ -156,7 +158,7 @@ def torchvision_body(
     ours = isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT
     what = f"feature_extractor.checkpoint={checkpoint}"
     if state is not None and not ours:
-        load_weights(net, state, what)
+        load_weights(net, state, what, ExtractorWeightsDoNotFit)
     name = next(attr for attr in CLASSIFIER_ATTRIBUTES if isinstance(getattr(net, attr, None), nn.Module))
     classifier: nn.Module = getattr(net, name)
     layers = list(classifier.children()) if isinstance(classifier, nn.Sequential) else [classifier]
@@ -172,7 +174,8 @@ def torchvision_body(
     if ours:
         assert isinstance(state, dict)
         prefix = "extractor."
-        load_weights(net, {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}, what)
+        extractor = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
+        load_weights(net, extractor, what, ExtractorWeightsDoNotFit)
     return net
 
 

@@ -10,7 +10,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from app.checks import field_hints, group_options, unwrap
+from app import errors, state_dicts
+from app.checks import ConfigError, field_hints, group_options, unwrap
 from app.configs import (
     AlexNetConfig,
     ConvNeXtTinyConfig,
@@ -24,7 +25,7 @@ from app.configs import (
     node_class,
 )
 from app.data import Splits
-from app.launch import compose_config
+from app.launch import check_overrides, compose_config
 from app.models import ImageClassifier, staged
 
 
@@ -175,6 +176,35 @@ def test_a_backbones_facts_on_its_config_hold_for_the_torchvision_model(option: 
             extractor(torch.zeros(1, 3, size - 1, size - 1))
 
 
+@pytest.mark.parametrize(("option", "config", "weights"), BACKBONES)
+def test_a_backbones_body_state_fact_is_its_torchvision_models(option: str, config: Any, weights: Any) -> None:
+    with torch.device("meta"):
+        net = getattr(torchvision.models, option)()
+    assert isinstance(getattr(net, config.classifier_attribute), torch.nn.Module)
+    body = {
+        k: tuple(v.shape) for k, v in net.state_dict().items() if not k.startswith(f"{config.classifier_attribute}.")
+    }
+    assert config.body_state == (len(body), state_dicts.state_digest(body)), (
+        f"{option}: {(len(body), state_dicts.state_digest(body))}"
+    )
+
+
+def test_a_state_dict_of_another_architecture_is_refused_at_launch_naming_the_option_it_fits(tmp_path: Path) -> None:
+    alexnet, resnet = tmp_path / "alexnet.pt", tmp_path / "resnet18_7.pt"
+    torch.save(torchvision.models.alexnet().state_dict(), alexnet)
+    torch.save(torchvision.models.resnet18(num_classes=7).state_dict(), resnet)  # its own head: still a resnet18
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "odd.pt")
+    _, problems = check_overrides(["feature_extractor=resnet18", f"feature_extractor.checkpoint={alexnet}"])
+    assert [(p.key, p.hint) for p in problems] == [
+        ("feature_extractor.checkpoint", "feature_extractor=alexnet takes it")
+    ]
+    assert "the file is a state dict of torchvision's alexnet" in problems[0].rule
+    assert check_overrides(["feature_extractor=resnet18", f"feature_extractor.checkpoint={resnet}"]) == (1, [])
+    _, (odd,) = check_overrides(["feature_extractor=resnet18", f"feature_extractor.checkpoint={tmp_path / 'odd.pt'}"])
+    assert "a state dict of 1 tensor (the first: conv1.weight [1]) that fits no option" in odd.rule
+    assert "torch.save(torchvision.models.resnet18().state_dict(), PATH)" in odd.hint
+
+
 @pytest.mark.parametrize("option", [getattr(case, "values", case)[0] for case in BACKBONES])
 def test_each_backbones_stages_hold_each_parameter_once_from_the_input_up(option: str) -> None:
     cfg = compose_config([f"feature_extractor={option}", "dataset.image.size=224"])
@@ -196,7 +226,17 @@ def test_a_checkpoint_of_this_app_starts_an_extractor(tiny_run: dict[str, Any]) 
     saved = torch.load(best, weights_only=True)["model"]
     extractor = instantiate(compose_config([f"feature_extractor.checkpoint={best}"]).feature_extractor)
     assert all(torch.equal(value, saved[f"extractor.{key}"]) for key, value in extractor.state_dict().items())
-    resnet = compose_config(["feature_extractor=resnet18", f"feature_extractor.checkpoint={best}"]).feature_extractor
+    into_resnet = ["feature_extractor=resnet18", f"feature_extractor.checkpoint={best}"]
+    with pytest.raises(ConfigError) as refused:  # found at launch, from the checkpoint's own config
+        compose_config(into_resnet)
+    (problem,) = refused.value.problems
+    assert problem.key == "feature_extractor.checkpoint" and problem.hint == "feature_extractor=alexnet takes it"
+    assert "the file is a checkpoint of an app-train run of feature_extractor=alexnet" in problem.rule
+    resnet = compose_config(into_resnet, validate=False).feature_extractor  # and in the job, by its tensors
+    with pytest.raises(InstantiationException) as caught:
+        instantiate(resnet)
+    assert isinstance(caught.value.__cause__, errors.ExtractorWeightsDoNotFit)
+    assert "feature_extractor.checkpoint a state dict" in caught.value.__cause__.hint
     with pytest.raises(
         InstantiationException,
         match=r"\d+ not in the checkpoint \(bn1\.bias, .*\); "

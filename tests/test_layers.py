@@ -25,8 +25,9 @@ ALLOWED = {
     "files": {"configs", "errors"},  # run-dir layout, lock, atomic writes, a checkpoint's config
     "plots": {"files"},  # all Pillow drawing
     "images": {"configs", "errors", "files"},  # image files opened with bounds, the scan
+    "state_dicts": {"files"},  # a state dict's names and shapes, read without torch
     # the checking side, torch-free
-    "checks": {"configs", "errors", "files"},
+    "checks": {"configs", "errors", "files", "state_dicts"},
     "launch": {"configs", "errors", "files", "checks"},
     # what a _target_ names
     "pixels": {"configs"},  # a picture as the model's tensor
@@ -49,6 +50,7 @@ TORCH_FREE = [
     "errors",
     "files",
     "images",
+    "state_dicts",
     "plots",
     "checks",
     "launch",

@@ -136,3 +136,28 @@ def input_sizes() -> str:
     return ", ".join(
         f"{option} {size(node)}" for group, option, node in group_options() if group == "feature_extractor"
     )
+
+
+def architecture_of(path: str) -> tuple[Optional[str], str]:
+    """Which feature_extractor option a ``feature_extractor.checkpoint`` file is of, read
+    without torch: (the option, or None where no option's facts match, and what the file is, in
+    words); ("", "") for a file neither a plain state dict nor an app checkpoint (the job says)."""
+    from app.files import checkpoint_config
+    from app.state_dicts import state_dict_shapes, state_digest
+
+    trained = checkpoint_config(path)
+    options = [(option, type(node)) for group, option, node in group_options() if group == "feature_extractor"]
+    if trained is not None:
+        target = (trained.get("feature_extractor") or {}).get("_target_")
+        option = next((o for o, schema in options if getattr(schema, "_target_", None) == target), None)
+        return option, f"a checkpoint of an app-train run of feature_extractor={option or target}"
+    shapes = state_dict_shapes(path)
+    if shapes is None:
+        return "", ""
+    for option, schema in options:
+        body = {k: v for k, v in shapes.items() if not k.startswith(f"{schema.classifier_attribute}.")}
+        if schema.body_state == (len(body), state_digest(body)):
+            return option, f"a state dict of torchvision's {option}"
+    first, shape = next(iter(shapes.items()))
+    tensors = f"{len(shapes)} tensor{'s' if len(shapes) != 1 else ''}"
+    return None, f"a state dict of {tensors} (the first: {first} {list(shape)}) that fits no option"

@@ -10,32 +10,36 @@ constant of ``app.configs``, never by its keys or a suffix of its name. A rule t
 refused as a bug of the launch check (``app.checks.walk``); the test suite fails on it.
 
 The rules on Hydra's node (run dir, sweeper, launcher) are in ``app.checks.hydra_rules``, the
-fine-tuning recipes' in ``app.checks.recipe_rules``; both register here in the same way.
+fine-tuning recipes' in ``app.checks.recipe_rules``, the checkpoint files' in
+``app.checks.checkpoint_rules``; each registers here in the same way.
 ``app.checks.facts`` holds what rules read besides the config.
 """
 
-import dataclasses
 import os
 from collections.abc import Callable, Iterator
 
 from omegaconf import DictConfig, OmegaConf
 
 from app.checks.constraints import _num, field_hints
-from app.checks.facts import dataset_images, gib, input_sizes, is_a, kind, primary, processes, unwritable
+from app.checks.facts import (
+    dataset_images,
+    gib,
+    input_sizes,
+    is_a,
+    kind,
+    processes,
+    unwritable,
+)
 from app.checks.problems import Absent, Problem
 from app.configs import (
     TENSORBOARD,
     Cifar10Config,
     Device,
-    EvaluateConfig,
     ImageFolderConfig,
-    InferenceConfig,
     LinearConfig,
-    PredictConfig,
     TensorBoardConfig,
     feature_cache_unused_because,
 )
-from app.errors import UntrustedCheckpoint
 
 CrossRule = Callable[[DictConfig], Iterator[Problem]]
 CROSS_RULES: list[tuple[str, CrossRule]] = []
@@ -346,76 +350,4 @@ def _cuda_is_there(cfg: DictConfig) -> Iterator[Problem]:
             "a device this machine has: torch sees no CUDA device",
             "use trainer.device=auto (cuda where there is one) or trainer.device=cpu",
             absent=Absent.DEVICE,
-        )
-
-
-def _no_checkpoint_file(path: str) -> Problem:
-    """``checkpoint=`` names no file: nothing there, or a folder (a run dir, say)."""
-    inside = [os.path.join(path, "checkpoints", name) for name in ("best.pt", "last.pt")]
-    found = [p for p in inside if os.path.isfile(p)]
-    if os.path.isdir(path):
-        rule = "a checkpoint file, not a folder"
-        hint = f"checkpoint={found[0]} (the run's best)" if found else "give a run's checkpoints/best.pt or last.pt"
-    else:
-        rule = f"an existing file: there is none at {os.path.abspath(path)}"
-        hint = "give a run's checkpoints/best.pt or last.pt (app-train writes them in its run dir)"
-    absent = None if os.path.lexists(path) else Absent.FILE
-    return Problem("checkpoint", path, rule, hint, absent=absent)
-
-
-@cross_rule(
-    "app-evaluate, app-predict: checkpoint is one app-train wrote; evaluate's dataset.classes equals the "
-    "checkpoint's; predict's top_k is at most its classes and its input holds images"
-)
-def _fits_the_checkpoint(cfg: DictConfig) -> Iterator[Problem]:
-    if not primary(cfg, InferenceConfig):
-        return
-    from app.files import checkpoint_config, image_files_under
-
-    trained = checkpoint_config(cfg.checkpoint)
-    if trained is None and not os.path.isfile(cfg.checkpoint):
-        yield _no_checkpoint_file(str(cfg.checkpoint))
-        return
-    if trained is None:
-        yield Problem(
-            "checkpoint",
-            str(cfg.checkpoint),
-            "a checkpoint app-train wrote (its config is inside)",
-            "give a run's checkpoints/best.pt or last.pt; a torchvision state dict is for "
-            "app-train feature_extractor.checkpoint=",
-        )
-        return
-    from app.checks.built import checkpoint_problems  # built imports the walk, which imports this module
-
-    yield from (dataclasses.replace(p, hint=UntrustedCheckpoint.hint) for p in checkpoint_problems(trained))
-    dataset = trained.get("dataset")
-    classes = dataset.get("classes") if isinstance(dataset, dict) else None
-    if not isinstance(classes, int) or isinstance(classes, bool) or classes < 1:
-        yield Problem(
-            "checkpoint",
-            str(cfg.checkpoint),
-            "a checkpoint app-train wrote (its config names how many classes the model scores)",
-            UntrustedCheckpoint.hint,
-        )
-        return
-    if primary(cfg, EvaluateConfig) and cfg.dataset.classes != classes:
-        yield Problem(
-            "dataset.classes",
-            str(cfg.dataset.classes),
-            f"equals the checkpoint's classes ({classes}): the model scores that many",
-            "evaluate on a dataset with the classes the model was trained on",
-        )
-    if primary(cfg, PredictConfig) and cfg.top_k is not None and cfg.top_k > classes:
-        yield Problem(
-            "top_k",
-            str(cfg.top_k),
-            f"<= the checkpoint's classes ({classes})",
-            f"top_k={min(5, classes)}, or leave it out (null: 5, or all when there are fewer)",
-        )
-    if primary(cfg, PredictConfig) and os.path.isdir(cfg.input) and not image_files_under(cfg.input):
-        yield Problem(
-            "input",
-            str(cfg.input),
-            "a folder with at least one image in it (searched recursively)",
-            "point input at an image or a folder of images",
         )

@@ -24,6 +24,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, ListConfig, Node, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+import app.checks.checkpoint_rules  # noqa: F401  (the checkpoint files')
 import app.checks.hydra_rules  # noqa: F401  (registers the rules on Hydra's node in CROSS_RULES)
 import app.checks.recipe_rules  # noqa: F401  (and the fine-tuning recipes')
 from app.checks.constraints import _constrained, _has_schema, _validate, example, field_hints, unresolved
