@@ -87,6 +87,20 @@ def settings() -> dict[str, Optional[int]]:
     }
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy since it started (``/proc/stat``), and this
+    process's own with its reaped children's: their difference over a span is everyone else's."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/stat") as stat:
+        user, nice, system, _, _, irq, softirq = (int(x) for x in stat.readline().split()[1:8])
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def own_busy_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 @contextlib.contextmanager
 def competing(count: int) -> Iterator[list[int]]:
     """``count`` CPU-bound processes running until the block ends (stopped however it ends)."""
@@ -102,7 +116,8 @@ def competing(count: int) -> Iterator[list[int]]:
 def condition(jobs: dict[str, Job], threads: dict[str, Optional[int]], busy: int, repeats: int) -> dict[str, Any]:
     """Epoch seconds of each setting beside ``busy`` competing processes, alternated round by round."""
     seconds: dict[str, list[float]] = {name: [] for name in jobs}
-    load_before = round(os.getloadavg()[0], 2)
+    load_before, began = round(os.getloadavg()[0], 2), time.perf_counter()
+    machine_before, own_before = machine_busy_seconds(), own_busy_seconds()
     with competing(busy) as pids:
         for round_ in range(repeats + 1):  # round 0 warms up oneDNN's kernels at each count
             for name in list(jobs)[:: 1 if round_ % 2 else -1]:
@@ -110,6 +125,8 @@ def condition(jobs: dict[str, Job], threads: dict[str, Optional[int]], busy: int
                 taken = epoch(jobs[name], round_)
                 if round_:
                     seconds[name].append(taken)
+    others = machine_busy_seconds() - machine_before - (own_busy_seconds() - own_before)
+    others /= (time.perf_counter() - began) * len(os.sched_getaffinity(0))
     null = statistics.median(next(iter(seconds.values())))
     rows = [
         {
@@ -126,6 +143,8 @@ def condition(jobs: dict[str, Job], threads: dict[str, Optional[int]], busy: int
         "competing_pids": pids,
         "load_average_before": load_before,
         "load_average_after": round(os.getloadavg()[0], 2),
+        # the cores' time that neither this process nor its competing ones used: another user's
+        "others_cpu_share": round(max(0.0, others), 3),
         "rows": rows,
     }
 
@@ -168,7 +187,7 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"{'condition':<32}{'setting':<26}{'threads':>7}{'epoch s':>9}  {'(range)':<15}{'speed':>6}")
     for c in report["conditions"]:
         label = "idle" if c["busy"] == 0 else f"busy ({c['busy']} competing)"
-        label += f", load {c['load_average_before']}"
+        label += f", others {100 * c['others_cpu_share']:.0f}%"
         for r in c["rows"]:
             xs = r["epoch_seconds"]
             print(
@@ -176,7 +195,10 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{min(xs):.3f}-{max(xs):<9.3f}{r['speed']:>5.2f}x"
             )
             label = ""
-    print(f"\n{report['seconds']:.0f} s in all; speed: median epoch of null / of the setting")
+    print(
+        f"\n{report['seconds']:.0f} s in all; speed: median epoch of null / of the setting; others: the cores' "
+        "time used by neither this benchmark nor its competing processes"
+    )
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def test_the_threads_benchmark_times_each_setting_idle_and_busy_and_stops_its_co
         for pid in c["competing_pids"]:  # the competing process is gone, not left spinning
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
-    assert table_line(stdout, "idle, load") and table_line(stdout, "busy (1 competing), load")
+    assert table_line(stdout, "idle, others") and table_line(stdout, "busy (1 competing), others")
     assert stdout.count("cores - 1") == 2
 
 
