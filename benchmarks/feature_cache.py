@@ -115,6 +115,7 @@ def overrides(args: argparse.Namespace) -> list[str]:
         f"trainer.precision={args.precision}",
         "trainer.freeze_extractor=true",
         "trainer.device=cpu",
+        f"trainer.threads={args.threads}",  # build sets it: every job runs at --threads
         *sizes,
     ]
 

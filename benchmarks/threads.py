@@ -3,7 +3,9 @@ competing CPU-bound processes.
 
 The settings:
 
-* *null*: torch's own count, which the app has used by default (``trainer.threads`` unset);
+* *torch's own*: the count torch picks by itself, what ``trainer.threads`` null meant before
+  this benchmark (now ``app.training.build.default_threads``: torch's own, less one if it took
+  every core; the table says which row that is here);
 * *physical cores*: one thread per physical core this process may run on (``/proc/cpuinfo``'s
   core ids over ``os.sched_getaffinity``);
 * *cores - 1*: the cores this process may run on, less one (at least one).
@@ -12,11 +14,11 @@ Each is the job ``app.training.build.build`` makes for ``fit`` from ``app.launch
 with no overrides but ``trainer.device=cpu`` (what ``python -m app.train`` runs: AlexNet on
 digits at 124 px, batch 32, the whole model trained, precision auto); the jobs are built once and
 each epoch (its training pass and its validation pass with ``engine.run_pass``, as ``fit`` runs
-them) starts by setting its thread count, ``null``'s being the count torch had when this
+them) starts by setting its thread count, torch's own being the count torch had when this
 process started (a fresh process's). For each condition, *idle* and *busy* (``--busy``
 processes running ``while True: pass`` the whole time), one untimed warm-up round, then
 ``--repeats`` rounds of an epoch of each setting, the order reversed every other round; the
-figure is the median epoch, and ``speed`` is median(null) / median(setting).
+figure is the median epoch, and ``speed`` is median(torch's own) / median(setting).
 
     python benchmarks/threads.py                      # idle, then one competing process: ~4 minutes on 2 cores
     python benchmarks/threads.py --busy 0 1 2         # idle, one and two competing processes
@@ -33,14 +35,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from feature_cache import epoch
 from throughput import machine
 
 from app.launch import compose_config
-from app.training.build import Job, build
+from app.training.build import Job, build, default_threads
 from app.training.distributed import Ranks
 
 HERE = Path(__file__).resolve().parent
@@ -78,10 +80,10 @@ def physical_cores() -> int:
     return len(cores) or len(allowed)
 
 
-def settings() -> dict[str, Optional[int]]:
-    """Each setting's ``trainer.threads`` (null: torch's own)."""
+def settings() -> dict[str, int]:
+    """Each setting's thread count."""
     return {
-        f"null (torch's own: {TORCH_OWN})": None,
+        "torch's own": TORCH_OWN,
         "physical cores": physical_cores(),
         "cores - 1": max(1, len(os.sched_getaffinity(0)) - 1),
     }
@@ -113,7 +115,7 @@ def competing(count: int) -> Iterator[list[int]]:
             spinner.wait()
 
 
-def condition(jobs: dict[str, Job], threads: dict[str, Optional[int]], busy: int, repeats: int) -> dict[str, Any]:
+def condition(jobs: dict[str, Job], threads: dict[str, int], busy: int, repeats: int) -> dict[str, Any]:
     """Epoch seconds of each setting beside ``busy`` competing processes, alternated round by round."""
     seconds: dict[str, list[float]] = {name: [] for name in jobs}
     load_before, began = round(os.getloadavg()[0], 2), time.perf_counter()
@@ -121,20 +123,20 @@ def condition(jobs: dict[str, Job], threads: dict[str, Optional[int]], busy: int
     with competing(busy) as pids:
         for round_ in range(repeats + 1):  # round 0 warms up oneDNN's kernels at each count
             for name in list(jobs)[:: 1 if round_ % 2 else -1]:
-                torch.set_num_threads(threads[name] or TORCH_OWN)
+                torch.set_num_threads(threads[name])
                 taken = epoch(jobs[name], round_)
                 if round_:
                     seconds[name].append(taken)
     others = machine_busy_seconds() - machine_before - (own_busy_seconds() - own_before)
     others /= (time.perf_counter() - began) * len(os.sched_getaffinity(0))
-    null = statistics.median(next(iter(seconds.values())))
+    own = statistics.median(seconds["torch's own"])
     rows = [
         {
             "setting": name,
-            "threads": threads[name] or TORCH_OWN,
+            "threads": threads[name],
             "epoch_seconds": [round(s, 3) for s in xs],
             "median": round(statistics.median(xs), 3),
-            "speed": round(null / statistics.median(xs), 2),
+            "speed": round(own / statistics.median(xs), 2),
         }
         for name, xs in seconds.items()
     ]
@@ -162,6 +164,7 @@ def main() -> None:
     job = next(iter(jobs.values()))
     report = {
         "machine": {**machine("cpu"), "threads": TORCH_OWN, "physical_cores": physical_cores()},
+        "app_default_threads": default_threads(TORCH_OWN, os.environ),  # trainer.threads null, here
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "overrides": overrides,
         "train_images": len(job.splits.train),
@@ -184,21 +187,22 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['train_images']} train + {report['val_images']} val images, {report['precision']}, "
         f"{report['repeats']} epochs each\n"
     )
-    print(f"{'condition':<32}{'setting':<26}{'threads':>7}{'epoch s':>9}  {'(range)':<15}{'speed':>6}")
+    print(f"{'condition':<32}{'setting':<20}{'threads':>7}{'epoch s':>9}  {'(range)':<15}{'speed':>6}")
     for c in report["conditions"]:
         label = "idle" if c["busy"] == 0 else f"busy ({c['busy']} competing)"
         label += f", others {100 * c['others_cpu_share']:.0f}%"
         for r in c["rows"]:
             xs = r["epoch_seconds"]
             print(
-                f"{label:<32}{r['setting']:<26}{r['threads']:>7}{r['median']:>9.3f}  "
+                f"{label:<32}{r['setting']:<20}{r['threads']:>7}{r['median']:>9.3f}  "
                 f"{min(xs):.3f}-{max(xs):<9.3f}{r['speed']:>5.2f}x"
             )
             label = ""
     print(
-        f"\n{report['seconds']:.0f} s in all; speed: median epoch of null / of the setting; others: the cores' "
-        "time used by neither this benchmark nor its competing processes"
+        f"\n{report['seconds']:.0f} s in all; speed: median epoch of torch's own / of the setting; others: the "
+        "cores' time used by neither this benchmark nor its competing processes"
     )
+    print(f"trainer.threads null (the app's default) is {report['app_default_threads']} threads here")
 
 
 if __name__ == "__main__":

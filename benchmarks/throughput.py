@@ -109,6 +109,7 @@ def app_overrides(args: argparse.Namespace, frozen: bool) -> list[str]:
         f"trainer.precision={args.precision}",
         f"trainer.channels_last={str(args.channels_last).lower()}",
         f"trainer.freeze_extractor={str(frozen).lower()}",
+        f"trainer.threads={args.threads}",  # build sets it: both sides run at --threads
     ]
 
 
