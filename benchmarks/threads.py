@@ -202,7 +202,8 @@ def print_table(report: dict[str, Any]) -> None:
         f"\n{report['seconds']:.0f} s in all; speed: median epoch of torch's own / of the setting; others: the "
         "cores' time used by neither this benchmark nor its competing processes"
     )
-    print(f"trainer.threads null (the app's default) is {report['app_default_threads']} threads here")
+    n = report["app_default_threads"]
+    print(f"trainer.threads null (the app's default) is {n} thread{'s' if n > 1 else ''} here")
 
 
 if __name__ == "__main__":
