@@ -863,7 +863,8 @@ class TrainerConfig(Config):
     seed: Annotated[int, Interval(ge=0, lt=2**32), doc("torch, NumPy and Python's random all take 32 bits")] = 0
     device: Device = Device.auto
     num_workers: Optional[Workers] = None  # null: chosen for the data (0 under a parallel launcher)
-    # torch's intra-op threads; null: torch's own, or the cores / the jobs a parallel launcher runs at once
+    # torch's intra-op threads; null: torch's own count less one if it would take every core (a busy core
+    # stalls them all: app.training.build.default_threads), or the cores / the jobs a parallel launcher runs
     threads: Optional[Threads] = None
     freeze_extractor: bool = False  # train the head only
     # staged fine-tuning: the extractor frozen for the first this many epochs (the head alone

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from launch import app_env
 
 
 def run(processes: int, device: str, overrides: list[str], where: Path) -> dict[str, float]:
@@ -38,9 +38,9 @@ def run(processes: int, device: str, overrides: list[str], where: Path) -> dict[
         f"hydra.run.dir={where}",
     ]
     began = time.perf_counter()
-    result = subprocess.run(
-        command, cwd=where.parent, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
+    # app_env: this benchmark's app first on PYTHONPATH, the rest kept (gpu.sh puts the app's
+    # packages there: replacing PYTHONPATH with the checkout alone lost them)
+    result = subprocess.run(command, cwd=where.parent, capture_output=True, text=True, env=app_env())
     if result.returncode != 0:
         sys.exit(f"{processes} processes failed:\n{result.stdout}{result.stderr}")
     with (where / "metrics.csv").open() as f:
@@ -53,13 +53,17 @@ def run(processes: int, device: str, overrides: list[str], where: Path) -> dict[
     }
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("overrides", nargs="*", help="app-train overrides (default: digits, AlexNet, 3 epochs)")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = get_args_parser().parse_args()
     overrides = args.overrides or [
         "trainer.epochs=3",
         "trainer.batch_size=64",

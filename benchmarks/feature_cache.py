@@ -16,6 +16,7 @@ one-off costs, building it and reading it back (each: building the job with the 
 building it without), are reported too.
 
     python benchmarks/feature_cache.py                     # ~1 minute on 2 cores
+    python benchmarks/feature_cache.py --smoke             # tiny sizes: checks the script (a test runs it)
     python benchmarks/feature_cache.py --extractor resnet18 --size 96 --repeats 3
 """
 
@@ -42,17 +43,26 @@ TARGET = 20.0  # issue #21: cached epochs at least 20x faster than recomputed on
 FLOOR = 2.0  # and within 2x of the head's own work
 
 
-def parse_args() -> argparse.Namespace:
+# --smoke: AlexNet's smallest input (63 px) rounded up, 16 training and 8 validation images in batches of 4, one
+# timed epoch of each: checks the script, not speed
+SMOKE = {"size": 64, "batch_size": 4, "train_size": 16, "val_size": 8, "repeats": 1}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"tiny sizes, checks the script, not speed: {SMOKE} over the others"
+    )
     parser.add_argument("--extractor", default="alexnet")
     parser.add_argument("--size", type=int, default=124, help="image side in px (default 124)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--train-size", type=int, default=None, help="training images (default: all 1,437)")
+    parser.add_argument("--val-size", type=int, default=None, help="validation images (default: all 360)")
     parser.add_argument("--repeats", type=int, default=5, help="timed epochs of each")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--json", type=Path, default=HERE / "results" / "feature_cache.json")
-    return parser.parse_args()
+    return parser
 
 
 def epoch(job: Job, number: int) -> float:
@@ -66,19 +76,22 @@ def epoch(job: Job, number: int) -> float:
 
 def head_alone(job: Job, number: int) -> float:
     """Seconds of the head's own work in epoch ``number`` of ``job``: its batches gathered first
-    (untimed), then forward, backward and a fused Adam step of a copy of the head, and validation."""
+    (untimed), then forward (under the job's autocast: its cached features are in its precision),
+    backward and a fused Adam step of a copy of the head, and validation."""
     job.train_order.set_epoch(number)
     train, val = list(job.train_loader), list(job.val_loader)
     head = copy.deepcopy(job.model.head).train()
     optimizer = torch.optim.Adam(head.parameters(), lr=job.cfg.optimizer.lr, fused=True)
+    step = job.step
     began = time.perf_counter()
     for features, labels in train:
-        loss = torch.nn.functional.cross_entropy(head(features), labels)
+        with torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
+            loss = torch.nn.functional.cross_entropy(head(features), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
     head.eval()
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast(step.device.type, dtype=step.dtype, enabled=step.dtype is not None):
         for features, _ in val:
             head(features)
     return time.perf_counter() - began
@@ -92,32 +105,49 @@ def timed_build(overrides: list[str]) -> tuple[Job, float]:
     return job, time.perf_counter() - began
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(args.threads)
-    overrides = [
+def overrides(args: argparse.Namespace) -> list[str]:
+    sizes = [f"dataset.train_size={args.train_size}"] if args.train_size else []
+    sizes += [f"dataset.val_size={args.val_size}"] if args.val_size else []
+    return [
         f"feature_extractor={args.extractor}",
         f"dataset.image.size={args.size}",
         f"trainer.batch_size={args.batch_size}",
         f"trainer.precision={args.precision}",
         "trainer.freeze_extractor=true",
         "trainer.device=cpu",
-    ] + ([f"dataset.train_size={args.train_size}"] if args.train_size else [])
+        f"trainer.threads={args.threads}",  # build sets it: every job runs at --threads
+        *sizes,
+    ]
+
+
+def measure(args: argparse.Namespace, cache: str) -> tuple[dict[str, Job], dict[str, list[float]], float, float]:
+    """The recomputed and cached jobs, each one's epoch seconds and the head's own (alternated
+    round by round after a warm-up round), and the cache's one-off costs: building it and reading
+    it back, each the seconds ``build`` takes with the cache less without it."""
+    base = overrides(args)
+    jobs: dict[str, Job] = {}
+    jobs["recomputed"], _ = timed_build([*base, "trainer.feature_cache=false"])  # first: imports, warm-up
+    _, filled = timed_build([*base, f"trainer.feature_cache_dir={cache}"])  # fills the cache
+    jobs["cached"], reuse = timed_build([*base, f"trainer.feature_cache_dir={cache}"])  # reads it
+    _, plain = timed_build([*base, "trainer.feature_cache=false"])  # the same job without the cache
+    seconds: dict[str, list[float]] = {"recomputed": [], "cached": [], "head alone": []}
+    for round_ in range(args.repeats + 1):  # round 0 warms up allocators and oneDNN's kernels
+        for name in ["recomputed", "cached", "head alone"][:: 1 if round_ % 2 else -1]:
+            s = head_alone(jobs["cached"], round_) if name == "head alone" else epoch(jobs[name], round_)
+            if round_:
+                seconds[name].append(s)
+    return jobs, seconds, filled - plain, reuse - plain
+
+
+def main() -> None:
+    args = get_args_parser().parse_args()
+    if args.smoke:
+        vars(args).update(SMOKE)
+    torch.set_num_threads(args.threads)
     load_before = round(os.getloadavg()[0], 2)
-    with tempfile.TemporaryDirectory() as cache:
-        jobs: dict[str, Job] = {}
-        jobs["recomputed"], _ = timed_build([*overrides, "trainer.feature_cache=false"])  # first: imports, warm-up
-        _, build = timed_build([*overrides, f"trainer.feature_cache_dir={cache}"])  # fills the cache
-        jobs["cached"], reuse = timed_build([*overrides, f"trainer.feature_cache_dir={cache}"])  # reads it
-        _, plain = timed_build([*overrides, "trainer.feature_cache=false"])  # the same job without the cache
-        seconds: dict[str, list[float]] = {"recomputed": [], "cached": [], "head alone": []}
-        for round_ in range(args.repeats + 1):  # round 0 warms up allocators and oneDNN's kernels
-            for name in ["recomputed", "cached", "head alone"][:: 1 if round_ % 2 else -1]:
-                s = head_alone(jobs["cached"], round_) if name == "head alone" else epoch(jobs[name], round_)
-                if round_:
-                    seconds[name].append(s)
+    with tempfile.TemporaryDirectory() as cache:  # never the user's ~/.cache: a fresh cache each run
+        jobs, seconds, build, reuse = measure(args, cache)
     step, images = jobs["recomputed"].step, jobs["recomputed"].splits
-    build, reuse = build - plain, reuse - plain  # the cache's own share of building the job
     recomputed, cached_s = statistics.median(seconds["recomputed"]), statistics.median(seconds["cached"])
     alone = statistics.median(seconds["head alone"])
     report: dict[str, Any] = {
@@ -140,26 +170,25 @@ def main() -> None:
         "floor_target": f"<= {FLOOR}",
         "floor_met": cached_s / alone <= FLOOR,
     }
+    print_table(args, report, seconds)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+
+
+def print_table(args: argparse.Namespace, report: dict[str, Any], seconds: dict[str, list[float]]) -> None:
     print(
         f"\n{report['machine']['cpu']}, {report['machine']['threads']} threads, load average "
         f"{report['load_average_before']} -> {report['load_average_after']}"
     )
     print(
-        f"{args.extractor} frozen, {args.size} px, {len(images.train)} train + {len(images.val)} val images, "
-        f"batch {args.batch_size}, {step.precision}, {args.repeats} epochs each\n"
+        f"{args.extractor} frozen, {args.size} px, {report['train_images']} train + {report['val_images']} val "
+        f"images, batch {args.batch_size}, {report['precision']}, {args.repeats} epochs each\n"
     )
-    print(
-        f"{'epoch, features recomputed':<34}{recomputed:>8.3f} s  (range {min(seconds['recomputed']):.3f}-"
-        f"{max(seconds['recomputed']):.3f})"
-    )
-    print(
-        f"{'epoch, features cached':<34}{cached_s:>8.3f} s  (range {min(seconds['cached']):.3f}-"
-        f"{max(seconds['cached']):.3f})"
-    )
-    print(
-        f"{'head alone (its own work)':<34}{alone:>8.3f} s  (range {min(seconds['head alone']):.3f}-"
-        f"{max(seconds['head alone']):.3f})"
-    )
+    rows = [("epoch, features recomputed", "recomputed"), ("epoch, features cached", "cached")]
+    for label, name in [*rows, ("head alone (its own work)", "head alone")]:
+        xs = seconds[name]
+        print(f"{label:<34}{statistics.median(xs):>8.3f} s  (range {min(xs):.3f}-{max(xs):.3f})")
     print(
         f"{'recomputed / cached':<34}{report['ratio']:>8.1f} x  target {report['target']} "
         f"{'met' if report['met'] else 'MISSED'}"
@@ -168,11 +197,8 @@ def main() -> None:
         f"{'cached / head alone':<34}{report['over_head_alone']:>8.2f} x  target {report['floor_target']} "
         f"{'met' if report['floor_met'] else 'MISSED'}"
     )
-    print(f"{'building the cache (once)':<34}{build:>8.3f} s")
-    print(f"{'reading it back (a second run)':<34}{reuse:>8.3f} s")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.json}")
+    print(f"{'building the cache (once)':<34}{report['build_seconds']:>8.3f} s")
+    print(f"{'reading it back (a second run)':<34}{report['reuse_seconds']:>8.3f} s")
 
 
 if __name__ == "__main__":

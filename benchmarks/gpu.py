@@ -52,13 +52,13 @@ class Model:
     batches: int  # a timed pass
 
 
-def parse_args() -> argparse.Namespace:
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, no compile: checks the script, not speed")
     parser.add_argument("--images", type=int, default=1024, help="JPEGs the loader reads (default 1024)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "gpu.json")
-    return parser.parse_args()
+    return parser
 
 
 def models(smoke: bool) -> list[Model]:
@@ -215,7 +215,7 @@ def table(rows: list[dict[str, Any]], consumes: float | None) -> str:
 
 
 def main() -> None:
-    args = parse_args()
+    args = get_args_parser().parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("benchmarks/gpu.py: torch sees no CUDA GPU (try --device cpu --smoke to check the script)")
     began = time.perf_counter()

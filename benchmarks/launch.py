@@ -5,10 +5,12 @@ alternated (command, torch, torch, command, ...) so that a slower or faster spel
 hits both; the ratio is median(command) / median(torch). Target: every ratio <= 0.15.
 
     python benchmarks/launch.py                  # about 2 minutes on 2 CPU cores
+    python benchmarks/launch.py --smoke          # one pair each, no warm-up: checks the script (a test runs it)
     python benchmarks/launch.py --repeats 9 --device cuda --precision bf16 --channels-last
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -57,10 +59,22 @@ def commands(trainer: list[str]) -> list[Command]:
     ]
 
 
+def app_env(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """This process's environment for a command a benchmark runs: the folder of the ``app`` this
+    benchmark imports first on ``PYTHONPATH`` (found without importing it), so the command runs
+    that app from any cwd, whichever checkout is installed; no full Hydra errors, as a user runs
+    it; ``extra`` added."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    spec = importlib.util.find_spec("app")
+    if spec is not None and spec.origin is not None:
+        paths = [str(Path(spec.origin).parents[1]), *env.get("PYTHONPATH", "").split(os.pathsep)]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in paths if p))
+    return {**env, **(extra or {})}
+
+
 def run(argv: list[str], cwd: Path, extra_env: Optional[dict[str, str]] = None) -> tuple[float, float, int, str]:
     """``(wall seconds, max RSS MiB, exit status, stderr)`` of one whole process."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env.update(extra_env or {})
+    env = app_env(extra_env)
     start = time.perf_counter()
     child = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert child.stderr is not None
@@ -118,15 +132,22 @@ def cpu_model() -> str:
         return platform.processor()
 
 
-def main() -> None:
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="--repeats 1 --warmup 0: checks the script, not speed")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each command and of torch")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each first")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="adds trainer.device=...")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="adds trainer.precision=...")
     parser.add_argument("--channels-last", action="store_true", help="adds trainer.channels_last=true")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "launch.json")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = get_args_parser().parse_args()
+    if args.smoke:
+        args.repeats, args.warmup = 1, 0
 
     trainer = [f"trainer.device={args.device}"] if args.device else []
     trainer += [f"trainer.precision={args.precision}"] if args.precision else []

@@ -13,6 +13,7 @@ alone (it must outrun the model by 3x so it never starves it), then the peak mem
 of a whole default-style run of each as its own process. Sizes, repeats and device are flags.
 
     python benchmarks/throughput.py                       # the app's defaults vs fp32 by hand, ~2.5 min
+    python benchmarks/throughput.py --smoke               # tiny sizes: checks the script, not speed (a test runs it)
     python benchmarks/throughput.py --precision fp32      # parity: the same precision on both sides
     python benchmarks/throughput.py --device cuda --precision bf16 --plain-precision bf16 --channels-last
 """
@@ -29,11 +30,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Optional, cast
 
 import plain_loop
 import torch
-from launch import cpu_model
+from launch import app_env, cpu_model
 from torch.utils.data import DataLoader
 
 from app import data
@@ -46,8 +47,16 @@ HERE = Path(__file__).resolve().parent
 Batches = DataLoader[tuple[torch.Tensor, torch.Tensor]]
 
 
-def parse_args() -> argparse.Namespace:
+# --smoke: AlexNet's smallest input (63 px) rounded up, 2 batches of 4, one timed round; the
+# whole runs of the memory phase on 16 + 8 images, still two of each (each into its own run dir)
+SMOKE = {"size": 64, "batch_size": 4, "batches": 2, "repeats": 1, "memory_train_size": 16, "memory_val_size": 8}
+
+
+def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--smoke", action="store_true", help=f"tiny sizes, checks the script, not speed: {SMOKE} over the others"
+    )
     parser.add_argument("--extractor", choices=["alexnet", "resnet18"], default="alexnet")
     parser.add_argument("--size", type=int, default=124, help="image side in px (default 124)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -68,11 +77,27 @@ def parse_args() -> argparse.Namespace:
         help="the hand-written loop's (default fp32: what one writes by hand)",
     )
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--modes", default="full,frozen", help="comma list of full, frozen")
+    parser.add_argument("--modes", type=modes, default="full,frozen", help="comma list of full, frozen")
     parser.add_argument("--memory-repeats", type=int, default=2, help="whole-process runs each; 0 skips")
     parser.add_argument("--memory-epochs", type=int, default=1)
+    parser.add_argument("--memory-train-size", type=int, help="training images of a whole run (default: all)")
+    parser.add_argument("--memory-val-size", type=int, help="validation images of a whole run (default: all)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "throughput.json")
-    return parser.parse_args()
+    return parser
+
+
+def modes(text: str) -> list[str]:
+    chosen = [m.strip() for m in text.split(",") if m.strip()]
+    if not chosen or set(chosen) - {"full", "frozen"}:
+        raise argparse.ArgumentTypeError(f"{text!r}: a comma list of full and frozen, e.g. full,frozen")
+    return chosen
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    args = get_args_parser().parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+    return args
 
 
 def app_overrides(args: argparse.Namespace, frozen: bool) -> list[str]:
@@ -84,6 +109,7 @@ def app_overrides(args: argparse.Namespace, frozen: bool) -> list[str]:
         f"trainer.precision={args.precision}",
         f"trainer.channels_last={str(args.channels_last).lower()}",
         f"trainer.freeze_extractor={str(frozen).lower()}",
+        f"trainer.threads={args.threads}",  # build sets it: both sides run at --threads
     ]
 
 
@@ -98,20 +124,24 @@ def build_app(args: argparse.Namespace, frozen: bool) -> Job:
     return build(cfg, Ranks(), engine.resolve_device(cfg.trainer.device.value))
 
 
-def build_plain(args: argparse.Namespace, frozen: bool) -> tuple[plain_loop.Plain, plain_loop.Batches, torch.Tensor]:
+def build_plain(
+    args: argparse.Namespace, frozen: bool
+) -> tuple[plain_loop.Plain, plain_loop.Batches, tuple[torch.Tensor, torch.Tensor]]:
     torch.manual_seed(0)  # the app's trainer.seed: both start from the same weights
     train_x, train_y, _, _ = plain_loop.load_digits(args.size, train_size=args.batches * args.batch_size)
     device = torch.device(args.device)
     batches = plain_loop.loader(train_x, train_y, args.batch_size, True, device.type == "cuda")
     plain = plain_loop.Plain(args.extractor, device, args.plain_precision, args.channels_last, frozen)
-    return plain, batches, train_x
+    return plain, batches, (train_x, train_y)
 
 
-def same_start(app: Job, plain: plain_loop.Plain, app_images: torch.Tensor, plain_images: torch.Tensor) -> bool:
-    """Sanity check that the comparison is fair: identical initial weights and training images."""
+def same_start(app: Job, plain: plain_loop.Plain, plain_data: tuple[torch.Tensor, torch.Tensor]) -> bool:
+    """That the comparison is fair: identical initial weights, and identical training images and
+    labels (bit for bit: the same split, resize and standardisation)."""
     plain_params = [*plain.body.parameters(), *plain.head.parameters()]
     weights = all(torch.equal(a, b) for a, b in zip(app.model.parameters(), plain_params, strict=True))
-    return weights and torch.equal(app_images, plain_images)
+    train = cast(data.ImageTensorDataset, app.splits.train)
+    return weights and torch.equal(train.images, plain_data[0]) and torch.equal(train.labels, plain_data[1])
 
 
 def timed(run: Callable[[], int], device: torch.device) -> tuple[float, float]:
@@ -149,8 +179,8 @@ class Series:
 def compare(args: argparse.Namespace, frozen: bool) -> dict[str, Any]:
     """App and plain passes alternated (ABBA order, so drift favours neither) after a warm-up round."""
     app = build_app(args, frozen)
-    plain, plain_batches, plain_images = build_plain(args, frozen)
-    fair = same_start(app, plain, cast(data.ImageTensorDataset, app.splits.train).images, plain_images)
+    plain, plain_batches, plain_data = build_plain(args, frozen)
+    fair = same_start(app, plain, plain_data)
     device = app.step.device
 
     def run_app() -> int:
@@ -273,9 +303,9 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)
 
 
 def peak_rss(command: list[str], cwd: Path, threads: int) -> tuple[float, float]:
-    """``(max RSS MiB, seconds)`` of one whole run of ``command``, in a fresh process."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    env["OMP_NUM_THREADS"] = str(threads)
+    """``(max RSS MiB, seconds)`` of one whole run of ``command``, in a fresh process that runs
+    this benchmark's ``app`` (``launch.app_env``) from ``cwd``."""
+    env = app_env({"OMP_NUM_THREADS": str(threads)})
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", LAUNCHER, *command], cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -285,49 +315,38 @@ def peak_rss(command: list[str], cwd: Path, threads: int) -> tuple[float, float]
     return int(kib) / 1024, seconds  # Linux reports KiB
 
 
+def whole_runs(args: argparse.Namespace) -> dict[str, Callable[[Path], list[str]]]:
+    """The two whole runs, each a function of the fresh dir it writes to: the app refuses a run dir
+    that holds an earlier run's artefacts, so no run may reuse another's."""
+    sizes = [f"dataset.train_size={args.memory_train_size}"] if args.memory_train_size else []
+    sizes += [f"dataset.val_size={args.memory_val_size}"] if args.memory_val_size else []
+    app = [sys.executable, "-m", "app.train", *app_overrides(args, frozen=False), *sizes]
+    app.append(f"trainer.epochs={args.memory_epochs}")
+    plain = [sys.executable, str(HERE / "plain_loop.py"), "--extractor", args.extractor, "--size", str(args.size)]
+    plain += ["--batch-size", str(args.batch_size), "--epochs", str(args.memory_epochs), "--device", args.device]
+    plain += ["--precision", engine.resolve_precision(args.precision, torch.device(args.device))]
+    plain += ["--channels-last"] if args.channels_last else []
+    plain += ["--train-size", str(args.memory_train_size)] if args.memory_train_size else []
+    plain += ["--val-size", str(args.memory_val_size)] if args.memory_val_size else []
+    return {"app": lambda out: [*app, f"hydra.run.dir={out}"], "plain": lambda out: [*plain, "--out", str(out)]}
+
+
 def peak_memory(args: argparse.Namespace) -> dict[str, Any]:
     """A whole default-style run of each (full digits, checkpoints), alternated; median max RSS."""
-    app_cmd = [
-        sys.executable,
-        "-m",
-        "app.train",
-        *app_overrides(args, frozen=False),
-        f"trainer.epochs={args.memory_epochs}",
-        "hydra.run.dir=app_run",
-    ]
-    plain_cmd = [
-        sys.executable,
-        str(HERE / "plain_loop.py"),
-        "--extractor",
-        args.extractor,
-        "--size",
-        str(args.size),
-        "--batch-size",
-        str(args.batch_size),
-        "--epochs",
-        str(args.memory_epochs),
-        "--device",
-        args.device,
-        "--precision",
-        engine.resolve_precision(args.precision, torch.device(args.device)),
-        "--out",
-        "plain_run",
-    ]
-    plain_cmd += ["--channels-last"] if args.channels_last else []
+    runs = whole_runs(args)
     rss: dict[str, list[float]] = {"app": [], "plain": []}
     seconds: dict[str, list[float]] = {"app": [], "plain": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:  # run from and into it: nothing lands in the checkout
         for round_ in range(args.memory_repeats):
-            order = [("app", app_cmd), ("plain", plain_cmd)]
-            for name, command in order if round_ % 2 == 0 else order[::-1]:
-                mib, secs = peak_rss(command, Path(tmp), args.threads)
+            for name in ["app", "plain"] if round_ % 2 == 0 else ["plain", "app"]:
+                mib, secs = peak_rss(runs[name](Path(tmp) / f"{name}-{round_}"), Path(tmp), args.threads)
                 rss[name].append(mib)
                 seconds[name].append(secs)
     ratio = statistics.median(rss["app"]) / statistics.median(rss["plain"])
     return {
         "epochs": args.memory_epochs,
-        "app_command": " ".join(app_cmd[1:]),
-        "plain_command": " ".join(plain_cmd[1:]),
+        "app_command": " ".join(runs["app"](Path("RUN_DIR"))[1:]),
+        "plain_command": " ".join(runs["plain"](Path("RUN_DIR"))[1:]),
         "app_max_rss_mib": [round(x) for x in rss["app"]],
         "plain_max_rss_mib": [round(x) for x in rss["plain"]],
         "app_seconds": [round(x, 1) for x in seconds["app"]],
@@ -359,8 +378,7 @@ def main() -> None:
     report["load_average_before"] = round(os.getloadavg()[0], 2)
     started = time.perf_counter()
 
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    report["comparisons"] = [compare(args, frozen=(m == "frozen")) for m in modes]
+    report["comparisons"] = [compare(args, frozen=(m == "frozen")) for m in args.modes]
     loader = loader_alone(args)
     report["loader"] = {
         **loader.summary(),
@@ -382,6 +400,9 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.json}")
+    unfair = [c["mode"] for c in report["comparisons"] if not c["same_weights_and_data"]]
+    if unfair:  # a ratio of two different jobs is no result
+        raise SystemExit(f"throughput.py: the app and the plain loop did not start alike in {', '.join(unfair)}")
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -401,6 +422,8 @@ def print_table(report: dict[str, Any]) -> None:
             f"{c['mode']:<28}{c['app']['median']:>11.1f}{c['plain']['median']:>13.1f}{c['ratio']:>11.3f}"
             f"  {c['ratio_min']:.2f}-{c['ratio_max']:.2f}{'':4}{c['target']} {verdict}{fair}"
         )
+    same = all(c["same_weights_and_data"] for c in report["comparisons"])
+    print(f"{'same start':<28}{'identical' if same else 'DIFFERENT':>11}  initial weights, training images and labels")
     lo = report["loader"]
     print(
         f"{'data loader alone':<28}{lo['median']:>11.1f}{'':13}{lo['vs_model']:>10.1f}x"

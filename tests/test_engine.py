@@ -522,3 +522,34 @@ def test_the_optimizer_is_fused_where_torch_has_a_kernel_unless_the_config_says_
         assert factories.optimizer(compose_config([f"optimizer={option}"]), params).defaults["fused"] is True
     chosen = factories.optimizer(compose_config(["optimizer.fused=false"]), [{"params": iter(params)}])
     assert chosen.defaults["fused"] is False and chosen.param_groups[0]["params"] == params  # a generator is read once
+
+
+def test_threads_null_leaves_one_core_to_the_rest_of_the_machine() -> None:
+    from app.training.build import default_threads
+
+    assert default_threads(2, {}, cores=2) == 1  # this project's 2 cores: 6.4 s an epoch beside a busy loop, not 28
+    assert default_threads(16, {}, cores=16) == 15
+    assert default_threads(8, {}, cores=16) == 8  # torch's own (a thread a physical core) leaves cores already
+    assert default_threads(1, {}, cores=1) == 1  # never none
+    assert default_threads(4, {"OMP_NUM_THREADS": "4"}, cores=4) == 4  # set by hand: torch's own follows it
+    assert default_threads(1, {"OMP_NUM_THREADS": "1"}, cores=16) == 1  # torchrun's, a process
+
+
+def test_a_job_trains_on_the_default_thread_count_unless_told_and_logs_which(caplog: pytest.LogCaptureFixture) -> None:
+    from app.training.build import TORCH_OWN_THREADS, build, default_threads
+    from app.training.distributed import Ranks
+
+    before = torch.get_num_threads()
+    tiny = ["dataset=fake", "dataset.image.size=64", "dataset.train_size=8", "dataset.val_size=4", "trainer.device=cpu"]
+    try:
+        with caplog.at_level(logging.INFO, logger="app.train"):
+            build(compose_config(tiny), Ranks(), torch.device("cpu"))
+            default = default_threads(TORCH_OWN_THREADS, os.environ)
+            assert torch.get_num_threads() == default
+            assert f"{default} torch thread{'s' if default > 1 else ''} (trainer.threads null)" in caplog.messages
+            caplog.clear()
+            build(compose_config([*tiny, f"trainer.threads={default + 1}"]), Ranks(), torch.device("cpu"))
+            assert torch.get_num_threads() == default + 1
+            assert f"{default + 1} torch threads" in caplog.messages
+    finally:
+        torch.set_num_threads(before)

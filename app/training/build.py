@@ -7,7 +7,9 @@ measure what the app runs.
 import datetime
 import logging
 import math
+import os
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
 
@@ -25,6 +27,7 @@ from app.training.loaders import Batches, EpochOrder, loader, lone_last_batch, r
 from app.training.mixing import Mixing
 
 log = logging.getLogger("app.train")
+TORCH_OWN_THREADS = torch.get_num_threads()  # as the process started: what torch would use by itself
 
 
 @dataclass
@@ -77,6 +80,21 @@ class Job:
         )  # fmt: skip
 
 
+def default_threads(torch_own: int, environ: Mapping[str, str], cores: Optional[int] = None) -> int:
+    """What ``trainer.threads`` null sets: torch's own count, but never every core this process
+    may use (``cores``; default: ``os.sched_getaffinity``'s), at least 1; torch's own unchanged
+    where ``OMP_NUM_THREADS`` is set (by hand, or by torchrun: 1 a process)."""
+    # Measured with benchmarks/threads.py on 2 cores (docs/benchmarks.md#threads), the default job's
+    # epoch: idle, 2 threads (torch's own) 3.12 s, 1 thread 5.57 s; beside one competing CPU-bound
+    # process, 2 threads 28.4 s (each barrier waits for the descheduled thread) and 1 thread 6.42 s;
+    # beside two, 10.6 s and 8.45 s. One thread fewer than the cores costs at most 1.8x here (on
+    # more cores, about 1/cores) and saves up to 4.4x on a shared machine.
+    if environ.get("OMP_NUM_THREADS"):
+        return torch_own
+    usable = cores if cores is not None else len(os.sched_getaffinity(0))
+    return max(1, min(torch_own, usable - 1))
+
+
 class Thaw(NamedTuple):
     """A staged run's second stage: its images and loaders where the first stage had cached features."""
 
@@ -88,9 +106,9 @@ def build(cfg: DictConfig, ranks: distributed.Ranks, device: torch.device) -> Jo
     """Data, each epoch's order, the model (DDP among processes), parameter groups, optimizer,
     schedule and EMA, the feature cache and the loaders, from a checked ``cfg``."""
     t = cfg.trainer
-    if t.threads is not None:
-        torch.set_num_threads(t.threads)
-        log.info("%d torch thread%s", t.threads, "s" if t.threads > 1 else "")
+    threads = t.threads if t.threads is not None else default_threads(TORCH_OWN_THREADS, os.environ)
+    torch.set_num_threads(threads)
+    log.info("%d torch thread%s%s", threads, "s" if threads > 1 else "", "" if t.threads else " (trainer.threads null)")
     # Each process draws its own dropout; they all start from rank 0's weights (DDP copies them)
     for seed in (torch.manual_seed, random.seed, np.random.seed):
         seed(t.seed + ranks.rank)
