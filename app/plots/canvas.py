@@ -85,6 +85,19 @@ class Canvas:
         return small.size
 
 
+def value_grid(
+    draw: Any, low: float, high: float, y_of: Any, x_span: tuple[float, float], font: Any, s: int
+) -> list[tuple[str, float]]:
+    """About six labelled values between ``low`` and ``high``, each a grid line across ``x_span``
+    at ``y_of(value)`` and its label left of it; their (label, y)."""
+    values = ticks(low, high, 6)
+    placed = [(label, float(y_of(v))) for v, label in zip(values, tick_labels(values), strict=True)]
+    for label, y in placed:
+        draw.line([(x_span[0], y), (x_span[1], y)], fill=GRID, width=s)
+        draw.text((x_span[0] - 6 * s, y), label, fill=INK, font=font, anchor="rm")
+    return placed
+
+
 def ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round values (1, 2 or 5 x 10^k apart) from ``low`` to ``high``."""
     step = tick_step(low, high, count)

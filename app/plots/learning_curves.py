@@ -19,9 +19,8 @@ from app.plots.canvas import (
     Canvas,
     padded,
     shown,
-    tick_labels,
     tick_step,
-    ticks,
+    value_grid,
 )
 
 COLOURS = {"train": BLUE, "val": ORANGE, "ema_val": GREEN}
@@ -116,11 +115,7 @@ def _panel(
     def xy(epoch: float, value: float) -> tuple[float, float]:
         return x0 + (epoch - first) / (last - first) * (x1 - x0), y1 - (value - low) / (high - low) * (y1 - y0)
 
-    values = ticks(low, high, 6)
-    y_ticks = [(label, xy(first, v)[1]) for v, label in zip(values, tick_labels(values))]
-    for label, y in y_ticks:
-        draw.line([(x0, y), (x1, y)], fill=GRID, width=s)
-        draw.text((x0 - 6 * s, y), label, fill=INK, font=font, anchor="rm")
+    y_ticks = value_grid(draw, low, high, lambda v: xy(first, v)[1], (x0, x1), font, s)
     x_ticks = [(e, xy(e, low)[0]) for e in epoch_ticks(min(epochs, default=1), max(epochs, default=1))]
     for epoch, x in x_ticks:
         draw.line([(x, y0), (x, y1)], fill=GRID, width=s)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.plots.canvas import BLUE, GRID, INK, ORANGE, SCALE, Box, Canvas, padded, shown, tick_labels, ticks
+from app.plots.canvas import BLUE, GRID, INK, ORANGE, SCALE, Box, Canvas, padded, shown, value_grid
 
 WIDTH, HEIGHT = 560, 380
 # the plot area: 6-character loss labels on the left (62 px), half an lr label right (24 px)
@@ -57,11 +57,7 @@ def lr_range(lrs: Sequence[float], losses: Sequence[float], suggested: float, pa
     def xy(log_lr: float, value: float) -> tuple[float, float]:
         return x0 + (log_lr - first) / (last - first) * (x1 - x0), y1 - (value - low) / (high - low) * (y1 - y0)
 
-    values = ticks(low, high, 6)
-    y_ticks = [(label, xy(first, v)[1]) for v, label in zip(values, tick_labels(values))]
-    for label, y in y_ticks:
-        draw.line([(x0, y), (x1, y)], fill=GRID, width=s)
-        draw.text((x0 - 6 * s, y), label, fill=INK, font=font, anchor="rm")
+    y_ticks = value_grid(draw, low, high, lambda v: xy(first, v)[1], (x0, x1), font, s)
     x_ticks = [(label, xy(log, low)[0]) for label, log in lr_ticks(first, last)]
     for label, x in x_ticks:
         draw.line([(x, y0), (x, y1)], fill=GRID, width=s)
