@@ -90,6 +90,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.start_lr >= args.end_lr:
         parser.error(f"--start-lr {args.start_lr:g} is not below --end-lr {args.end_lr:g}")
+    for override in args.overrides:  # app-train's run dir keys: this tool runs no Hydra job of its own
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in ("hydra.run.dir", "hydra.sweep.dir"):
+            parser.error(f"{key}={value}: app-lr-find writes its files to --out DIR, not to {key}; use --out {value}")
     stamp = datetime.datetime.now().strftime("%Y-%m-%d/%H-%M-%S")
     out = Path(args.out or os.path.join("outputs", "lr_find", stamp)).absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -67,6 +67,7 @@ def test_app_lr_find_writes_the_curve_and_prints_the_override_then_refuses_bad_o
         (["--start-lr", "1", "--end-lr", "0.1"], "--start-lr 1 is not below --end-lr 0.1"),
         (["--steps", "3"], "'3': int, 10 <= value <= 10000"),
         (["--out", "found"], "holds files already"),
+        (["hydra.run.dir=there"], "app-lr-find writes its files to --out DIR, not to hydra.run.dir; use --out there"),
     ):
         refused = run_cli(*args, *overrides, cwd=tmp_path, program=program)
         assert refused.returncode == 2 and words in refused.stderr and "Traceback" not in refused.stderr
